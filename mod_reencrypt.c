@@ -1,0 +1,134 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * mod_reencrypt.c: module record, directive table and hook registration.
+ * The work is done in reencrypt_config.c (configuration),
+ * reencrypt_proxy.c (mod_proxy side), reencrypt_ssl.c (mod_ssl side),
+ * reencrypt_policy.c and reencrypt_verify.c (pure logic).
+ */
+
+#include <dlfcn.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_ssl.h"
+#include "ap_provider.h"
+
+#include <openssl/opensslv.h>
+
+#include "mod_reencrypt.h"
+
+typedef void scheme_hook_register_fn(proxy_HOOK_scheme_handler_t *pf,
+                                     const char * const *pre,
+                                     const char * const *succ, int order);
+
+/* mod_proxy's scheme_handler hook is a plain (not optional) hook, so
+ * registering it needs proxy_hook_scheme_handler(), a symbol of
+ * mod_proxy.so. Linking against it would make LoadModule order matter
+ * (an "undefined symbol" at load time). It is looked up here instead,
+ * once every LoadModule has run; httpd sorts the hooks again after
+ * pre_config (server/main.c), so the order constraints still apply. */
+static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp)
+{
+    /* Run before the handlers of the schemes that speak TLS to a backend:
+     * mod_proxy_http registers FIRST (mod_proxy_http.c) and a hook
+     * without the successor constraint would never be called. */
+    static const char * const succ[] = { "mod_proxy_http.c",
+                                         "mod_proxy_wstunnel.c",
+                                         "mod_proxy_http2.c", NULL };
+    scheme_hook_register_fn *reg;
+
+    if (!ap_find_linked_module("mod_proxy.c")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00002) "mod_reencrypt requires mod_proxy and "
+                     "mod_proxy_http: add 'LoadModule proxy_module "
+                     "modules/mod_proxy.so' (on Debian: a2enmod proxy_http)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!ap_find_linked_module("mod_ssl.c")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00003) "mod_reencrypt requires mod_ssl: add "
+                     "'LoadModule ssl_module modules/mod_ssl.so' (on Debian: "
+                     "a2enmod ssl)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *(void **)(&reg) = dlsym(RTLD_DEFAULT, "proxy_hook_scheme_handler");
+    if (!reg) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00006) "mod_proxy is loaded but its "
+                     "proxy_hook_scheme_handler cannot be found (%s)",
+                     dlerror());
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    reg(reencrypt_scheme_handler, NULL, succ, APR_HOOK_FIRST);
+    return reencrypt_ssl_init(pconf, plog, ptemp);
+}
+
+static int reencrypt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RELOGNO(00001)
+                 "mod_reencrypt/%s (%s) ready", REENCRYPT_VERSION,
+                 OPENSSL_VERSION_TEXT);
+    return OK;
+}
+
+static void reencrypt_register_hooks(apr_pool_t *p)
+{
+    /* ssl_bind_outgoing is RUN_FIRST and mod_ssl answers OK: an observer
+     * ordered after mod_ssl would never be called (server/ssl.c). */
+    static const char * const before_ssl[] = { "mod_ssl.c", NULL };
+
+    (void)p;
+    ap_hook_pre_config(reencrypt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(reencrypt_check_config, NULL, NULL,
+                         APR_HOOK_MIDDLE);
+    ap_hook_post_config(reencrypt_post_config, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_ssl_bind_outgoing(reencrypt_bind_outgoing, NULL, before_ssl,
+                              APR_HOOK_FIRST);
+
+    /* mod_ssl's and mod_proxy's optional hooks: looked up by name when
+     * they run, so they work whatever the LoadModule order. */
+    APR_OPTIONAL_HOOK(ssl, pre_handshake, reencrypt_pre_handshake,
+                      NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, proxy_post_handshake,
+                      reencrypt_proxy_post_handshake, NULL, NULL,
+                      APR_HOOK_FIRST);
+    APR_OPTIONAL_HOOK(proxy, request_status, reencrypt_request_status,
+                      NULL, NULL, APR_HOOK_MIDDLE);
+
+    reencrypt_proxy_register_filter();
+}
+
+AP_DECLARE_MODULE(reencrypt) = {
+    STANDARD20_MODULE_STUFF,
+    reencrypt_create_dir_conf,  /* per-directory config creator */
+    reencrypt_merge_dir_conf,   /* per-directory config merger */
+    NULL,                       /* server config creator */
+    NULL,                       /* server config merger */
+    reencrypt_cmds,             /* directive table */
+    reencrypt_register_hooks,   /* hook registration */
+#if defined(AP_MODULE_HAS_FLAGS)
+    0                           /* flags */
+#endif
+};

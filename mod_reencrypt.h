@@ -1,0 +1,101 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/**
+ * @file mod_reencrypt.h
+ * @brief Types shared by the httpd-facing units of mod_reencrypt.
+ */
+
+#ifndef MOD_REENCRYPT_H
+#define MOD_REENCRYPT_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+
+#include "mod_proxy.h"
+#include "mod_ssl_openssl.h"
+
+#include "reencrypt_policy.h"
+#include "reencrypt_verify.h"
+#include "reencrypt_version.h"
+
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 116)
+#error "mod_reencrypt needs httpd 2.4.53 or later (the ssl_bind_outgoing hook)"
+#endif
+
+#if !defined(AP_HAS_THREAD_LOCAL) || !AP_HAS_THREAD_LOCAL
+#error "mod_reencrypt needs a compiler with thread-local storage"
+#endif
+
+/** Log tags of this module: "RE" and five digits, one per call site.
+ *  The next free number is kept in the file next-number. */
+#define RELOGNO(n) "RE" #n ": "
+
+extern module AP_MODULE_DECLARE_DATA reencrypt_module;
+
+/** The proxy request a thread is handling, from the scheme handler to
+ *  the request_status hook. Lets the connection-level hooks (which see
+ *  only the backend conn_rec) attribute a handshake to its request. */
+typedef struct {
+    request_rec *r;                   /**< NULL when no proxy request */
+    ap_conf_vector_t *per_dir_config; /**< r->per_dir_config at the time */
+    const reencrypt_policy_t *policy; /**< the request's merged policy */
+    apr_uint64_t policy_id;           /**< reencrypt_policy_id(policy) */
+    const char *backend_host;         /**< ProxyPass URL host, no [] */
+    const char *backend_name;         /**< "host:port" for the log */
+    const char *sni;                  /**< SNI this request wants */
+} reencrypt_req_t;
+
+/** State of one TLS connection to a backend, in its c->conn_config. */
+typedef struct {
+    conn_rec *c;
+    reencrypt_policy_t policy;   /**< bound at the connection's first bind */
+    int established;             /**< pre_handshake ran */
+    apr_uint64_t established_id; /**< policy id the handshake ran under */
+    request_rec *r;              /**< request using it now, or NULL */
+    const char *backend_name;    /**< "host:port" (c->pool) */
+    const char *sni;             /**< SNI sent, or NULL (c->pool) */
+    const apr_array_header_t *names; /**< names expected (c->pool) */
+    int names_from_sni;
+    int checked;                 /**< verification ran */
+    reencrypt_reason_e reason;   /**< its outcome */
+} reencrypt_conn_t;
+
+/* reencrypt_config.c */
+void *reencrypt_create_dir_conf(apr_pool_t *p, char *dir);
+void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+extern const command_rec reencrypt_cmds[];
+const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
+                                              server_rec *s);
+int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s);
+
+/* reencrypt_proxy.c */
+int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
+                             proxy_server_conf *conf, char *url,
+                             const char *proxyhost, apr_port_t proxyport);
+int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
+                            int enable_ssl);
+int reencrypt_request_status(int *status, request_rec *r);
+void reencrypt_proxy_register_filter(void);
+reencrypt_req_t *reencrypt_current_req(void);
+reencrypt_conn_t *reencrypt_conn_get(conn_rec *c);
+
+/* reencrypt_ssl.c */
+int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
+                       apr_pool_t *ptemp);
+int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);
+int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl);
+
+#endif /* MOD_REENCRYPT_H */

@@ -1,0 +1,469 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * reencrypt_policy.c: directive value parsing, host name rules, the
+ * policy record's merge and identity. Pure: APR and libc only.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_lib.h>
+#include <apr_network_io.h>
+#include <apr_strings.h>
+
+#include "reencrypt_policy.h"
+
+/* ------------------------------------------------------------------ */
+/* Parsers                                                             */
+
+static void str_tolower(char *s)
+{
+    for (; *s; s++) {
+        *s = (char)apr_tolower(*s);
+    }
+}
+
+const char *reencrypt_parse_flag(apr_pool_t *p, const char *directive,
+                                 const char *arg, int *out)
+{
+    if (arg && !strcasecmp(arg, "on")) {
+        *out = 1;
+        return NULL;
+    }
+    if (arg && !strcasecmp(arg, "off")) {
+        *out = 0;
+        return NULL;
+    }
+    return apr_psprintf(p, "%s: '%s' is not On or Off", directive,
+                        arg ? arg : "");
+}
+
+const char *reencrypt_parse_int(apr_pool_t *p, const char *directive,
+                                const char *arg, int min, int max,
+                                int *out)
+{
+    const char *s = arg ? arg : "";
+    char *end = NULL;
+    long v;
+
+    /* strtol accepts leading blanks and '+'; a directive value must not
+     * carry either, so insist on a digit or '-' followed by a digit. */
+    if (!(apr_isdigit(s[0]) || (s[0] == '-' && apr_isdigit(s[1])))) {
+        goto bad;
+    }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno == ERANGE || end == s || *end != '\0' || v < min || v > max) {
+        goto bad;
+    }
+    *out = (int)v;
+    return NULL;
+
+bad:
+    return apr_psprintf(p, "%s: '%s' is not an integer in %d..%d",
+                        directive, s, min, max);
+}
+
+const char *reencrypt_parse_sni(apr_pool_t *p, const char *arg,
+                                reencrypt_sni_mode_e *mode,
+                                const char **name)
+{
+    unsigned char ip[16];
+    const char *s = arg ? arg : "";
+
+    *name = NULL;
+    if (!strcasecmp(s, "backend")) {
+        *mode = REENCRYPT_SNI_BACKEND;
+        return NULL;
+    }
+    if (!strcasecmp(s, "host")) {
+        *mode = REENCRYPT_SNI_HOST;
+        return NULL;
+    }
+    if (!strcasecmp(s, "off")) {
+        *mode = REENCRYPT_SNI_OFF;
+        return NULL;
+    }
+    if (reencrypt_ip_parse(s, ip)) {
+        return apr_psprintf(p, "ReencryptSNI: '%s' is an IP address; SNI "
+                            "carries DNS names only (RFC 6066). Use "
+                            "ReencryptVerifyName to check an IP SAN", s);
+    }
+    if (!reencrypt_is_dns_name(s)) {
+        return apr_psprintf(p, "ReencryptSNI: '%s' is not a valid DNS name "
+                            "(nor Backend, Host or Off)", s);
+    }
+    {
+        char *n = apr_pstrdup(p, s);
+        apr_size_t len = strlen(n);
+
+        if (len && n[len - 1] == '.') {
+            n[len - 1] = '\0';
+        }
+        str_tolower(n);
+        *name = n;
+    }
+    *mode = REENCRYPT_SNI_NAME;
+    return NULL;
+}
+
+const char *reencrypt_parse_verify_name(apr_pool_t *p, const char *arg,
+                                        const char **out)
+{
+    unsigned char ip[16];
+    const char *s = arg ? arg : "";
+    char *n;
+    apr_size_t len;
+
+    if (reencrypt_ip_parse(s, ip)) {
+        n = apr_pstrdup(p, s[0] == '[' ? s + 1 : s);
+        len = strlen(n);
+        if (len && n[len - 1] == ']') {
+            n[len - 1] = '\0';
+        }
+        str_tolower(n);
+        *out = n;
+        return NULL;
+    }
+    if (!reencrypt_is_dns_name(s)) {
+        return apr_psprintf(p, "ReencryptVerifyName: '%s' is not a valid "
+                            "host name or IP address", s);
+    }
+    n = apr_pstrdup(p, s);
+    len = strlen(n);
+    if (len && n[len - 1] == '.') {
+        n[len - 1] = '\0';
+    }
+    str_tolower(n);
+    *out = n;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Host name rules                                                     */
+
+int reencrypt_is_dns_name(const char *s)
+{
+    apr_size_t len, label = 0;
+    const char *c, *last_label;
+    int all_digits = 1;
+
+    if (!s || !*s) {
+        return 0;
+    }
+    len = strlen(s);
+    if (s[len - 1] == '.') {
+        len--;                      /* one final dot is allowed */
+    }
+    if (len == 0 || len > REENCRYPT_DNS_NAME_MAX) {
+        return 0;
+    }
+    last_label = s;
+    for (c = s; c < s + len; c++) {
+        if (*c == '.') {
+            if (label == 0 || c[-1] == '-') {
+                return 0;           /* empty label or trailing hyphen */
+            }
+            label = 0;
+            last_label = c + 1;
+            continue;
+        }
+        if (!(apr_isalnum(*c) || *c == '-')) {
+            return 0;
+        }
+        if (*c == '-' && label == 0) {
+            return 0;               /* leading hyphen */
+        }
+        if (++label > 63) {
+            return 0;
+        }
+    }
+    if (label == 0 || c[-1] == '-') {
+        return 0;
+    }
+    /* A last label of digits only is an IPv4-looking thing, not a name */
+    for (c = last_label; c < s + len; c++) {
+        if (!apr_isdigit(*c)) {
+            all_digits = 0;
+            break;
+        }
+    }
+    return !all_digits;
+}
+
+int reencrypt_ip_parse(const char *s, unsigned char *buf)
+{
+    char tmp[64];
+    apr_size_t len;
+    const char *c;
+    int dots = 0;
+
+    if (!s || !*s) {
+        return 0;
+    }
+    len = strlen(s);
+    if (s[0] == '[') {
+        if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(tmp)) {
+            return 0;
+        }
+        memcpy(tmp, s + 1, len - 2);
+        tmp[len - 2] = '\0';
+        return inet_pton(AF_INET6, tmp, buf) == 1 ? 16 : 0;
+    }
+    if (strchr(s, ':')) {
+        return inet_pton(AF_INET6, s, buf) == 1 ? 16 : 0;
+    }
+    /* IPv4: only the dotted-quad form, never "1" or "0x7f.1" */
+    for (c = s; *c; c++) {
+        if (*c == '.') {
+            dots++;
+        }
+        else if (!apr_isdigit(*c)) {
+            return 0;
+        }
+    }
+    if (dots != 3) {
+        return 0;
+    }
+    return inet_pton(AF_INET, s, buf) == 1 ? 4 : 0;
+}
+
+/* Compare two label sequences case-insensitively, each of given length */
+static int labels_equal(const char *a, apr_size_t alen,
+                        const char *b, apr_size_t blen)
+{
+    return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
+int reencrypt_dns_match(const char *pattern, const char *host)
+{
+    apr_size_t plen, hlen;
+    const char *prest, *hrest;
+    int dots = 0;
+    const char *c;
+
+    if (!pattern || !host || !*pattern || !*host) {
+        return 0;
+    }
+    plen = strlen(pattern);
+    hlen = strlen(host);
+    if (pattern[plen - 1] == '.') {
+        plen--;
+    }
+    if (host[hlen - 1] == '.') {
+        hlen--;
+    }
+    if (plen == 0 || hlen == 0) {
+        return 0;
+    }
+    if (!(pattern[0] == '*' && plen > 1 && pattern[1] == '.')) {
+        /* no wildcard: any '*' elsewhere makes the pattern invalid */
+        if (memchr(pattern, '*', plen)) {
+            return 0;
+        }
+        return labels_equal(pattern, plen, host, hlen);
+    }
+    /* "*.rest": rest must have at least two labels and no more '*' */
+    prest = pattern + 2;
+    if (memchr(prest, '*', plen - 2)) {
+        return 0;
+    }
+    for (c = prest; c < pattern + plen; c++) {
+        if (*c == '.') {
+            dots++;
+        }
+    }
+    if (dots < 1) {
+        return 0;                   /* "*.com" style */
+    }
+    /* host = one non-empty label + "." + rest */
+    hrest = memchr(host, '.', hlen);
+    if (!hrest || hrest == host) {
+        return 0;
+    }
+    hrest++;
+    return labels_equal(prest, plen - 2, hrest, hlen - (hrest - host));
+}
+
+/* ------------------------------------------------------------------ */
+/* The policy record                                                   */
+
+void reencrypt_policy_init(reencrypt_policy_t *pol)
+{
+    memset(pol, 0, sizeof(*pol));
+    pol->engine = REENCRYPT_UNSET;
+    pol->verify_depth = REENCRYPT_UNSET;
+    pol->sni_mode = REENCRYPT_SNI_UNSET;
+}
+
+void reencrypt_policy_merge(reencrypt_policy_t *out,
+                            const reencrypt_policy_t *parent,
+                            const reencrypt_policy_t *child)
+{
+    int child_engine_set = child->engine != REENCRYPT_UNSET;
+
+    out->engine = child_engine_set ? child->engine : parent->engine;
+    out->engine_where = child_engine_set ? child->engine_where
+                                         : parent->engine_where;
+    out->anchors = child->anchors ? child->anchors : parent->anchors;
+    out->verify_depth = child->verify_depth != REENCRYPT_UNSET
+                        ? child->verify_depth : parent->verify_depth;
+    out->verify_names = child->verify_names ? child->verify_names
+                                            : parent->verify_names;
+    if (child->sni_mode != REENCRYPT_SNI_UNSET) {
+        out->sni_mode = child->sni_mode;
+        out->sni_name = child->sni_name;
+    }
+    else {
+        out->sni_mode = parent->sni_mode;
+        out->sni_name = parent->sni_name;
+    }
+}
+
+int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
+{
+    return pol && pol->engine == 1;
+}
+
+int reencrypt_policy_depth(const reencrypt_policy_t *pol)
+{
+    return pol->verify_depth == REENCRYPT_UNSET ? REENCRYPT_DEPTH_DEFAULT
+                                                : pol->verify_depth;
+}
+
+reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol)
+{
+    return pol->sni_mode == REENCRYPT_SNI_UNSET ? REENCRYPT_SNI_BACKEND
+                                                : pol->sni_mode;
+}
+
+/* FNV-1a, 64 bit: small, stable, good enough to tell policies apart
+ * (it is not a security boundary: equal ids only allow a pooled
+ * connection handshaked under one policy to serve another policy that
+ * hashes alike, and every field that matters goes in). */
+#define FNV_OFFSET APR_UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME  APR_UINT64_C(0x100000001b3)
+
+static apr_uint64_t fnv_bytes(apr_uint64_t h, const void *data,
+                              apr_size_t len)
+{
+    const unsigned char *b = data;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+static apr_uint64_t fnv_str(apr_uint64_t h, const char *s)
+{
+    /* include the terminating NUL so that "ab","c" != "a","bc" */
+    return s ? fnv_bytes(h, s, strlen(s) + 1) : fnv_bytes(h, "\xff", 1);
+}
+
+static apr_uint64_t fnv_int(apr_uint64_t h, int v)
+{
+    return fnv_bytes(h, &v, sizeof(v));
+}
+
+apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
+{
+    apr_uint64_t h = FNV_OFFSET;
+    int i;
+
+    if (!reencrypt_policy_enabled(pol)) {
+        return 0;
+    }
+    h = fnv_int(h, 1);
+    if (pol->anchors) {
+        h = fnv_bytes(h, pol->anchors->digest, sizeof(pol->anchors->digest));
+        h = fnv_str(h, pol->anchors->path);
+    }
+    else {
+        h = fnv_str(h, NULL);
+    }
+    h = fnv_int(h, reencrypt_policy_depth(pol));
+    h = fnv_int(h, (int)reencrypt_policy_sni_mode(pol));
+    h = fnv_str(h, pol->sni_name);
+    if (pol->verify_names) {
+        h = fnv_int(h, pol->verify_names->nelts);
+        for (i = 0; i < pol->verify_names->nelts; i++) {
+            h = fnv_str(h, APR_ARRAY_IDX(pol->verify_names, i, const char *));
+        }
+    }
+    else {
+        h = fnv_int(h, -1);
+    }
+    return h ? h : 1;
+}
+
+const char *reencrypt_sni_for(const reencrypt_policy_t *pol,
+                              const char *backend_host,
+                              const char *client_host)
+{
+    unsigned char ip[16];
+    const char *sni = NULL;
+
+    switch (reencrypt_policy_sni_mode(pol)) {
+    case REENCRYPT_SNI_NAME:
+        return pol->sni_name;
+    case REENCRYPT_SNI_OFF:
+        return NULL;
+    case REENCRYPT_SNI_HOST:
+        sni = client_host;
+        break;
+    case REENCRYPT_SNI_BACKEND:
+    default:
+        sni = backend_host;
+        break;
+    }
+    /* RFC 6066: literal IPv4 and IPv6 addresses are not permitted */
+    if (!sni || !*sni || reencrypt_ip_parse(sni, ip)
+        || !reencrypt_is_dns_name(sni)) {
+        return NULL;
+    }
+    return sni;
+}
+
+apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
+                                             const reencrypt_policy_t *pol,
+                                             const char *sni,
+                                             const char *backend_host)
+{
+    apr_array_header_t *names;
+
+    if (pol->verify_names && pol->verify_names->nelts > 0) {
+        return pol->verify_names;
+    }
+    names = apr_array_make(p, 1, sizeof(const char *));
+    if (sni) {
+        APR_ARRAY_PUSH(names, const char *) = sni;
+    }
+    else if (backend_host && *backend_host) {
+        const char *h = backend_host;
+        apr_size_t len = strlen(h);
+
+        if (h[0] == '[' && len > 2 && h[len - 1] == ']') {
+            h = apr_pstrmemdup(p, h + 1, len - 2);
+        }
+        APR_ARRAY_PUSH(names, const char *) = h;
+    }
+    return names;
+}

@@ -1,0 +1,170 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/**
+ * @file reencrypt_policy.h
+ * @brief Pure policy logic of mod_reencrypt: parsing directive values,
+ *        host name rules, the per-scope policy record, its merge and
+ *        its identity.
+ *
+ * Nothing in here sees a request, a connection or a server record: the
+ * unit tests compile this file with APR and OpenSSL only.
+ */
+
+#ifndef REENCRYPT_POLICY_H
+#define REENCRYPT_POLICY_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include <openssl/x509.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Sentinel for "not set in this scope" on int-valued fields. */
+#define REENCRYPT_UNSET          (-1)
+
+/** Range and default of ReencryptVerifyDepth. */
+#define REENCRYPT_DEPTH_MIN      0
+#define REENCRYPT_DEPTH_MAX      32
+#define REENCRYPT_DEPTH_DEFAULT  4
+
+/** Longest DNS name accepted (RFC 1035 presentation form, no final dot). */
+#define REENCRYPT_DNS_NAME_MAX   253
+
+/** What to send as SNI to the backend. */
+typedef enum {
+    REENCRYPT_SNI_UNSET = 0,   /**< not set in this scope */
+    REENCRYPT_SNI_BACKEND,     /**< host of the ProxyPass URL, none for IPs */
+    REENCRYPT_SNI_HOST,        /**< the client's Host header */
+    REENCRYPT_SNI_OFF,         /**< no SNI at all */
+    REENCRYPT_SNI_NAME         /**< a literal name from the config */
+} reencrypt_sni_mode_e;
+
+/** A set of trust anchors loaded from one PEM file. Immutable once
+ *  loaded; shared read-only by all threads. */
+typedef struct {
+    const char *path;            /**< resolved file name */
+    X509_STORE *store;           /**< the anchors */
+    int count;                   /**< number of certificates in the file */
+    unsigned char digest[32];    /**< SHA-256 of the file's bytes */
+} reencrypt_anchors_t;
+
+/**
+ * The policy of one configuration scope (server, virtual host,
+ * <Location>, <Proxy>). Fields hold REENCRYPT_UNSET / NULL / _UNSET
+ * when the scope does not set them; defaults are applied by the
+ * reencrypt_policy_get_*() readers, never stored.
+ */
+typedef struct {
+    int engine;                          /**< -1 unset, 0 Off, 1 On */
+    const char *engine_where;            /**< "file:line" of the On */
+    const reencrypt_anchors_t *anchors;  /**< NULL if unset */
+    int verify_depth;                    /**< -1 unset */
+    apr_array_header_t *verify_names;    /**< const char *; NULL unset */
+    reencrypt_sni_mode_e sni_mode;
+    const char *sni_name;                /**< with REENCRYPT_SNI_NAME */
+} reencrypt_policy_t;
+
+/* ------------------------------------------------------------------ */
+/* Parsers. Each returns NULL on success, or an error message (allocated
+ * from p) that names the directive and quotes the bad value.          */
+
+/** Parse "On"/"Off" (case-insensitive). */
+const char *reencrypt_parse_flag(apr_pool_t *p, const char *directive,
+                                 const char *arg, int *out);
+
+/** Parse a strict decimal integer in [min, max]: no sign other than a
+ *  leading '-' for negative input, no spaces, no trailing junk. */
+const char *reencrypt_parse_int(apr_pool_t *p, const char *directive,
+                                const char *arg, int min, int max,
+                                int *out);
+
+/** Parse the argument of ReencryptSNI. On success sets *mode and, for a
+ *  literal name, *name (lower-cased copy from p). */
+const char *reencrypt_parse_sni(apr_pool_t *p, const char *arg,
+                                reencrypt_sni_mode_e *mode,
+                                const char **name);
+
+/** Validate one ReencryptVerifyName argument and return its canonical
+ *  form in *out: lower-cased DNS name without a final dot, or an IP
+ *  literal without brackets. */
+const char *reencrypt_parse_verify_name(apr_pool_t *p, const char *arg,
+                                        const char **out);
+
+/* ------------------------------------------------------------------ */
+/* Host name rules.                                                    */
+
+/** Non-zero if s is a syntactically valid DNS host name (LDH labels of
+ *  1..63 characters, at most 253 characters, an optional final dot, no
+ *  wildcard, not all-numeric in the last label). */
+int reencrypt_is_dns_name(const char *s);
+
+/** If s is an IPv4 or IPv6 literal (IPv6 with or without brackets),
+ *  write its network-order bytes to buf (16 bytes room) and return the
+ *  length (4 or 16). Otherwise return 0. */
+int reencrypt_ip_parse(const char *s, unsigned char *buf);
+
+/** RFC 6125 matching of a DNS name presented in a certificate (pattern,
+ *  may start with a "*." wildcard label) against an expected host name.
+ *  Case-insensitive; a final dot on either side is ignored; '*' only as
+ *  the whole left-most label, matching exactly one non-empty label; a
+ *  wildcard needs at least two labels after it. Returns non-zero on a
+ *  match. */
+int reencrypt_dns_match(const char *pattern, const char *host);
+
+/* ------------------------------------------------------------------ */
+/* The policy record.                                                  */
+
+/** Initialise every field of a policy to "unset". */
+void reencrypt_policy_init(reencrypt_policy_t *pol);
+
+/** Merge: every field is the child's if set there, else the parent's.
+ *  Lists are replaced, not appended. out may alias neither input. */
+void reencrypt_policy_merge(reencrypt_policy_t *out,
+                            const reencrypt_policy_t *parent,
+                            const reencrypt_policy_t *child);
+
+/** Effective values, with defaults applied. */
+int reencrypt_policy_enabled(const reencrypt_policy_t *pol);
+int reencrypt_policy_depth(const reencrypt_policy_t *pol);
+reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol);
+
+/** A 64-bit identity of the effective policy, computed from its values
+ *  (not from addresses): equal policies give equal ids, a policy that
+ *  is off gives 0. Used to keep pooled backend connections from being
+ *  shared between different policies. */
+apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol);
+
+/** Names that a backend certificate must carry: the configured list,
+ *  else the SNI sent, else the backend's host. Returns an array of
+ *  const char * from p (never empty when fallback_host is non-NULL). */
+apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
+                                             const reencrypt_policy_t *pol,
+                                             const char *sni,
+                                             const char *backend_host);
+
+/** The SNI to send, or NULL for none. backend_host is the ProxyPass
+ *  URL's host, client_host the request's Host (either may be NULL). */
+const char *reencrypt_sni_for(const reencrypt_policy_t *pol,
+                              const char *backend_host,
+                              const char *client_host);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REENCRYPT_POLICY_H */

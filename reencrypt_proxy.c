@@ -1,0 +1,209 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * reencrypt_proxy.c: the mod_proxy side. Knows which request a backend
+ * connection serves, binds a policy to every new TLS backend connection,
+ * keeps pooled connections from crossing policies and turns a refusal
+ * into 502.
+ *
+ * The life of one proxied request on one thread (httpd 2.4.71,
+ * modules/proxy/mod_proxy.c proxy_handler and proxy_util.c):
+ *   scheme_handler (ours first, DECLINED)       -> reencrypt_scheme_handler
+ *   acquire a pooled connection, check it       -> guard_filter may veto it
+ *   ssl_bind_outgoing (new or reused conn)      -> reencrypt_bind_outgoing
+ *   [new conn] pre_handshake, verify callback   -> reencrypt_ssl.c
+ *   release: ssl_bind_outgoing(section config)  -> reencrypt_bind_outgoing
+ *   request_status                              -> reencrypt_request_status
+ */
+
+#include "apr_strings.h"
+#include "apr_uri.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_connection.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "util_filter.h"
+
+#include "mod_proxy.h"
+
+#include "mod_reencrypt.h"
+
+APLOG_USE_MODULE(reencrypt);
+
+/* The proxy request this thread is handling. Set by the scheme handler,
+ * cleared by request_status; both run in proxy_handler on this thread,
+ * and request_status runs on every path out of it. */
+static AP_THREAD_LOCAL reencrypt_req_t current;
+
+static ap_filter_rec_t *guard_filter_handle;
+
+reencrypt_req_t *reencrypt_current_req(void)
+{
+    return &current;
+}
+
+reencrypt_conn_t *reencrypt_conn_get(conn_rec *c)
+{
+    return ap_get_module_config(c->conn_config, &reencrypt_module);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (a == b) || (a && b && !strcasecmp(a, b));
+}
+
+/* Does a request that wants (policy_id, sni) fit a connection that was
+ * handshaked under st? */
+static int conn_fits(const reencrypt_conn_t *st, apr_uint64_t policy_id,
+                     const char *sni)
+{
+    if (!st->established) {
+        return 1;
+    }
+    if (st->established_id != policy_id) {
+        return 0;
+    }
+    return policy_id == 0 || str_eq(st->sni, sni);
+}
+
+int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
+                             proxy_server_conf *conf, char *url,
+                             const char *proxyhost, apr_port_t proxyport)
+{
+    reencrypt_req_t *cur = &current;
+    apr_uri_t uri;
+
+    (void)worker;
+    (void)conf;
+    (void)proxyhost;
+    (void)proxyport;
+
+    memset(cur, 0, sizeof(*cur));
+    cur->r = r;
+    cur->per_dir_config = r->per_dir_config;
+    cur->policy = reencrypt_policy_of(r->per_dir_config, r->server);
+    cur->policy_id = reencrypt_policy_id(cur->policy);
+    if (url && apr_uri_parse(r->pool, url, &uri) == APR_SUCCESS
+        && uri.hostname) {
+        apr_port_t port = uri.port ? uri.port
+                                   : apr_uri_port_of_scheme(uri.scheme);
+
+        cur->backend_host = uri.hostname;
+        cur->backend_name = apr_psprintf(r->pool,
+                                         strchr(uri.hostname, ':')
+                                         ? "[%s]:%u" : "%s:%u",
+                                         uri.hostname, (unsigned)port);
+    }
+    if (cur->policy_id) {
+        cur->sni = reencrypt_sni_for(cur->policy, cur->backend_host,
+                                     r->hostname);
+    }
+    return DECLINED;
+}
+
+/* An input filter on every TLS backend connection. mod_proxy checks a
+ * pooled connection through its input filters before reusing it
+ * (ap_proxy_check_connection -> ap_check_pipeline); failing that read
+ * makes it close the connection and open a new one. So a request whose
+ * policy or SNI differs from the handshake's never rides it. */
+static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                 ap_input_mode_t mode,
+                                 apr_read_type_e block,
+                                 apr_off_t readbytes)
+{
+    reencrypt_conn_t *st = f->ctx;
+    reencrypt_req_t *cur = &current;
+
+    if (cur->r && st->r != cur->r
+        && !conn_fits(st, cur->policy_id, cur->sni)) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00011)
+                      "backend %s: pooled connection was handshaked under "
+                      "another policy or SNI; opening a new one for %s",
+                      st->backend_name ? st->backend_name : "?",
+                      cur->r->uri);
+        return APR_ECONNABORTED;
+    }
+    return ap_get_brigade(f->next, bb, mode, block, readbytes);
+}
+
+int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
+                            int enable_ssl)
+{
+    reencrypt_req_t *cur = &current;
+    reencrypt_conn_t *st;
+
+    if (!enable_ssl) {
+        return DECLINED;
+    }
+    st = reencrypt_conn_get(c);
+    if (!st) {
+        /* A new backend connection: the policy it is bound to is the one
+         * of the scope that opens it, and stays with it for its life. */
+        st = apr_pcalloc(c->pool, sizeof(*st));
+        st->c = c;
+        st->policy = *reencrypt_policy_of(dir_conf, c->base_server);
+        ap_set_module_config(c->conn_config, &reencrypt_module, st);
+        ap_add_input_filter_handle(guard_filter_handle, st, NULL, c);
+    }
+    if (cur->r && cur->per_dir_config == dir_conf) {
+        /* bound for this request (new, or reused from the pool) */
+        st->r = cur->r;
+        if (!conn_fits(st, cur->policy_id, cur->sni)) {
+            /* The guard filter should have kept this connection out of
+             * the request; fail closed rather than send anything. */
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, cur->r, RELOGNO(00012)
+                          "backend %s refused: policy-changed; expected a "
+                          "connection handshaked under this scope's policy; "
+                          "seen a pooled connection handshaked under "
+                          "another one",
+                          st->backend_name ? st->backend_name : "?");
+            apr_table_setn(cur->r->notes, "reencrypt-refused",
+                           "policy-changed");
+            c->aborted = 1;
+        }
+    }
+    else {
+        /* released to the pool, or used outside a proxied request */
+        st->r = NULL;
+    }
+    return DECLINED;
+}
+
+int reencrypt_request_status(int *status, request_rec *r)
+{
+    reencrypt_req_t *cur = &current;
+
+    /* mod_proxy answers 500 when a backend handshake fails
+     * (proxy_util.c ap_proxy_pass_brigade); a backend that fails the
+     * policy is a bad gateway. */
+    if (*status == HTTP_INTERNAL_SERVER_ERROR
+        && apr_table_get(r->notes, "reencrypt-refused")) {
+        *status = HTTP_BAD_GATEWAY;
+    }
+    if (cur->r == r) {
+        memset(cur, 0, sizeof(*cur));
+    }
+    return OK;
+}
+
+void reencrypt_proxy_register_filter(void)
+{
+    /* Above mod_ssl's filter (AP_FTYPE_CONNECTION + 5), so a pooled
+     * connection is vetoed before any TLS record is read. */
+    guard_filter_handle = ap_register_input_filter("REENCRYPT_GUARD",
+                                                   guard_filter, NULL,
+                                                   AP_FTYPE_CONNECTION);
+}

@@ -1,0 +1,524 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * reencrypt_verify.c: loading trust anchors and verifying a backend's
+ * chain against a policy, with a precise reason for every refusal.
+ * Pure: APR and OpenSSL only.
+ */
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <time.h>
+
+#include <apr_file_io.h>
+#include <apr_network_io.h>
+#include <apr_strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "reencrypt_verify.h"
+
+/* A trust-anchor file larger than this is refused: a CA bundle of every
+ * public root is about 250 KiB. */
+#define ANCHORS_FILE_MAX (16 * 1024 * 1024)
+
+/* ------------------------------------------------------------------ */
+/* Formatting helpers                                                  */
+
+const char *reencrypt_time_str(apr_pool_t *p, time_t t)
+{
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm)) {
+        return "(invalid time)";
+    }
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+const char *reencrypt_asn1_time_str(apr_pool_t *p, const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        return "(invalid time)";
+    }
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+const char *reencrypt_name_str(apr_pool_t *p, X509_NAME *name)
+{
+    BIO *bio;
+    char *data = NULL;
+    long len;
+    const char *s;
+
+    if (!name || !(bio = BIO_new(BIO_s_mem()))) {
+        return "(no name)";
+    }
+    X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    len = BIO_get_mem_data(bio, &data);
+    s = (len > 0) ? apr_pstrmemdup(p, data, (apr_size_t)len) : "(empty name)";
+    BIO_free(bio);
+    return s;
+}
+
+static const char *gen_str(apr_pool_t *p, const GENERAL_NAME *gen)
+{
+    char buf[64];
+
+    switch (gen->type) {
+    case GEN_DNS:
+        return apr_pstrcat(p, "DNS:",
+                           apr_pstrmemdup(p,
+                                          (const char *)gen->d.dNSName->data,
+                                          (apr_size_t)gen->d.dNSName->length),
+                           NULL);
+    case GEN_IPADD:
+        if (gen->d.iPAddress->length == 4
+            && inet_ntop(AF_INET, gen->d.iPAddress->data, buf,
+                             sizeof(buf))) {
+            return apr_pstrcat(p, "IP:", buf, NULL);
+        }
+        if (gen->d.iPAddress->length == 16
+            && inet_ntop(AF_INET6, gen->d.iPAddress->data, buf,
+                             sizeof(buf))) {
+            return apr_pstrcat(p, "IP:", buf, NULL);
+        }
+        return "IP:(malformed)";
+    case GEN_URI:
+        return apr_pstrcat(p, "URI:",
+                           apr_pstrmemdup(p,
+                               (const char *)gen->d.uniformResourceIdentifier->data,
+                               (apr_size_t)gen->d.uniformResourceIdentifier->length),
+                           NULL);
+    case GEN_EMAIL:
+        return "email:(...)";
+    default:
+        return "othername:(...)";
+    }
+}
+
+const char *reencrypt_san_str(apr_pool_t *p, X509 *cert, int max)
+{
+    GENERAL_NAMES *gens;
+    const char *s = NULL;
+    int i, n;
+
+    gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (!gens) {
+        return "no subjectAltName";
+    }
+    n = sk_GENERAL_NAME_num(gens);
+    for (i = 0; i < n && i < max; i++) {
+        const char *g = gen_str(p, sk_GENERAL_NAME_value(gens, i));
+        s = s ? apr_pstrcat(p, s, ", ", g, NULL) : g;
+    }
+    if (n > max) {
+        s = apr_psprintf(p, "%s, ... (%d in all)", s, n);
+    }
+    GENERAL_NAMES_free(gens);
+    return s ? s : "no subjectAltName";
+}
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+
+int reencrypt_cert_matches(X509 *cert, const char *name)
+{
+    GENERAL_NAMES *gens;
+    unsigned char ip[16];
+    int iplen, i, match = 0;
+
+    if (!cert || !name || !*name) {
+        return 0;
+    }
+    iplen = reencrypt_ip_parse(name, ip);
+    gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (!gens) {
+        return 0;
+    }
+    for (i = 0; !match && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *gen = sk_GENERAL_NAME_value(gens, i);
+
+        if (iplen && gen->type == GEN_IPADD) {
+            const ASN1_OCTET_STRING *o = gen->d.iPAddress;
+
+            match = (o->length == iplen && !memcmp(o->data, ip, iplen));
+        }
+        else if (!iplen && gen->type == GEN_DNS) {
+            const ASN1_IA5STRING *d = gen->d.dNSName;
+            char buf[REENCRYPT_DNS_NAME_MAX + 2];
+
+            /* refuse embedded NULs and over-long names outright */
+            if (d->length <= 0 || d->length >= (int)sizeof(buf)
+                || memchr(d->data, '\0', (size_t)d->length)) {
+                continue;
+            }
+            memcpy(buf, d->data, (size_t)d->length);
+            buf[d->length] = '\0';
+            match = reencrypt_dns_match(buf, name);
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    return match;
+}
+
+/* ------------------------------------------------------------------ */
+/* Trust anchors                                                       */
+
+static apr_status_t store_cleanup(void *data)
+{
+    X509_STORE_free((X509_STORE *)data);
+    return APR_SUCCESS;
+}
+
+const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
+                                   const char *path,
+                                   const reencrypt_anchors_t **out)
+{
+    apr_file_t *fd = NULL;
+    apr_finfo_t finfo;
+    apr_status_t rv;
+    apr_size_t len;
+    char *buf, errbuf[256];
+    BIO *bio;
+    X509 *x;
+    X509_STORE *store;
+    reencrypt_anchors_t *a;
+    unsigned long err;
+
+    rv = apr_file_open(&fd, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE, fd);
+    }
+    if (rv != APR_SUCCESS) {
+        if (fd) {
+            apr_file_close(fd);
+        }
+        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
+                            apr_strerror(rv, errbuf, sizeof(errbuf)));
+    }
+    if (finfo.filetype != APR_REG) {
+        apr_file_close(fd);
+        return apr_psprintf(p, "%s: '%s' is not a regular file", directive,
+                            path);
+    }
+    if (finfo.size > ANCHORS_FILE_MAX) {
+        apr_file_close(fd);
+        return apr_psprintf(p, "%s: '%s' is larger than %d bytes", directive,
+                            path, ANCHORS_FILE_MAX);
+    }
+    len = (apr_size_t)finfo.size;
+    buf = apr_palloc(p, len + 1);
+    rv = apr_file_read_full(fd, buf, len, &len);
+    apr_file_close(fd);
+    if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && len == 0)) {
+        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
+                            apr_strerror(rv, errbuf, sizeof(errbuf)));
+    }
+    buf[len] = '\0';
+
+    a = apr_pcalloc(p, sizeof(*a));
+    a->path = apr_pstrdup(p, path);
+    if (!EVP_Digest(buf, len, a->digest, NULL, EVP_sha256(), NULL)) {
+        return apr_psprintf(p, "%s: cannot hash '%s'", directive, path);
+    }
+
+    store = X509_STORE_new();
+    if (!store) {
+        return apr_psprintf(p, "%s: out of memory loading '%s'", directive,
+                            path);
+    }
+    apr_pool_cleanup_register(p, store, store_cleanup,
+                              apr_pool_cleanup_null);
+
+    bio = BIO_new_mem_buf(buf, (int)len);
+    if (!bio) {
+        return apr_psprintf(p, "%s: out of memory loading '%s'", directive,
+                            path);
+    }
+    ERR_clear_error();
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (!X509_STORE_add_cert(store, x)) {
+            err = ERR_peek_last_error();
+            /* the same certificate twice is harmless */
+            if (ERR_GET_REASON(err) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+                X509_free(x);
+                BIO_free(bio);
+                return apr_psprintf(p, "%s: cannot use a certificate of "
+                                    "'%s': %s", directive, path,
+                                    ERR_reason_error_string(err));
+            }
+            ERR_clear_error();
+        }
+        X509_free(x);
+        a->count++;
+    }
+    err = ERR_peek_last_error();
+    BIO_free(bio);
+    if (err && !(ERR_GET_LIB(err) == ERR_LIB_PEM
+                 && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+        ERR_clear_error();
+        return apr_psprintf(p, "%s: '%s' holds a malformed PEM certificate "
+                            "(%s)", directive, path,
+                            ERR_reason_error_string(err));
+    }
+    ERR_clear_error();
+    if (a->count == 0) {
+        return apr_psprintf(p, "%s: '%s' contains no PEM certificate",
+                            directive, path);
+    }
+    a->store = store;
+    *out = a;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Verification                                                        */
+
+typedef struct {
+    apr_pool_t *p;
+    int trust_err;              /* first X509_V_ERR_* that is not below */
+    const char *trust_at;       /* subject of the certificate concerned */
+    const char *nyv;            /* "<subject> notBefore=<t>" */
+    const char *expired;        /* "<subject> notAfter=<t>" */
+    int too_long;
+} collector_t;
+
+/* Called by OpenSSL for every certificate and every error; records
+ * what it sees and lets the verification go on, so that the decision
+ * (and its reason) is made once, with everything known. */
+static int collect_cb(int ok, X509_STORE_CTX *ctx)
+{
+    collector_t *c = X509_STORE_CTX_get_app_data(ctx);
+    X509 *cert;
+    int err;
+
+    if (ok || !c) {
+        return ok;
+    }
+    err = X509_STORE_CTX_get_error(ctx);
+    cert = X509_STORE_CTX_get_current_cert(ctx);
+    switch (err) {
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        if (!c->nyv && cert) {
+            c->nyv = apr_psprintf(c->p, "%s notBefore=%s",
+                        reencrypt_name_str(c->p, X509_get_subject_name(cert)),
+                        reencrypt_asn1_time_str(c->p, X509_get0_notBefore(cert)));
+        }
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        if (!c->expired && cert) {
+            c->expired = apr_psprintf(c->p, "%s notAfter=%s",
+                        reencrypt_name_str(c->p, X509_get_subject_name(cert)),
+                        reencrypt_asn1_time_str(c->p, X509_get0_notAfter(cert)));
+        }
+        break;
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        c->too_long = 1;
+        break;
+    default:
+        if (!c->trust_err) {
+            c->trust_err = err ? err : X509_V_ERR_UNSPECIFIED;
+            c->trust_at = cert ? reencrypt_name_str(c->p,
+                                     X509_get_subject_name(cert)) : NULL;
+        }
+        break;
+    }
+    return 1;
+}
+
+static const char *chain_str(apr_pool_t *p, STACK_OF(X509) *chain)
+{
+    const char *s = NULL;
+    int i;
+
+    for (i = 0; chain && i < sk_X509_num(chain); i++) {
+        const char *n = reencrypt_name_str(p,
+                            X509_get_subject_name(sk_X509_value(chain, i)));
+        s = s ? apr_pstrcat(p, s, " < ", n, NULL) : n;
+    }
+    return s ? s : "(no chain)";
+}
+
+static const char *names_str(apr_pool_t *p, const apr_array_header_t *names)
+{
+    const char *s = NULL;
+    int i;
+
+    for (i = 0; names && i < names->nelts; i++) {
+        const char *n = apr_psprintf(p, "\"%s\"",
+                                     APR_ARRAY_IDX(names, i, const char *));
+        s = s ? apr_pstrcat(p, s, ", ", n, NULL) : n;
+    }
+    if (!s) {
+        return "a name to check (none known: set ReencryptVerifyName)";
+    }
+    return names->nelts > 1 ? apr_pstrcat(p, "one of ", s, NULL) : s;
+}
+
+reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
+                                    const reencrypt_check_t *chk,
+                                    X509 *leaf, STACK_OF(X509) *untrusted,
+                                    reencrypt_verdict_t *v)
+{
+    X509_STORE_CTX *ctx = NULL;
+    X509_VERIFY_PARAM *param;
+    collector_t c;
+    STACK_OF(X509) *chain;
+    int i, rc, matched = 0;
+
+    memset(v, 0, sizeof(*v));
+    if (!leaf) {
+        v->reason = REENCRYPT_ERR_NO_CERT;
+        v->expected = "a certificate";
+        v->seen = "none";
+        return v->reason;
+    }
+    v->subject = reencrypt_name_str(p, X509_get_subject_name(leaf));
+
+    if (!chk->anchors || !chk->anchors->store) {
+        v->reason = REENCRYPT_ERR_UNTRUSTED;
+        v->expected = "a trust anchor (none configured)";
+        v->seen = v->subject;
+        return v->reason;
+    }
+
+    memset(&c, 0, sizeof(c));
+    c.p = p;
+    ctx = X509_STORE_CTX_new();
+    if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
+                                     untrusted)) {
+        X509_STORE_CTX_free(ctx);
+        v->reason = REENCRYPT_ERR_UNTRUSTED;
+        v->expected = "a verifiable chain";
+        v->seen = "(verification could not start: out of memory)";
+        return v->reason;
+    }
+    param = X509_STORE_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_time(param, chk->now);
+    /* OpenSSL's depth counts intermediates only; ours counts every
+     * certificate above the leaf and is checked below, with a clear
+     * message. Let OpenSSL build chains one longer than we allow. */
+    X509_VERIFY_PARAM_set_depth(param, REENCRYPT_DEPTH_MAX);
+    /* Every certificate in the anchors file is a trust anchor, also an
+     * intermediate (RFC 5280 6.1.1 (d)). */
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+    X509_STORE_CTX_set_app_data(ctx, &c);
+    X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
+
+    rc = X509_verify_cert(ctx);
+    if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired && !c.too_long) {
+        /* failed without telling the callback */
+        c.trust_err = X509_STORE_CTX_get_error(ctx);
+        if (!c.trust_err) {
+            c.trust_err = X509_V_ERR_UNSPECIFIED;
+        }
+    }
+    chain = X509_STORE_CTX_get0_chain(ctx);
+    v->chain_len = chain ? sk_X509_num(chain) : 0;
+
+    if (c.trust_err) {
+        v->reason = REENCRYPT_ERR_UNTRUSTED;
+        v->expected = (chk->anchors->count == 1)
+            ? apr_psprintf(p, "a chain to the trust anchor in %s",
+                           chk->anchors->path)
+            : apr_psprintf(p, "a chain to one of %d trust anchors in %s",
+                           chk->anchors->count, chk->anchors->path);
+        v->seen = apr_psprintf(p, "%s issued by %s (%s%s%s)", v->subject,
+                    reencrypt_name_str(p, X509_get_issuer_name(leaf)),
+                    X509_verify_cert_error_string(c.trust_err),
+                    (c.trust_at && strcmp(c.trust_at, v->subject))
+                        ? " at " : "",
+                    (c.trust_at && strcmp(c.trust_at, v->subject))
+                        ? c.trust_at : "");
+    }
+    else if (c.nyv) {
+        v->reason = REENCRYPT_ERR_NOT_YET_VALID;
+        v->expected = apr_psprintf(p, "notBefore before %s",
+                                   reencrypt_time_str(p, chk->now));
+        v->seen = c.nyv;
+    }
+    else if (c.expired) {
+        v->reason = REENCRYPT_ERR_EXPIRED;
+        v->expected = apr_psprintf(p, "notAfter after %s",
+                                   reencrypt_time_str(p, chk->now));
+        v->seen = c.expired;
+    }
+    else if (c.too_long || v->chain_len - 1 > chk->depth) {
+        v->reason = REENCRYPT_ERR_DEPTH;
+        v->expected = apr_psprintf(p, "at most %d certificate%s above the "
+                                   "leaf (ReencryptVerifyDepth %d)",
+                                   chk->depth, chk->depth == 1 ? "" : "s",
+                                   chk->depth);
+        v->seen = c.too_long
+                  ? apr_psprintf(p, "more than %d", REENCRYPT_DEPTH_MAX)
+                  : apr_psprintf(p, "%d (%s)", v->chain_len - 1,
+                                 chain_str(p, chain));
+    }
+    else {
+        for (i = 0; chk->names && i < chk->names->nelts && !matched; i++) {
+            matched = reencrypt_cert_matches(leaf,
+                          APR_ARRAY_IDX(chk->names, i, const char *));
+        }
+        if (!matched) {
+            v->reason = REENCRYPT_ERR_NAME;
+            v->expected = apr_pstrcat(p, names_str(p, chk->names),
+                                      chk->names_from_sni ? " (SNI)" : "",
+                                      NULL);
+            v->seen = reencrypt_san_str(p, leaf, 10);
+        }
+    }
+    X509_STORE_CTX_free(ctx);
+    return v->reason;
+}
+
+const char *reencrypt_reason_token(reencrypt_reason_e reason)
+{
+    switch (reason) {
+    case REENCRYPT_OK:                return "ok";
+    case REENCRYPT_ERR_NO_CERT:       return "no-certificate";
+    case REENCRYPT_ERR_UNTRUSTED:     return "untrusted-chain";
+    case REENCRYPT_ERR_NOT_YET_VALID: return "not-yet-valid";
+    case REENCRYPT_ERR_EXPIRED:       return "expired";
+    case REENCRYPT_ERR_DEPTH:         return "depth-exceeded";
+    case REENCRYPT_ERR_NAME:          return "name-mismatch";
+    }
+    return "unknown";
+}
+
+int reencrypt_reason_x509_error(reencrypt_reason_e reason)
+{
+    switch (reason) {
+    case REENCRYPT_OK:                return X509_V_OK;
+    case REENCRYPT_ERR_NO_CERT:       return X509_V_ERR_UNSPECIFIED;
+    case REENCRYPT_ERR_UNTRUSTED:     return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
+    case REENCRYPT_ERR_NOT_YET_VALID: return X509_V_ERR_CERT_NOT_YET_VALID;
+    case REENCRYPT_ERR_EXPIRED:       return X509_V_ERR_CERT_HAS_EXPIRED;
+    case REENCRYPT_ERR_DEPTH:         return X509_V_ERR_CERT_CHAIN_TOO_LONG;
+    case REENCRYPT_ERR_NAME:          return X509_V_ERR_HOSTNAME_MISMATCH;
+    }
+    return X509_V_ERR_UNSPECIFIED;
+}

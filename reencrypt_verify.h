@@ -1,0 +1,112 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/**
+ * @file reencrypt_verify.h
+ * @brief Pure verification of a backend's certificate chain against a
+ *        policy: trust anchors, validity, depth and expected names.
+ *
+ * Takes OpenSSL objects and plain values only; never sees httpd state.
+ */
+
+#ifndef REENCRYPT_VERIFY_H
+#define REENCRYPT_VERIFY_H
+
+#include <time.h>
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include <openssl/x509.h>
+
+#include "reencrypt_policy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Why a backend was refused. The tokens (reencrypt_reason_token) are
+ *  stable: they appear in the log and in access-log variables. */
+typedef enum {
+    REENCRYPT_OK = 0,
+    REENCRYPT_ERR_NO_CERT,
+    REENCRYPT_ERR_UNTRUSTED,
+    REENCRYPT_ERR_NOT_YET_VALID,
+    REENCRYPT_ERR_EXPIRED,
+    REENCRYPT_ERR_DEPTH,
+    REENCRYPT_ERR_NAME
+} reencrypt_reason_e;
+
+/** What the verification was asked to check. */
+typedef struct {
+    const reencrypt_anchors_t *anchors;   /**< required */
+    int depth;                            /**< max certs above the leaf */
+    const apr_array_header_t *names;      /**< const char *, any-of */
+    int names_from_sni;                   /**< names[0] is the SNI sent */
+    time_t now;                           /**< verification time */
+} reencrypt_check_t;
+
+/** The outcome, with text for the one log line. */
+typedef struct {
+    reencrypt_reason_e reason;
+    const char *expected;     /**< what the policy wanted (NULL if OK) */
+    const char *seen;         /**< what the backend presented */
+    int chain_len;            /**< certificates in the verified chain */
+    const char *subject;      /**< leaf subject, one line */
+} reencrypt_verdict_t;
+
+/** Load every PEM certificate of path into a new X509_STORE. On
+ *  success returns NULL and fills *out (allocated from p; the store is
+ *  freed by a cleanup on p). On failure returns a message (from p) that
+ *  starts with directive and quotes the path. */
+const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
+                                   const char *path,
+                                   const reencrypt_anchors_t **out);
+
+/** Verify leaf (with the untrusted certificates the backend sent, which
+ *  may include the leaf itself) against chk. Fills *v; strings are
+ *  allocated from p. Returns v->reason. Thread-safe. */
+reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
+                                    const reencrypt_check_t *chk,
+                                    X509 *leaf, STACK_OF(X509) *untrusted,
+                                    reencrypt_verdict_t *v);
+
+/** Stable token for a reason, e.g. "name-mismatch". */
+const char *reencrypt_reason_token(reencrypt_reason_e reason);
+
+/** The X509_V_ERR_* code that best describes a reason, so that the TLS
+ *  alert sent to the backend is meaningful. */
+int reencrypt_reason_x509_error(reencrypt_reason_e reason);
+
+/** Format an ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ" (from p). */
+const char *reencrypt_asn1_time_str(apr_pool_t *p, const ASN1_TIME *t);
+
+/** Format a time_t the same way (from p). */
+const char *reencrypt_time_str(apr_pool_t *p, time_t t);
+
+/** The subjectAltName entries of cert as "DNS:a, IP:1.2.3.4", at most
+ *  max entries (then ", ..."); "no subjectAltName" if none. */
+const char *reencrypt_san_str(apr_pool_t *p, X509 *cert, int max);
+
+/** One-line RFC 2253 name, e.g. "CN=good.test,O=Example". */
+const char *reencrypt_name_str(apr_pool_t *p, X509_NAME *name);
+
+/** Non-zero if cert carries name (DNS or IP literal) in its SANs under
+ *  the rules of reencrypt_dns_match(). The subject CN is never used. */
+int reencrypt_cert_matches(X509 *cert, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REENCRYPT_VERIFY_H */
