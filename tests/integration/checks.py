@@ -1,0 +1,113 @@
+"""Assertions shared by the mod_reencrypt integration tests."""
+
+import datetime
+import re
+
+# What mod_proxy / mod_proxy_http log (level error) when the TLS handshake
+# with the backend fails: "pass request body failed" (AH01084, AH01097) and
+# "Error during SSL Handshake with remote server" (AH00898).
+PROXY_HANDSHAKE_FAILURE_TAGS = ("AH01084", "AH00898", "AH01097")
+
+REASONS = ("untrusted-chain", "name-mismatch", "depth-exceeded", "expired",
+           "not-yet-valid", "no-certificate")
+
+RE10_RE = re.compile(
+    r"RE00010: backend (?P<backend>\S+) refused: (?P<reason>[a-z-]+); "
+    r"expected (?P<expected>.*); seen (?P<seen>.*)$")
+
+
+def asn1_time(dt):
+    """Format like the module's log lines: 2026-11-27T08:30:00Z."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_asn1_time(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def re10_lines(env):
+    return [ln for ln in env.log_lines() if "RE00010:" in ln.rest]
+
+
+def assert_served(env, be, path="/", host=None, sni=Ellipsis, status=200,
+                  ignore_re10=False):
+    """GET path through the frontend: the backend answers it (200 and the
+    backend's body) and no RE00010 line exists (unless ignore_re10, for a
+    test that provoked one before).  If sni is given, the (last) TLS
+    connection that carried the request had that SNI (None: no SNI)."""
+    r = env.get(path, host=host)
+    assert r.status == status, (
+        f"GET {path}: expected {status}, got {r.status}: {r.text[:300]}\n"
+        f"backend connections:\n{be.describe()}\nerror_log:\n"
+        f"{env.error_log()}")
+    assert r.text == f"backend-ok {path}\n", r.text[:300]
+    assert ("GET", path) in be.requests
+    if not ignore_re10:
+        assert not re10_lines(env), re10_lines(env)
+    if sni is not Ellipsis:
+        carrier = [c for c in be.connections if ("GET", path) in c.requests]
+        assert carrier, be.describe()
+        c = carrier[-1]
+        assert c.sni_seen, be.describe()
+        assert c.sni == sni, (
+            f"backend saw SNI {c.sni!r} for GET {path}, expected {sni!r}")
+    return r
+
+
+def assert_refused(env, be, reason, path="/", host=None, backend=None,
+                   method="GET", body=None):
+    """GET path through the frontend must be refused by mod_reencrypt:
+    502 to the client, no application byte at the backend (its TLS accept
+    failed), exactly one RE00010 line at level error with this reason.
+    Returns the regex match of the RE00010 line (groups backend, reason,
+    expected, seen)."""
+    assert reason in REASONS
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    r = env.get(path, host=host, method=method, body=body)
+    assert r.status == 502, (
+        f"{method} {path}: expected 502, got {r.status}: {r.text[:300]}\n"
+        f"backend connections:\n{be.describe()}\nerror_log:\n"
+        f"{env.error_log()}")
+    be.wait_settled()
+    assert be.accepted >= 1, "the proxy never connected to the backend"
+    assert be.app_bytes == 0, (
+        f"backend received {be.app_bytes} bytes of application data: "
+        f"{be.received[:300]!r}")
+    assert be.handshakes_ok == 0, (
+        "the backend completed a TLS handshake; the proxy must abort it:\n"
+        + be.describe())
+    lines = re10_lines(env)
+    assert len(lines) == 1, (
+        "expected exactly one RE00010 line, got:\n"
+        + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
+    line = lines[0]
+    assert line.level == "error", line.raw
+    m = RE10_RE.search(line.rest)
+    assert m, f"RE00010 line does not have the documented shape: {line.raw}"
+    if backend is None:
+        backend = f"127.0.0.1:{be.port}"
+    assert m.group("backend") == backend, line.raw
+    assert m.group("reason") == reason, line.raw
+    return m
+
+
+def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
+    """A frontend virtual host proxying / to url under a policy.
+
+    directives are added after ReencryptEngine / ReencryptCACertificateFile
+    and before ProxyPass; preamble lines come first (e.g. ProxyPreserveHost).
+    """
+    lines = ["SSLProxyEngine On", *preamble]
+    if engine:
+        lines.append(f"ReencryptEngine {engine}")
+    if ca:
+        lines.append(f'ReencryptCACertificateFile "{ca}"')
+    lines += list(directives)
+    lines.append(f"ProxyPass / {url}")
+    return "\n".join(lines)
+
+
+def assert_time_near(s, moment, slack=120):
+    t = parse_asn1_time(s)
+    delta = abs((t - moment).total_seconds())
+    assert delta <= slack, f"{s} is {delta}s away from {asn1_time(moment)}"

@@ -1,0 +1,256 @@
+"""Test PKI for the mod_reencrypt integration tests.
+
+A fresh set of CAs and leaf certificates is generated once per test session
+with python3-cryptography.  Every subject carries only a commonName, so a
+distinguished name prints as ``CN=<name>`` in log lines.
+
+Layout of the generated directory (all files PEM):
+
+  ca.pem            Test Root CA only (the trust anchor used by most tests)
+  int-ca.pem        Test Intermediate CA only (partial-chain anchor)
+  other-ca.pem      Other Root CA only
+  empty.pem         a file without any certificate in it
+  <leaf>.crt        the leaf certificate alone
+  <leaf>.key        its private key (unencrypted)
+  <leaf>.chain.pem  the leaf followed by the intermediates the backend sends
+"""
+
+import datetime
+import ipaddress
+import os
+import tempfile
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def _utcnow():
+    return datetime.datetime.utcnow().replace(microsecond=0)
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _new_key(kind):
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(kind)
+
+
+def _key_pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class Issued:
+    """A certificate with its key and the chain a server presents."""
+
+    def __init__(self, name, cert, key, chain, issuer=None):
+        self.name = name
+        self.cert = cert
+        self.key = key
+        self.chain = chain          # list of x509.Certificate, leaf first
+        self.issuer = issuer        # Issued or None (self-signed)
+        self.cert_file = None
+        self.key_file = None
+        self.chain_file = None
+
+    @property
+    def cn(self):
+        return self.cert.subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME)[0].value
+
+    @property
+    def not_before(self):
+        return self.cert.not_valid_before
+
+    @property
+    def not_after(self):
+        return self.cert.not_valid_after
+
+
+class TestPKI:
+    """Generates and writes the whole test PKI into ``directory``."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory=None):
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="reencrypt-pki-")
+        self.dir = directory
+        os.makedirs(self.dir, exist_ok=True)
+        # the httpd children run as an unprivileged user: keep it readable
+        os.chmod(self.dir, 0o755)
+        self.now = _utcnow()
+        self.certs = {}
+        self._generate()
+
+    # ------------------------------------------------------------------ build
+    def _make_ca(self, name, cn, issuer=None, kind="ec", not_before=None,
+                 not_after=None):
+        key = _new_key(kind)
+        subject = _name(cn)
+        signer_key = issuer.key if issuer else key
+        issuer_name = issuer.cert.subject if issuer else subject
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or
+                              self.now - datetime.timedelta(days=365))
+            .not_valid_after(not_after or
+                             self.now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                           critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                key.public_key()), critical=False)
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    issuer.key.public_key()), critical=False)
+        cert = builder.sign(signer_key, hashes.SHA256())
+        issued = Issued(name, cert, key, [cert], issuer)
+        self.certs[name] = issued
+        return issued
+
+    def _make_leaf(self, name, cn, issuer, dns=(), ips=(), kind="ec",
+                   not_before=None, not_after=None):
+        key = _new_key(kind)
+        sans = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if not_before is None:
+            not_before = self.now - datetime.timedelta(days=30)
+        if not_after is None:
+            not_after = self.now + datetime.timedelta(days=365)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(issuer.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                           critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=(kind == "rsa"), data_encipherment=False,
+                key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                issuer.key.public_key()), critical=False)
+        )
+        cert = builder.sign(issuer.key, hashes.SHA256())
+        # the server sends its leaf and every CA below the self-signed root
+        chain = [cert]
+        ca = issuer
+        while ca.issuer is not None:
+            chain.append(ca.cert)
+            ca = ca.issuer
+        issued = Issued(name, cert, key, chain, issuer)
+        self.certs[name] = issued
+        return issued
+
+    def _generate(self):
+        day = datetime.timedelta(days=1)
+        root = self._make_ca("root", "Test Root CA")
+        inter = self._make_ca("int", "Test Intermediate CA", issuer=root)
+        other = self._make_ca("other-root", "Other Root CA")
+        int1 = self._make_ca("deep-int1", "Test Deep Int 1", issuer=root)
+        int2 = self._make_ca("deep-int2", "Test Deep Int 2", issuer=int1)
+        int3 = self._make_ca("deep-int3", "Test Deep Int 3", issuer=int2)
+        old_int = self._make_ca("expired-int", "Test Expired Intermediate CA",
+                                issuer=root,
+                                not_before=self.now - 400 * day,
+                                not_after=self.now - 7 * day)
+
+        self._make_leaf("good", "good.test", inter,
+                        dns=("good.test", "backend.test"), kind="rsa")
+        self._make_leaf("wild", "wild.test", inter, dns=("*.wild.test",))
+        self._make_leaf("wrong-name", "other.test", inter, dns=("other.test",))
+        self._make_leaf("other-ca", "good.test", other, dns=("good.test",))
+        self._make_leaf("expired", "expired.test", inter, dns=("good.test",),
+                        not_before=self.now - 30 * day,
+                        not_after=self.now - 7 * day)
+        self._make_leaf("future", "future.test", inter, dns=("good.test",),
+                        not_before=self.now + 7 * day,
+                        not_after=self.now + 60 * day)
+        self._make_leaf("ip", "ip.test", inter, dns=("ip.test",),
+                        ips=("127.0.0.1",))
+        self._make_leaf("under-expired-int", "under-expired-int.test",
+                        old_int, dns=("good.test",),
+                        not_before=self.now - 30 * day)
+        self._make_leaf("deep", "deep.test", int3, dns=("deep.test",))
+        self._make_leaf("direct", "direct.test", root, dns=("direct.test",))
+        # certificate of the frontend (the client-facing virtual host)
+        self._make_leaf("frontend", "localhost", inter,
+                        dns=("localhost",), ips=("127.0.0.1",))
+        self._write()
+
+    # ------------------------------------------------------------------ files
+    def _write_file(self, fname, data, mode=0o644):
+        path = os.path.join(self.dir, fname)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+        return path
+
+    def _write(self):
+        for name, issued in self.certs.items():
+            issued.cert_file = self._write_file(
+                f"{name}.crt", _cert_pem(issued.cert))
+            issued.key_file = self._write_file(
+                f"{name}.key", _key_pem(issued.key))
+            issued.chain_file = self._write_file(
+                f"{name}.chain.pem",
+                b"".join(_cert_pem(c) for c in issued.chain))
+        self.ca_file = self._write_file(
+            "ca.pem", _cert_pem(self.certs["root"].cert))
+        self.int_ca_file = self._write_file(
+            "int-ca.pem", _cert_pem(self.certs["int"].cert))
+        self.other_ca_file = self._write_file(
+            "other-ca.pem", _cert_pem(self.certs["other-root"].cert))
+        self.empty_ca_file = self._write_file(
+            "empty.pem",
+            b"# this file intentionally holds no certificate\n")
+
+    # ------------------------------------------------------------------ api
+    def __getitem__(self, name):
+        return self.certs[name]
+
+    def chain(self, name):
+        return self.certs[name].chain_file
+
+    def key(self, name):
+        return self.certs[name].key_file
+
+
+if __name__ == "__main__":  # manual inspection: python3 pki.py [dir]
+    import sys
+    pki = TestPKI(sys.argv[1] if len(sys.argv) > 1 else None)
+    print(pki.dir)

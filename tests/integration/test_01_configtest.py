@@ -1,0 +1,279 @@
+"""Configuration checking: `apache2 -t -f conf` (what apachectl -t runs).
+
+Every invalid directive makes the configuration test fail with a non-zero
+exit code, and the message names the file, the line and the bad value.
+"""
+
+import os
+import re
+
+import pytest
+
+PROXY = "https://127.0.0.1:9/"   # never contacted: configtest only
+
+
+def vhost(*directives, engine=True, ca=None):
+    lines = ["SSLProxyEngine On"]
+    if engine:
+        lines.append("ReencryptEngine On")
+    if ca:
+        lines.append(f'ReencryptCACertificateFile "{ca}"')
+    lines += list(directives)
+    lines.append(f"ProxyPass / {PROXY}")
+    return "\n".join(lines)
+
+
+def assert_syntax_error(env, needle, *messages):
+    """configtest fails; the AH00526 line names file and line of the
+    directive containing needle; each of messages appears in the output."""
+    rc, out = env.configtest()
+    assert rc != 0, f"configtest passed but should fail:\n{out}"
+    line = env.line_of(needle)
+    head = f"AH00526: Syntax error on line {line} of {env.conf_file}:"
+    assert head in out, f"{head!r} not in:\n{out}"
+    for msg in messages:
+        assert msg in out, f"{msg!r} not in:\n{out}"
+    assert "Syntax OK" not in out
+    return out
+
+
+# ---------------------------------------------------------------- valid
+
+def test_reencrypt_01_001_valid_config_syntax_ok(env, module_so, pki):
+    """A configuration using every directive in every allowed context
+    (server config, virtual host, <Location>, <Proxy>) passes."""
+    env.write_config(
+        server=f"""
+ReencryptEngine Off
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptVerifyDepth 4
+ReencryptSNI Backend
+""",
+        vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptVerifyDepth 2
+ReencryptVerifyName good.test backend.test 127.0.0.1 ::1 [::1]
+ReencryptSNI backend.test
+ProxyPass / {PROXY}
+<Location /a>
+    ReencryptEngine On
+    ReencryptCACertificateFile "{pki.int_ca_file}"
+    ReencryptVerifyDepth 0
+    ReencryptVerifyName other.test
+    ReencryptSNI Host
+</Location>
+<Location /b>
+    ReencryptEngine Off
+    ReencryptVerifyDepth 32
+    ReencryptSNI Off
+</Location>
+<Proxy "{PROXY}*">
+    ReencryptEngine On
+    ReencryptCACertificateFile "{pki.other_ca_file}"
+    ReencryptVerifyName 127.0.0.1
+    ReencryptSNI good.test
+</Proxy>
+""")
+    rc, out = env.configtest()
+    assert rc == 0, out
+    assert "Syntax OK" in out
+
+
+@pytest.mark.parametrize("sni", ["Backend", "backend", "HOST", "host",
+                                 "off", "OFF", "a.wild.test", "x-1.test"])
+def test_reencrypt_01_002_sni_keywords_and_names_accepted(
+        env, module_so, pki, sni):
+    env.write_config(vhost=vhost(f"ReencryptSNI {sni}", ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert (rc, "Syntax OK" in out) == (0, True), out
+
+
+def test_reencrypt_01_003_relative_ca_path_is_below_server_root(
+        env, module_so, pki):
+    """A relative ReencryptCACertificateFile is resolved against
+    ServerRoot."""
+    os.makedirs(os.path.join(env.root, "conf", "trust"), exist_ok=True)
+    with open(pki.ca_file, "rb") as src, \
+            open(os.path.join(env.root, "conf", "trust", "ca.pem"),
+                 "wb") as dst:
+        dst.write(src.read())
+    env.write_config(vhost=vhost(ca="conf/trust/ca.pem"))
+    rc, out = env.configtest()
+    assert (rc, "Syntax OK" in out) == (0, True), out
+
+
+def test_reencrypt_01_004_anchor_from_enclosing_scope(env, module_so, pki):
+    """ReencryptEngine On in a vhost and in a <Location>/<Proxy> takes the
+    trust anchors of the enclosing scope (server config)."""
+    env.write_config(
+        server=f'ReencryptCACertificateFile "{pki.ca_file}"',
+        vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ProxyPass / {PROXY}
+<Location /x>
+    ReencryptEngine On
+</Location>
+<Proxy "{PROXY}*">
+    ReencryptEngine On
+</Proxy>
+""")
+    rc, out = env.configtest()
+    assert (rc, "Syntax OK" in out) == (0, True), out
+
+
+# ---------------------------------------------------------------- depth
+
+def test_reencrypt_01_010_depth_not_an_integer(env, module_so, pki):
+    env.write_config(vhost=vhost("ReencryptVerifyDepth ten", ca=pki.ca_file))
+    assert_syntax_error(
+        env, "ReencryptVerifyDepth ten",
+        "ReencryptVerifyDepth: 'ten' is not an integer in 0..32")
+
+
+@pytest.mark.parametrize("value", ["33", "-1", "3x", "1000000000000"])
+def test_reencrypt_01_011_depth_out_of_range_or_junk(
+        env, module_so, pki, value):
+    env.write_config(vhost=vhost(f"ReencryptVerifyDepth {value}",
+                                 ca=pki.ca_file))
+    assert_syntax_error(
+        env, f"ReencryptVerifyDepth {value}",
+        f"ReencryptVerifyDepth: '{value}' is not an integer in 0..32")
+
+
+# ---------------------------------------------------------------- CA file
+
+def test_reencrypt_01_020_ca_file_missing(env, module_so, pki):
+    missing = os.path.join(pki.dir, "nope", "ca.pem")
+    env.write_config(vhost=vhost(ca=missing))
+    assert_syntax_error(
+        env, "ReencryptCACertificateFile",
+        f"ReencryptCACertificateFile: cannot read '{missing}' "
+        f"(No such file or directory)")
+
+
+def test_reencrypt_01_021_ca_file_unreadable(env, module_so, pki):
+    """A path that cannot be read as a file (a directory: permission bits
+    do not stop root, which runs this suite in CI)."""
+    unreadable = os.path.join(env.root, "conf")
+    env.write_config(vhost=vhost(ca=unreadable))
+    out = assert_syntax_error(env, "ReencryptCACertificateFile",
+                              "ReencryptCACertificateFile: ",
+                              f"'{unreadable}'")
+    assert re.search(
+        r"ReencryptCACertificateFile: .*'%s'" % re.escape(unreadable), out)
+
+
+def test_reencrypt_01_022_ca_file_without_certificate(env, module_so, pki):
+    env.write_config(vhost=vhost(ca=pki.empty_ca_file))
+    assert_syntax_error(
+        env, "ReencryptCACertificateFile",
+        f"ReencryptCACertificateFile: '{pki.empty_ca_file}' "
+        f"contains no PEM certificate")
+
+
+def test_reencrypt_01_023_ca_file_with_only_a_key(env, module_so, pki):
+    """A PEM file holding a private key but no certificate."""
+    env.write_config(vhost=vhost(ca=pki.key("good")))
+    assert_syntax_error(
+        env, "ReencryptCACertificateFile",
+        f"ReencryptCACertificateFile: '{pki.key('good')}' "
+        f"contains no PEM certificate")
+
+
+# ---------------------------------------------------------------- SNI
+
+@pytest.mark.parametrize("value", ["bad_name!", "a..b.test",
+                                   "x" * 64 + ".test"],
+                         ids=["bad-char", "empty-label", "label-64"])
+def test_reencrypt_01_030_sni_invalid_name(env, module_so, pki, value):
+    env.write_config(vhost=vhost(f"ReencryptSNI {value}", ca=pki.ca_file))
+    assert_syntax_error(
+        env, f"ReencryptSNI {value}",
+        f"ReencryptSNI: '{value}' is not a valid DNS name")
+
+
+@pytest.mark.parametrize("value", ["192.0.2.1", "127.0.0.1", "::1"])
+def test_reencrypt_01_031_sni_ip_literal(env, module_so, pki, value):
+    env.write_config(vhost=vhost(f"ReencryptSNI {value}", ca=pki.ca_file))
+    assert_syntax_error(
+        env, f"ReencryptSNI {value}",
+        f"ReencryptSNI: '{value}' is an IP address; SNI carries DNS names "
+        f"only (RFC 6066)")
+
+
+# ---------------------------------------------------------------- names
+
+@pytest.mark.parametrize("value", ["*.example.com", "bad_name!",
+                                   "a..example.com",
+                                   ("a" * 60 + ".") * 5 + "test"],
+                         ids=["wildcard", "bad-char", "empty-label",
+                              "longer-than-253"])
+def test_reencrypt_01_040_verify_name_invalid(env, module_so, pki, value):
+    env.write_config(vhost=vhost(f"ReencryptVerifyName good.test {value}",
+                                 ca=pki.ca_file))
+    assert_syntax_error(
+        env, "ReencryptVerifyName",
+        f"ReencryptVerifyName: '{value}' is not a valid host name or "
+        f"IP address")
+
+
+# ---------------------------------------------------------------- engine
+
+def test_reencrypt_01_050_engine_bad_value(env, module_so, pki):
+    env.write_config(vhost=vhost("ReencryptEngine maybe", engine=False,
+                                 ca=pki.ca_file))
+    assert_syntax_error(env, "ReencryptEngine maybe", "ReencryptEngine",
+                        "'maybe'")
+
+
+def _assert_no_anchor(env, needle, rc, out):
+    assert rc != 0, out
+    line = env.line_of(needle)
+    rx = (r"RE00004: ReencryptEngine On at %s:%d (?:\(in [^)]*\) )?has no trust anchors\b.*"
+          r": set ReencryptCACertificateFile in this scope or an enclosing "
+          r"one" % (re.escape(env.conf_file), line))
+    assert re.search(rx, out), f"no RE00004 for line {line} in:\n{out}"
+    assert "Syntax OK" not in out
+
+
+def test_reencrypt_01_060_engine_on_without_anchor(env, module_so):
+    env.write_config(vhost=vhost())
+    rc, out = env.configtest()
+    _assert_no_anchor(env, "ReencryptEngine On", rc, out)
+
+
+def test_reencrypt_01_061_engine_on_in_location_without_anchor(
+        env, module_so, pki):
+    """Anchors in a sibling <Location> do not count: only the scope itself
+    and the enclosing ones do."""
+    env.write_config(vhost=f"""
+SSLProxyEngine On
+ProxyPass / {PROXY}
+<Location /a>
+    ReencryptEngine Off
+    ReencryptCACertificateFile "{pki.ca_file}"
+</Location>
+<Location /b>
+    ReencryptEngine On
+</Location>
+""")
+    rc, out = env.configtest()
+    line = env.line_of("<Location /b>") + 1
+    assert env.conf_text.splitlines()[line - 1].strip() == \
+        "ReencryptEngine On"
+    assert rc != 0, out
+    rx = (r"RE00004: ReencryptEngine On at %s:%d (?:\(in [^)]*\) )?has no trust anchors"
+          % (re.escape(env.conf_file), line))
+    assert re.search(rx, out), out
+
+
+def test_reencrypt_01_062_engine_on_without_anchor_fails_start(
+        env, module_so):
+    """The same check refuses to start the server."""
+    env.write_config(vhost=vhost())
+    rc, out = env.start(check=False)
+    _assert_no_anchor(env, "ReencryptEngine On", rc, out)
+    assert not env.running
