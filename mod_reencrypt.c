@@ -75,6 +75,9 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     reg(reencrypt_scheme_handler, NULL, succ, APR_HOOK_FIRST);
+    if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return reencrypt_ssl_init(pconf, plog, ptemp);
 }
 
@@ -104,6 +107,10 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     ap_hook_check_config(reencrypt_check_config, NULL, NULL,
                          APR_HOOK_MIDDLE);
     ap_hook_post_config(reencrypt_post_config, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_post_config(reencrypt_cache_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
+    ap_hook_child_init(reencrypt_cache_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
     ap_hook_ssl_bind_outgoing(reencrypt_bind_outgoing, NULL, before_ssl,
                               APR_HOOK_FIRST);
 

@@ -69,7 +69,13 @@ typedef struct {
     const apr_array_header_t *names; /**< names expected (c->pool) */
     int names_from_sni;
     int checked;                 /**< verification ran */
-    reencrypt_reason_e reason;   /**< its outcome */
+    reencrypt_reason_e reason;   /**< what it found */
+    reencrypt_reason_e verdict;  /**< what it decided (OK in Report) */
+    int skew_used;               /**< accepted thanks to ReencryptClockSkew */
+    const char *result;          /**< REENCRYPT_RESULT: ok, refused:x,
+                                  *   report:x (c->pool) */
+    const char *peer_pin;        /**< REENCRYPT_PEER_PIN (c->pool) */
+    const char *peer_not_after;  /**< REENCRYPT_PEER_NOT_AFTER (c->pool) */
 } reencrypt_conn_t;
 
 /* reencrypt_config.c */
@@ -92,7 +98,20 @@ void reencrypt_proxy_register_filter(void);
 reencrypt_req_t *reencrypt_current_req(void);
 reencrypt_conn_t *reencrypt_conn_get(conn_rec *c);
 
+/* reencrypt_cache.c */
+extern int reencrypt_warn_cache_wanted;
+int reencrypt_cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp);
+int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s);
+void reencrypt_cache_child_init(apr_pool_t *p, server_rec *s);
+/** Non-zero the first time key is seen by the server (all children)
+ *  within ttl; always non-zero when no cache is configured. */
+int reencrypt_cache_first(server_rec *s, const char *key,
+                          apr_interval_time_t ttl, apr_pool_t *p);
+
 /* reencrypt_ssl.c */
+void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r);
 int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
                        apr_pool_t *ptemp);
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);

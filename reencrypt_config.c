@@ -17,6 +17,7 @@
  * (and by apachectl -t). Parsing itself lives in reencrypt_policy.c.
  */
 
+#include "apr_hash.h"
 #include "apr_strings.h"
 
 #include "httpd.h"
@@ -153,7 +154,105 @@ static const char *set_sni(cmd_parms *cmd, void *dcfg, const char *arg)
                                &pol->sni_name);
 }
 
+static const char *set_check_name(cmd_parms *cmd, void *dcfg,
+                                  const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+
+    return reencrypt_parse_flag(cmd->pool, cmd->cmd->name, arg,
+                                &pol->check_name);
+}
+
+static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
+                           char *const argv[])
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *err;
+    int i;
+
+    if (argc < 1) {
+        return apr_psprintf(cmd->pool, "%s: needs at least one pin",
+                            cmd->cmd->name);
+    }
+    /* several directives in one scope add up; an inner scope replaces */
+    if (!pol->pins) {
+        pol->pins = apr_array_make(cmd->pool, argc, sizeof(reencrypt_pin_t));
+        pol->pins_where = where(cmd);
+    }
+    for (i = 0; i < argc; i++) {
+        if ((err = reencrypt_parse_pins(cmd->pool, argv[i], pol->pins))) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+static const char *set_pin_scope(cmd_parms *cmd, void *dcfg,
+                                 const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+
+    if (!strcasecmp(arg, "leaf")) {
+        pol->pin_scope = REENCRYPT_PIN_SCOPE_LEAF;
+    }
+    else if (!strcasecmp(arg, "chain")) {
+        pol->pin_scope = REENCRYPT_PIN_SCOPE_CHAIN;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not Leaf or Chain",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_trust(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+
+    if (!strcasecmp(arg, "anchors")) {
+        pol->trust = REENCRYPT_TRUST_ANCHORS;
+    }
+    else if (!strcasecmp(arg, "pinonly")) {
+        pol->trust = REENCRYPT_TRUST_PIN_ONLY;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not Anchors or PinOnly",
+                            cmd->cmd->name, arg);
+    }
+    pol->trust_where = where(cmd);
+    return NULL;
+}
+
+static const char *set_mode(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+
+    if (!strcasecmp(arg, "enforce")) {
+        pol->mode = REENCRYPT_MODE_ENFORCE;
+    }
+    else if (!strcasecmp(arg, "report")) {
+        pol->mode = REENCRYPT_MODE_REPORT;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not Enforce or Report",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+/* The three duration directives share a handler; cmd->info says which
+ * field of the policy they set. */
+static const char *set_duration(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+    apr_int64_t *field = (apr_int64_t *)((char *)pol
+                                         + (apr_size_t)cmd->info);
+
+    return reencrypt_parse_duration(cmd->pool, cmd->cmd->name, arg, field);
+}
+
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
+#define RE_FIELD(f) ((void *)APR_OFFSETOF(reencrypt_policy_t, f))
 
 const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptEngine", set_engine, NULL, RE_SCOPE,
@@ -171,19 +270,73 @@ const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptSNI", set_sni, NULL, RE_SCOPE,
                   "Backend|Host|Off|<name>: SNI sent to the backend "
                   "(default Backend)"),
+    AP_INIT_TAKE1("ReencryptCheckName", set_check_name, NULL, RE_SCOPE,
+                  "On|Off: check the backend certificate's names "
+                  "(default On)"),
+    AP_INIT_TAKE_ARGV("ReencryptPin", set_pin, NULL, RE_SCOPE,
+                  "sha256//<base64> ...: SPKI pins, any of them must match"),
+    AP_INIT_TAKE1("ReencryptPinScope", set_pin_scope, NULL, RE_SCOPE,
+                  "Leaf|Chain: which keys a pin may match (default Leaf)"),
+    AP_INIT_TAKE1("ReencryptTrust", set_trust, NULL, RE_SCOPE,
+                  "Anchors|PinOnly: trust a chain to an anchor, or only a "
+                  "pinned key (default Anchors)"),
+    AP_INIT_TAKE1("ReencryptRefuseExpiringWithin", set_duration,
+                  RE_FIELD(refuse_within), RE_SCOPE,
+                  "duration (45s, 15m, 12h, 30d): refuse a backend whose "
+                  "certificate expires within it (default none)"),
+    AP_INIT_TAKE1("ReencryptWarnExpiringWithin", set_duration,
+                  RE_FIELD(warn_within), RE_SCOPE,
+                  "duration: log a warning for a backend whose certificate "
+                  "expires within it (default none)"),
+    AP_INIT_TAKE1("ReencryptClockSkew", set_duration,
+                  RE_FIELD(clock_skew), RE_SCOPE,
+                  "duration: grace for a backend certificate's notBefore "
+                  "(default 0)"),
+    AP_INIT_TAKE1("ReencryptMode", set_mode, NULL, RE_SCOPE,
+                  "Enforce|Report: refuse violations, or log them and go "
+                  "on (default Enforce)"),
     { NULL }
 };
 
 /* ------------------------------------------------------------------ */
 /* Startup checks                                                      */
 
-/* A scope where the engine is on must have trust anchors: a policy
- * with nothing to trust would refuse every backend at run time. */
-static int check_scope(server_rec *s, const reencrypt_policy_t *base,
+/* What the startup checks remember between scopes. */
+typedef struct {
+    apr_hash_t *warned;         /* "file:line" already warned about */
+    int any_warn_window;        /* a ReencryptWarnExpiringWithin is set */
+} check_ctx_t;
+
+static const char *scope_name(apr_pool_t *p, server_rec *s)
+{
+    if (s->defn_name) {
+        return apr_psprintf(p, "<VirtualHost> at %s:%u", s->defn_name,
+                            s->defn_line_number);
+    }
+    return "the main server";
+}
+
+/* Several scopes inherit the same directive: warn about it once. */
+static int first_time(check_ctx_t *cx, apr_pool_t *ptemp, const char *key)
+{
+    if (!key || apr_hash_get(cx->warned, key, APR_HASH_KEY_STRING)) {
+        return 0;
+    }
+    apr_hash_set(cx->warned, apr_pstrdup(ptemp, key), APR_HASH_KEY_STRING,
+                 "");
+    return 1;
+}
+
+/* Check the effective policy of one scope. A scope where the engine is
+ * on must be able to trust something: a policy with nothing to trust
+ * would refuse every backend at run time. */
+static int check_scope(check_ctx_t *cx, server_rec *s,
+                       const reencrypt_policy_t *base,
                        ap_conf_vector_t *sec, apr_pool_t *ptemp)
 {
     const reencrypt_policy_t *pol = base;
     reencrypt_policy_t merged;
+    const char *err;
 
     if (sec) {
         const reencrypt_policy_t *add = ap_get_module_config(sec,
@@ -194,27 +347,51 @@ static int check_scope(server_rec *s, const reencrypt_policy_t *base,
         reencrypt_policy_merge(&merged, base, add);
         pol = &merged;
     }
-    if (reencrypt_policy_enabled(pol) && !pol->anchors) {
+    if (!reencrypt_policy_enabled(pol)) {
+        return OK;
+    }
+    if ((err = reencrypt_policy_lint(ptemp, pol)) != NULL) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
-                     RELOGNO(00004) "ReencryptEngine On at %s has no trust "
-                     "anchors (server %s:%u): set ReencryptCACertificateFile "
-                     "in this scope or an enclosing one",
+                     RELOGNO(00004) "ReencryptEngine On at %s (in %s) %s",
                      pol->engine_where ? pol->engine_where : "?",
-                     s->server_hostname ? s->server_hostname : "?",
-                     (unsigned)s->port);
+                     scope_name(ptemp, s), err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    (void)ptemp;
+    if (pol->pins && pol->pins->nelts == 1) {
+        /* RFC 7469 2.5: a pin set needs a backup pin, or a key change
+         * on the backend is an outage */
+        if (first_time(cx, ptemp, pol->pins_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00007)
+                         "ReencryptPin at %s has a single pin: add a backup "
+                         "pin (the key the backend will move to next, RFC "
+                         "7469 section 2.5) so that a key change is not an "
+                         "outage", pol->pins_where);
+        }
+    }
+    if (!reencrypt_policy_check_name(pol)
+        && reencrypt_policy_trust(pol) == REENCRYPT_TRUST_ANCHORS
+        && !(pol->pins && pol->pins->nelts)) {
+        if (first_time(cx, ptemp, pol->engine_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00008)
+                         "ReencryptCheckName Off with ReencryptEngine On at "
+                         "%s and no pin: any certificate issued under the "
+                         "trust anchors is accepted", pol->engine_where);
+        }
+    }
+    if (reencrypt_policy_warn_within(pol) > 0) {
+        cx->any_warn_window = 1;
+    }
     return OK;
 }
 
-static int check_sections(server_rec *s, const reencrypt_policy_t *base,
+static int check_sections(check_ctx_t *cx, server_rec *s,
+                          const reencrypt_policy_t *base,
                           apr_array_header_t *secs, apr_pool_t *ptemp)
 {
     int i;
 
     for (i = 0; secs && i < secs->nelts; i++) {
-        int rv = check_scope(s, base,
+        int rv = check_scope(cx, s, base,
                              APR_ARRAY_IDX(secs, i, ap_conf_vector_t *),
                              ptemp);
         if (rv != OK) {
@@ -229,28 +406,34 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     module *proxy = ap_find_linked_module("mod_proxy.c");
     server_rec *vs;
+    check_ctx_t cx;
     int rv;
 
     (void)pconf;
     (void)plog;
+    cx.warned = apr_hash_make(ptemp);
+    cx.any_warn_window = 0;
     for (vs = s; vs; vs = vs->next) {
         const reencrypt_policy_t *base = reencrypt_policy_of(NULL, vs);
         core_server_config *core = ap_get_core_module_config(
                                        vs->module_config);
 
-        if ((rv = check_scope(vs, base, NULL, ptemp)) != OK
-            || (rv = check_sections(vs, base, core->sec_url, ptemp)) != OK
-            || (rv = check_sections(vs, base, core->sec_dir, ptemp)) != OK) {
+        if ((rv = check_scope(&cx, vs, base, NULL, ptemp)) != OK
+            || (rv = check_sections(&cx, vs, base, core->sec_url, ptemp))
+               != OK
+            || (rv = check_sections(&cx, vs, base, core->sec_dir, ptemp))
+               != OK) {
             return rv;
         }
         if (proxy) {
             proxy_server_conf *psf = ap_get_module_config(vs->module_config,
                                                           proxy);
-            if (psf && (rv = check_sections(vs, base, psf->sec_proxy,
+            if (psf && (rv = check_sections(&cx, vs, base, psf->sec_proxy,
                                             ptemp)) != OK) {
                 return rv;
             }
         }
     }
+    reencrypt_warn_cache_wanted = cx.any_warn_window;
     return OK;
 }

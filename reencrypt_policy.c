@@ -154,6 +154,174 @@ const char *reencrypt_parse_verify_name(apr_pool_t *p, const char *arg,
     return NULL;
 }
 
+const char *reencrypt_parse_duration(apr_pool_t *p, const char *directive,
+                                     const char *arg, apr_int64_t *seconds)
+{
+    const char *s = arg ? arg : "";
+    apr_int64_t v = 0, unit = 1;
+    const char *c = s;
+
+    if (!apr_isdigit(*c)) {
+        goto bad;
+    }
+    for (; apr_isdigit(*c); c++) {
+        v = v * 10 + (*c - '0');
+        if (v > REENCRYPT_DURATION_MAX) {
+            goto bad;               /* also keeps v far from overflow */
+        }
+    }
+    switch (*c) {
+    case '\0':                      break;
+    case 's':  unit = 1;            c++; break;
+    case 'm':  unit = 60;           c++; break;
+    case 'h':  unit = 3600;         c++; break;
+    case 'd':  unit = 86400;        c++; break;
+    default:   goto bad;
+    }
+    if (*c != '\0' || v > REENCRYPT_DURATION_MAX / unit) {
+        goto bad;
+    }
+    *seconds = v * unit;
+    return NULL;
+
+bad:
+    return apr_psprintf(p, "%s: '%s' is not a duration (a number of "
+                        "seconds, or a number followed by s, m, h or d; at "
+                        "most 3650d)", directive, s);
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_value(char ch)
+{
+    const char *pos;
+
+    if (ch == '\0' || !(pos = strchr(b64_alphabet, ch))) {
+        return -1;
+    }
+    return (int)(pos - b64_alphabet);
+}
+
+int reencrypt_base64_decode(const char *in, unsigned char *out,
+                            apr_size_t outmax)
+{
+    apr_size_t len = strlen(in), i, n = 0;
+
+    if (len == 0 || len % 4 != 0) {
+        return -1;
+    }
+    for (i = 0; i < len; i += 4) {
+        int v[4], k, pad = 0;
+
+        for (k = 0; k < 4; k++) {
+            if (in[i + k] == '=') {
+                /* padding only in the last quantum, only at its end */
+                if (i + 4 != len || k < 2) {
+                    return -1;
+                }
+                pad++;
+                v[k] = 0;
+            }
+            else if (pad || (v[k] = b64_value(in[i + k])) < 0) {
+                return -1;
+            }
+        }
+        /* bits that padding throws away must be zero (canonical form) */
+        if ((pad == 2 && (v[1] & 0x0f)) || (pad == 1 && (v[2] & 0x03))) {
+            return -1;
+        }
+        if (n + 3 - pad > outmax) {
+            return -1;
+        }
+        out[n++] = (unsigned char)((v[0] << 2) | (v[1] >> 4));
+        if (pad < 2) {
+            out[n++] = (unsigned char)(((v[1] & 0x0f) << 4) | (v[2] >> 2));
+        }
+        if (pad < 1) {
+            out[n++] = (unsigned char)(((v[2] & 0x03) << 6) | v[3]);
+        }
+    }
+    return (int)n;
+}
+
+const char *reencrypt_base64_encode(apr_pool_t *p, const unsigned char *in,
+                                    apr_size_t len)
+{
+    char *out = apr_palloc(p, ((len + 2) / 3) * 4 + 1), *o = out;
+    apr_size_t i;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        *o++ = b64_alphabet[in[i] >> 2];
+        *o++ = b64_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
+        *o++ = b64_alphabet[((in[i + 1] & 0x0f) << 2) | (in[i + 2] >> 6)];
+        *o++ = b64_alphabet[in[i + 2] & 0x3f];
+    }
+    if (i < len) {
+        *o++ = b64_alphabet[in[i] >> 2];
+        if (i + 1 < len) {
+            *o++ = b64_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
+            *o++ = b64_alphabet[(in[i + 1] & 0x0f) << 2];
+        }
+        else {
+            *o++ = b64_alphabet[(in[i] & 0x03) << 4];
+            *o++ = '=';
+        }
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+#define PIN_PREFIX "sha256//"
+
+const char *reencrypt_parse_pins(apr_pool_t *p, const char *arg,
+                                 apr_array_header_t *pins)
+{
+    char *list = apr_pstrdup(p, arg ? arg : ""), *tok, *last = NULL;
+    int any = 0;
+
+    for (tok = apr_strtok(list, ";", &last); tok;
+         tok = apr_strtok(NULL, ";", &last)) {
+        reencrypt_pin_t pin;
+        unsigned char buf[REENCRYPT_PIN_LEN + 3];
+        int n;
+
+        if (strncmp(tok, PIN_PREFIX, sizeof(PIN_PREFIX) - 1) != 0) {
+            return apr_psprintf(p, "ReencryptPin: '%s' does not start with "
+                                "'" PIN_PREFIX "' (the form is "
+                                PIN_PREFIX "<base64 of the SHA-256 of the "
+                                "DER SubjectPublicKeyInfo>)", tok);
+        }
+        n = reencrypt_base64_decode(tok + sizeof(PIN_PREFIX) - 1, buf,
+                                    sizeof(buf));
+        if (n < 0) {
+            return apr_psprintf(p, "ReencryptPin: '%s' is not valid base64 "
+                                "after '" PIN_PREFIX "'", tok);
+        }
+        if (n != REENCRYPT_PIN_LEN) {
+            return apr_psprintf(p, "ReencryptPin: '%s' holds %d bytes, a "
+                                "SHA-256 pin has %d", tok, n,
+                                REENCRYPT_PIN_LEN);
+        }
+        memcpy(pin.sha256, buf, REENCRYPT_PIN_LEN);
+        APR_ARRAY_PUSH(pins, reencrypt_pin_t) = pin;
+        any = 1;
+    }
+    if (!any) {
+        return apr_psprintf(p, "ReencryptPin: '%s' holds no pin",
+                            arg ? arg : "");
+    }
+    return NULL;
+}
+
+const char *reencrypt_pin_str(apr_pool_t *p, const reencrypt_pin_t *pin)
+{
+    return apr_pstrcat(p, PIN_PREFIX,
+                       reencrypt_base64_encode(p, pin->sha256,
+                                               REENCRYPT_PIN_LEN), NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Host name rules                                                     */
 
@@ -309,6 +477,10 @@ void reencrypt_policy_init(reencrypt_policy_t *pol)
     pol->engine = REENCRYPT_UNSET;
     pol->verify_depth = REENCRYPT_UNSET;
     pol->sni_mode = REENCRYPT_SNI_UNSET;
+    pol->check_name = REENCRYPT_UNSET;
+    pol->refuse_within = REENCRYPT_UNSET;
+    pol->warn_within = REENCRYPT_UNSET;
+    pol->clock_skew = REENCRYPT_UNSET;
 }
 
 void reencrypt_policy_merge(reencrypt_policy_t *out,
@@ -333,6 +505,34 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->sni_mode = parent->sni_mode;
         out->sni_name = parent->sni_name;
     }
+    out->check_name = child->check_name != REENCRYPT_UNSET
+                      ? child->check_name : parent->check_name;
+    if (child->pins) {
+        out->pins = child->pins;
+        out->pins_where = child->pins_where;
+    }
+    else {
+        out->pins = parent->pins;
+        out->pins_where = parent->pins_where;
+    }
+    out->pin_scope = child->pin_scope != REENCRYPT_PIN_SCOPE_UNSET
+                     ? child->pin_scope : parent->pin_scope;
+    if (child->trust != REENCRYPT_TRUST_UNSET) {
+        out->trust = child->trust;
+        out->trust_where = child->trust_where;
+    }
+    else {
+        out->trust = parent->trust;
+        out->trust_where = parent->trust_where;
+    }
+    out->refuse_within = child->refuse_within != REENCRYPT_UNSET
+                         ? child->refuse_within : parent->refuse_within;
+    out->warn_within = child->warn_within != REENCRYPT_UNSET
+                       ? child->warn_within : parent->warn_within;
+    out->clock_skew = child->clock_skew != REENCRYPT_UNSET
+                      ? child->clock_skew : parent->clock_skew;
+    out->mode = child->mode != REENCRYPT_MODE_UNSET ? child->mode
+                                                    : parent->mode;
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
@@ -350,6 +550,70 @@ reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol)
 {
     return pol->sni_mode == REENCRYPT_SNI_UNSET ? REENCRYPT_SNI_BACKEND
                                                 : pol->sni_mode;
+}
+
+int reencrypt_policy_check_name(const reencrypt_policy_t *pol)
+{
+    return pol->check_name != 0;
+}
+
+reencrypt_pin_scope_e reencrypt_policy_pin_scope(const reencrypt_policy_t *pol)
+{
+    return pol->pin_scope == REENCRYPT_PIN_SCOPE_UNSET
+           ? REENCRYPT_PIN_SCOPE_LEAF : pol->pin_scope;
+}
+
+reencrypt_trust_e reencrypt_policy_trust(const reencrypt_policy_t *pol)
+{
+    return pol->trust == REENCRYPT_TRUST_UNSET ? REENCRYPT_TRUST_ANCHORS
+                                               : pol->trust;
+}
+
+reencrypt_mode_e reencrypt_policy_mode(const reencrypt_policy_t *pol)
+{
+    return pol->mode == REENCRYPT_MODE_UNSET ? REENCRYPT_MODE_ENFORCE
+                                             : pol->mode;
+}
+
+apr_int64_t reencrypt_policy_refuse_within(const reencrypt_policy_t *pol)
+{
+    return pol->refuse_within < 0 ? 0 : pol->refuse_within;
+}
+
+apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol)
+{
+    return pol->warn_within < 0 ? 0 : pol->warn_within;
+}
+
+apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol)
+{
+    return pol->clock_skew < 0 ? 0 : pol->clock_skew;
+}
+
+const char *reencrypt_policy_lint(apr_pool_t *p,
+                                  const reencrypt_policy_t *pol)
+{
+    int npins = pol->pins ? pol->pins->nelts : 0;
+
+    if (reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY) {
+        if (npins == 0) {
+            return "ReencryptTrust PinOnly needs at least one ReencryptPin "
+                   "in this scope or an enclosing one";
+        }
+        if (reencrypt_policy_pin_scope(pol) == REENCRYPT_PIN_SCOPE_CHAIN) {
+            return "ReencryptPinScope Chain cannot go with ReencryptTrust "
+                   "PinOnly: without chain validation only the backend's "
+                   "own key can be pinned";
+        }
+        return NULL;
+    }
+    if (!pol->anchors) {
+        return "has no trust anchors: set ReencryptCACertificateFile in "
+               "this scope or an enclosing one (or ReencryptTrust PinOnly "
+               "with ReencryptPin)";
+    }
+    (void)p;
+    return NULL;
 }
 
 /* FNV-1a, 64 bit: small, stable, good enough to tell policies apart
@@ -383,6 +647,11 @@ static apr_uint64_t fnv_int(apr_uint64_t h, int v)
     return fnv_bytes(h, &v, sizeof(v));
 }
 
+static apr_uint64_t fnv_i64(apr_uint64_t h, apr_int64_t v)
+{
+    return fnv_bytes(h, &v, sizeof(v));
+}
+
 apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
 {
     apr_uint64_t h = FNV_OFFSET;
@@ -411,6 +680,21 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_int(h, -1);
     }
+    h = fnv_int(h, reencrypt_policy_check_name(pol));
+    if (pol->pins) {
+        h = fnv_int(h, pol->pins->nelts);
+        h = fnv_bytes(h, pol->pins->elts,
+                      (apr_size_t)pol->pins->nelts * sizeof(reencrypt_pin_t));
+    }
+    else {
+        h = fnv_int(h, -1);
+    }
+    h = fnv_int(h, (int)reencrypt_policy_pin_scope(pol));
+    h = fnv_int(h, (int)reencrypt_policy_trust(pol));
+    h = fnv_i64(h, reencrypt_policy_refuse_within(pol));
+    h = fnv_i64(h, reencrypt_policy_warn_within(pol));
+    h = fnv_i64(h, reencrypt_policy_clock_skew(pol));
+    h = fnv_int(h, (int)reencrypt_policy_mode(pol));
     return h ? h : 1;
 }
 

@@ -54,6 +54,38 @@ typedef enum {
     REENCRYPT_SNI_NAME         /**< a literal name from the config */
 } reencrypt_sni_mode_e;
 
+/** Which certificates a pin may match. */
+typedef enum {
+    REENCRYPT_PIN_SCOPE_UNSET = 0,
+    REENCRYPT_PIN_SCOPE_LEAF,      /**< the backend's own key only */
+    REENCRYPT_PIN_SCOPE_CHAIN      /**< any key of the validated chain */
+} reencrypt_pin_scope_e;
+
+/** What makes a backend trusted. */
+typedef enum {
+    REENCRYPT_TRUST_UNSET = 0,
+    REENCRYPT_TRUST_ANCHORS,       /**< a chain to a trust anchor */
+    REENCRYPT_TRUST_PIN_ONLY       /**< a pinned key, no chain (opt-in) */
+} reencrypt_trust_e;
+
+/** Refuse, or only report, what violates the policy. */
+typedef enum {
+    REENCRYPT_MODE_UNSET = 0,
+    REENCRYPT_MODE_ENFORCE,
+    REENCRYPT_MODE_REPORT
+} reencrypt_mode_e;
+
+/** Length of a SHA-256 digest, the only pin hash. */
+#define REENCRYPT_PIN_LEN        32
+
+/** An SPKI pin: SHA-256 of the DER SubjectPublicKeyInfo (RFC 7469). */
+typedef struct {
+    unsigned char sha256[REENCRYPT_PIN_LEN];
+} reencrypt_pin_t;
+
+/** Longest duration accepted: ten years, in seconds. */
+#define REENCRYPT_DURATION_MAX   (3650LL * 86400LL)
+
 /** A set of trust anchors loaded from one PEM file. Immutable once
  *  loaded; shared read-only by all threads. */
 typedef struct {
@@ -77,6 +109,16 @@ typedef struct {
     apr_array_header_t *verify_names;    /**< const char *; NULL unset */
     reencrypt_sni_mode_e sni_mode;
     const char *sni_name;                /**< with REENCRYPT_SNI_NAME */
+    int check_name;                      /**< -1 unset, 0 Off, 1 On */
+    apr_array_header_t *pins;            /**< reencrypt_pin_t; NULL unset */
+    const char *pins_where;              /**< "file:line" of the pins */
+    reencrypt_pin_scope_e pin_scope;
+    reencrypt_trust_e trust;
+    const char *trust_where;             /**< "file:line" of PinOnly */
+    apr_int64_t refuse_within;           /**< seconds; -1 unset */
+    apr_int64_t warn_within;             /**< seconds; -1 unset */
+    apr_int64_t clock_skew;              /**< seconds; -1 unset */
+    reencrypt_mode_e mode;
 } reencrypt_policy_t;
 
 /* ------------------------------------------------------------------ */
@@ -104,6 +146,31 @@ const char *reencrypt_parse_sni(apr_pool_t *p, const char *arg,
  *  literal without brackets. */
 const char *reencrypt_parse_verify_name(apr_pool_t *p, const char *arg,
                                         const char **out);
+
+/** Parse a duration: a non-negative integer with an optional unit s, m,
+ *  h or d ("45s", "15m", "12h", "30d", "90"), at most
+ *  REENCRYPT_DURATION_MAX seconds. */
+const char *reencrypt_parse_duration(apr_pool_t *p, const char *directive,
+                                     const char *arg, apr_int64_t *seconds);
+
+/** Parse one argument of ReencryptPin: "sha256//<base64>", or several
+ *  of them joined with ';' (curl's --pinnedpubkey form); appends to
+ *  pins. */
+const char *reencrypt_parse_pins(apr_pool_t *p, const char *arg,
+                                 apr_array_header_t *pins);
+
+/** Format a pin as "sha256//<base64>" (from p). */
+const char *reencrypt_pin_str(apr_pool_t *p, const reencrypt_pin_t *pin);
+
+/** Strict base64 (RFC 4648, standard alphabet, padding required):
+ *  decode in into out (room for outmax bytes); returns the decoded
+ *  length, or -1 for malformed input or too little room. */
+int reencrypt_base64_decode(const char *in, unsigned char *out,
+                            apr_size_t outmax);
+
+/** Base64-encode len bytes (from p). */
+const char *reencrypt_base64_encode(apr_pool_t *p, const unsigned char *in,
+                                    apr_size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Host name rules.                                                    */
@@ -142,6 +209,19 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol);
 int reencrypt_policy_depth(const reencrypt_policy_t *pol);
 reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol);
+int reencrypt_policy_check_name(const reencrypt_policy_t *pol);
+reencrypt_pin_scope_e reencrypt_policy_pin_scope(const reencrypt_policy_t *pol);
+reencrypt_trust_e reencrypt_policy_trust(const reencrypt_policy_t *pol);
+reencrypt_mode_e reencrypt_policy_mode(const reencrypt_policy_t *pol);
+/** Durations in seconds, 0 when unset (no window, no skew). */
+apr_int64_t reencrypt_policy_refuse_within(const reencrypt_policy_t *pol);
+apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol);
+apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol);
+
+/** Cross-directive check of an effective policy that is on. Returns
+ *  NULL, or a sentence (from p) saying what is wrong. */
+const char *reencrypt_policy_lint(apr_pool_t *p,
+                                  const reencrypt_policy_t *pol);
 
 /** A 64-bit identity of the effective policy, computed from its values
  *  (not from addresses): equal policies give equal ids, a policy that

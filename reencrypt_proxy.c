@@ -161,6 +161,8 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
     if (cur->r && cur->per_dir_config == dir_conf) {
         /* bound for this request (new, or reused from the pool) */
         st->r = cur->r;
+        /* a reused connection: its handshake's results hold */
+        reencrypt_ssl_set_env(st, cur->r);
         if (!conn_fits(st, cur->policy_id, cur->sni)) {
             /* The guard filter should have kept this connection out of
              * the request; fail closed rather than send anything. */
@@ -189,9 +191,22 @@ int reencrypt_request_status(int *status, request_rec *r)
     /* mod_proxy answers 500 when a backend handshake fails
      * (proxy_util.c ap_proxy_pass_brigade); a backend that fails the
      * policy is a bad gateway. */
-    if (*status == HTTP_INTERNAL_SERVER_ERROR
-        && apr_table_get(r->notes, "reencrypt-refused")) {
-        *status = HTTP_BAD_GATEWAY;
+    if (*status == HTTP_INTERNAL_SERVER_ERROR) {
+        if (apr_table_get(r->notes, "reencrypt-refused")) {
+            *status = HTTP_BAD_GATEWAY;
+        }
+        else if (apr_table_get(r->notes, "reencrypt-lenient")) {
+            /* The policy let the backend through (Report mode, clock
+             * skew) but mod_ssl's own peer checks, which run after it
+             * and know neither, refused the handshake. */
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, RELOGNO(00020)
+                          "mod_ssl refused a backend that ReencryptMode "
+                          "Report or ReencryptClockSkew let through: set "
+                          "'SSLProxyCheckPeerExpire Off' where "
+                          "ReencryptEngine is On (the policy checks "
+                          "validity itself)");
+            *status = HTTP_BAD_GATEWAY;
+        }
     }
     if (cur->r == r) {
         memset(cur, 0, sizeof(*cur));

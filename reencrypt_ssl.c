@@ -36,6 +36,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -64,51 +65,133 @@ int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r)
+{
+    if (!st->result) {
+        return;
+    }
+    apr_table_setn(r->subprocess_env, "REENCRYPT_RESULT", st->result);
+    if (st->peer_pin) {
+        apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_PIN", st->peer_pin);
+    }
+    if (st->peer_not_after) {
+        apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_NOT_AFTER",
+                       st->peer_not_after);
+    }
+}
+
+/* A certificate inside the warning window is said once a day by the
+ * whole server (all children), not once per handshake. */
+static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
+                          const reencrypt_verdict_t *v, apr_time_t now,
+                          apr_pool_t *tp)
+{
+    conn_rec *lc = st->r ? st->r->connection : st->c;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    apr_int64_t left = (apr_int64_t)v->not_after - (apr_int64_t)apr_time_sec(now);
+    const char *key;
+
+    if (!X509_digest(leaf, EVP_sha256(), md, &mdlen)) {
+        return;
+    }
+    key = apr_pstrcat(tp, "warn:", reencrypt_base64_encode(tp, md, mdlen),
+                      NULL);
+    if (!reencrypt_cache_first(st->c->base_server, key,
+                               apr_time_from_sec(86400), tp)) {
+        return;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, lc, RELOGNO(00019)
+                  "backend %s certificate expires soon: %s notAfter=%s, "
+                  "in %" APR_INT64_T_FMT "d %" APR_INT64_T_FMT "h "
+                  "(ReencryptWarnExpiringWithin %" APR_INT64_T_FMT "s)",
+                  st->backend_name, v->subject,
+                  reencrypt_time_str(tp, v->not_after),
+                  left / 86400, (left % 86400) / 3600,
+                  reencrypt_policy_warn_within(&st->policy));
+}
+
 /* Check the chain the backend presented, log the outcome, remember it.
  * Runs once per handshake. */
 static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
                                      STACK_OF(X509) *untrusted)
 {
     conn_rec *c = st->c;
+    conn_rec *lc = st->r ? st->r->connection : c;
+    const reencrypt_policy_t *pol = &st->policy;
     reencrypt_check_t chk;
     reencrypt_verdict_t v;
+    apr_time_t now = apr_time_now();
     apr_pool_t *tp;
+    int report = reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT;
 
     apr_pool_create(&tp, c->pool);
     apr_pool_tag(tp, "reencrypt_verify");
     memset(&chk, 0, sizeof(chk));
-    chk.anchors = st->policy.anchors;
-    chk.depth = reencrypt_policy_depth(&st->policy);
-    chk.names = st->names;
+    chk.anchors = pol->anchors;
+    chk.depth = reencrypt_policy_depth(pol);
+    chk.names = reencrypt_policy_check_name(pol) ? st->names : NULL;
     chk.names_from_sni = st->names_from_sni;
-    chk.now = time(NULL);
+    chk.pins = pol->pins;
+    chk.pin_chain = reencrypt_policy_pin_scope(pol)
+                    == REENCRYPT_PIN_SCOPE_CHAIN;
+    chk.pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
+    chk.refuse_within = reencrypt_policy_refuse_within(pol);
+    chk.clock_skew = reencrypt_policy_clock_skew(pol);
+    chk.now = (time_t)apr_time_sec(now);
 
     reencrypt_verify(tp, &chk, leaf, untrusted, &v);
     st->checked = 1;
     st->reason = v.reason;
-    if (v.reason != REENCRYPT_OK) {
-        const char *token = reencrypt_reason_token(v.reason);
-
-        if (st->r) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, RELOGNO(00010)
-                          "backend %s refused: %s; expected %s; seen %s",
-                          st->backend_name, token, v.expected, v.seen);
-            apr_table_setn(st->r->notes, "reencrypt-refused", token);
-        }
-        else {
-            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, RELOGNO(00010)
-                          "backend %s refused: %s; expected %s; seen %s",
-                          st->backend_name, token, v.expected, v.seen);
-        }
+    st->skew_used = v.skew_used;
+    if (leaf) {
+        st->peer_pin = apr_pstrdup(c->pool, reencrypt_pin_str(tp,
+                                                              &v.leaf_pin));
+        st->peer_not_after = apr_pstrdup(c->pool,
+                                  reencrypt_time_str(tp, v.not_after));
     }
-    else {
+    if (v.reason == REENCRYPT_OK) {
+        st->result = "ok";
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, RELOGNO(00014)
                       "backend %s verified: %s, chain of %d, SNI %s",
                       st->backend_name, v.subject, v.chain_len,
                       st->sni ? st->sni : "(none)");
     }
+    else if (report) {
+        st->result = apr_pstrcat(c->pool, "report:",
+                                 reencrypt_reason_token(v.reason), NULL);
+        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, lc, RELOGNO(00018)
+                      "backend %s report-only: would refuse: %s; expected "
+                      "%s; seen %s", st->backend_name,
+                      reencrypt_reason_token(v.reason), v.expected, v.seen);
+    }
+    else {
+        st->result = apr_pstrcat(c->pool, "refused:",
+                                 reencrypt_reason_token(v.reason), NULL);
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, lc, RELOGNO(00010)
+                      "backend %s refused: %s; expected %s; seen %s",
+                      st->backend_name, reencrypt_reason_token(v.reason),
+                      v.expected, v.seen);
+    }
+    if ((v.reason == REENCRYPT_OK || report) && leaf && v.not_after
+        && reencrypt_policy_warn_within(pol) > 0
+        && (apr_int64_t)v.not_after - (apr_int64_t)chk.now
+           < reencrypt_policy_warn_within(pol)) {
+        warn_expiring(st, leaf, &v, now, tp);
+    }
+    if (st->r) {
+        reencrypt_ssl_set_env(st, st->r);
+        if (v.reason != REENCRYPT_OK && !report) {
+            apr_table_setn(st->r->notes, "reencrypt-refused",
+                           reencrypt_reason_token(v.reason));
+        }
+        if (v.skew_used || (report && v.reason != REENCRYPT_OK)) {
+            /* mod_ssl may still refuse what the policy let through */
+            apr_table_setn(st->r->notes, "reencrypt-lenient", "1");
+        }
+    }
     apr_pool_destroy(tp);
-    return st->reason;
+    return report ? REENCRYPT_OK : st->reason;
 }
 
 /* OpenSSL's verify callback for backend connections under a policy.
@@ -125,12 +208,12 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         return 0;                   /* cannot happen; fail closed */
     }
     if (!st->checked) {
-        check_peer(st, X509_STORE_CTX_get0_cert(ctx),
-                   X509_STORE_CTX_get0_untrusted(ctx));
+        st->verdict = check_peer(st, X509_STORE_CTX_get0_cert(ctx),
+                                 X509_STORE_CTX_get0_untrusted(ctx));
     }
-    if (st->reason != REENCRYPT_OK) {
+    if (st->verdict != REENCRYPT_OK) {
         X509_STORE_CTX_set_error(ctx,
-                                 reencrypt_reason_x509_error(st->reason));
+                                 reencrypt_reason_x509_error(st->verdict));
         return 0;
     }
     return 1;
@@ -203,8 +286,8 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
         /* The handshake completed without the verify callback (no
          * certificate exchanged): check what the session carries, and
          * refuse if it carries nothing. */
-        check_peer(st, SSL_get0_peer_certificate(ssl),
-                   SSL_get_peer_cert_chain(ssl));
+        st->verdict = check_peer(st, SSL_get0_peer_certificate(ssl),
+                                 SSL_get_peer_cert_chain(ssl));
     }
-    return st->reason == REENCRYPT_OK ? OK : HTTP_BAD_GATEWAY;
+    return st->verdict == REENCRYPT_OK ? OK : HTTP_BAD_GATEWAY;
 }

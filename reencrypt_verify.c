@@ -299,11 +299,13 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
 
 typedef struct {
     apr_pool_t *p;
+    time_t skew_until;          /* now + clock skew */
     int trust_err;              /* first X509_V_ERR_* that is not below */
     const char *trust_at;       /* subject of the certificate concerned */
     const char *nyv;            /* "<subject> notBefore=<t>" */
     const char *expired;        /* "<subject> notAfter=<t>" */
     int too_long;
+    int skew_used;
 } collector_t;
 
 /* Called by OpenSSL for every certificate and every error; records
@@ -322,7 +324,11 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
     cert = X509_STORE_CTX_get_current_cert(ctx);
     switch (err) {
     case X509_V_ERR_CERT_NOT_YET_VALID:
-        if (!c->nyv && cert) {
+        if (cert && X509_cmp_time(X509_get0_notBefore(cert),
+                                  &c->skew_until) < 0) {
+            c->skew_used = 1;       /* within ReencryptClockSkew */
+        }
+        else if (!c->nyv && cert) {
             c->nyv = apr_psprintf(c->p, "%s notBefore=%s",
                         reencrypt_name_str(c->p, X509_get_subject_name(cert)),
                         reencrypt_asn1_time_str(c->p, X509_get0_notBefore(cert)));
@@ -378,6 +384,93 @@ static const char *names_str(apr_pool_t *p, const apr_array_header_t *names)
     return names->nelts > 1 ? apr_pstrcat(p, "one of ", s, NULL) : s;
 }
 
+static const char *pins_str(apr_pool_t *p, const apr_array_header_t *pins)
+{
+    const char *s = NULL;
+    int i;
+
+    for (i = 0; i < pins->nelts; i++) {
+        const char *one = reencrypt_pin_str(p,
+                              &APR_ARRAY_IDX(pins, i, reencrypt_pin_t));
+        s = s ? apr_pstrcat(p, s, ", ", one, NULL) : one;
+    }
+    return s;
+}
+
+static int pin_listed(const apr_array_header_t *pins,
+                      const reencrypt_pin_t *pin)
+{
+    int i;
+
+    for (i = 0; i < pins->nelts; i++) {
+        if (!memcmp(APR_ARRAY_IDX(pins, i, reencrypt_pin_t).sha256,
+                    pin->sha256, REENCRYPT_PIN_LEN)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int reencrypt_pin_of_pkey(EVP_PKEY *pkey, reencrypt_pin_t *pin)
+{
+    unsigned char *der = NULL;
+    int len;
+
+    if (!pkey || (len = i2d_PUBKEY(pkey, &der)) <= 0) {
+        return -1;
+    }
+    if (!EVP_Digest(der, (size_t)len, pin->sha256, NULL, EVP_sha256(),
+                    NULL)) {
+        OPENSSL_free(der);
+        return -1;
+    }
+    OPENSSL_free(der);
+    return 0;
+}
+
+int reencrypt_pin_of_cert(X509 *cert, reencrypt_pin_t *pin)
+{
+    return cert ? reencrypt_pin_of_pkey(X509_get0_pubkey(cert), pin) : -1;
+}
+
+time_t reencrypt_asn1_time_t(const ASN1_TIME *t)
+{
+    ASN1_TIME *epoch;
+    int days = 0, secs = 0, ok;
+
+    if (!t || !(epoch = ASN1_TIME_set(NULL, 0))) {
+        return 0;
+    }
+    ok = ASN1_TIME_diff(&days, &secs, epoch, t);
+    ASN1_TIME_free(epoch);
+    return ok ? (time_t)days * 86400 + secs : 0;
+}
+
+/* The time checks of pin-only trust, where OpenSSL builds no chain */
+static void check_leaf_times(apr_pool_t *p, const reencrypt_check_t *chk,
+                             X509 *leaf, collector_t *c)
+{
+    time_t now = chk->now;
+    const ASN1_TIME *nb = X509_get0_notBefore(leaf);
+    const ASN1_TIME *na = X509_get0_notAfter(leaf);
+
+    if (X509_cmp_time(nb, &now) >= 0) {       /* after now, or bad */
+        if (X509_cmp_time(nb, &c->skew_until) < 0) {
+            c->skew_used = 1;
+        }
+        else {
+            c->nyv = apr_psprintf(p, "%s notBefore=%s",
+                         reencrypt_name_str(p, X509_get_subject_name(leaf)),
+                         reencrypt_asn1_time_str(p, nb));
+        }
+    }
+    if (X509_cmp_time(na, &now) <= 0) {       /* before now, or bad */
+        c->expired = apr_psprintf(p, "%s notAfter=%s",
+                         reencrypt_name_str(p, X509_get_subject_name(leaf)),
+                         reencrypt_asn1_time_str(p, na));
+    }
+}
+
 reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                     const reencrypt_check_t *chk,
                                     X509 *leaf, STACK_OF(X509) *untrusted,
@@ -386,8 +479,8 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
     X509_STORE_CTX *ctx = NULL;
     X509_VERIFY_PARAM *param;
     collector_t c;
-    STACK_OF(X509) *chain;
-    int i, rc, matched = 0;
+    STACK_OF(X509) *chain = NULL;
+    int i, rc, npins = chk->pins ? chk->pins->nelts : 0;
 
     memset(v, 0, sizeof(*v));
     if (!leaf) {
@@ -397,48 +490,73 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         return v->reason;
     }
     v->subject = reencrypt_name_str(p, X509_get_subject_name(leaf));
-
-    if (!chk->anchors || !chk->anchors->store) {
+    v->not_after = reencrypt_asn1_time_t(X509_get0_notAfter(leaf));
+    if (reencrypt_pin_of_cert(leaf, &v->leaf_pin) != 0) {
         v->reason = REENCRYPT_ERR_UNTRUSTED;
-        v->expected = "a trust anchor (none configured)";
+        v->expected = "a certificate with a usable public key";
         v->seen = v->subject;
         return v->reason;
     }
 
     memset(&c, 0, sizeof(c));
     c.p = p;
-    ctx = X509_STORE_CTX_new();
-    if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
-                                     untrusted)) {
-        X509_STORE_CTX_free(ctx);
-        v->reason = REENCRYPT_ERR_UNTRUSTED;
-        v->expected = "a verifiable chain";
-        v->seen = "(verification could not start: out of memory)";
-        return v->reason;
-    }
-    param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_time(param, chk->now);
-    /* OpenSSL's depth counts intermediates only; ours counts every
-     * certificate above the leaf and is checked below, with a clear
-     * message. Let OpenSSL build chains one longer than we allow. */
-    X509_VERIFY_PARAM_set_depth(param, REENCRYPT_DEPTH_MAX);
-    /* Every certificate in the anchors file is a trust anchor, also an
-     * intermediate (RFC 5280 6.1.1 (d)). */
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
-    X509_STORE_CTX_set_app_data(ctx, &c);
-    X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
+    c.skew_until = chk->now + (time_t)chk->clock_skew;
 
-    rc = X509_verify_cert(ctx);
-    if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired && !c.too_long) {
-        /* failed without telling the callback */
-        c.trust_err = X509_STORE_CTX_get_error(ctx);
-        if (!c.trust_err) {
-            c.trust_err = X509_V_ERR_UNSPECIFIED;
+    if (chk->pin_only) {
+        /* Trust comes from the pin alone: no chain is built, and only
+         * the backend's own key can match (RFC 7469 2.6 needs a
+         * validated chain for anything else). */
+        if (npins == 0) {
+            v->reason = REENCRYPT_ERR_PIN;
+            v->expected = "a pinned key (no ReencryptPin configured)";
+            v->seen = reencrypt_pin_str(p, &v->leaf_pin);
+            return v->reason;
         }
+        check_leaf_times(p, chk, leaf, &c);
+        v->chain_len = 1;
     }
-    chain = X509_STORE_CTX_get0_chain(ctx);
-    v->chain_len = chain ? sk_X509_num(chain) : 0;
+    else {
+        if (!chk->anchors || !chk->anchors->store) {
+            v->reason = REENCRYPT_ERR_UNTRUSTED;
+            v->expected = "a trust anchor (none configured)";
+            v->seen = v->subject;
+            return v->reason;
+        }
+        ctx = X509_STORE_CTX_new();
+        if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
+                                         untrusted)) {
+            X509_STORE_CTX_free(ctx);
+            v->reason = REENCRYPT_ERR_UNTRUSTED;
+            v->expected = "a verifiable chain";
+            v->seen = "(verification could not start: out of memory)";
+            return v->reason;
+        }
+        param = X509_STORE_CTX_get0_param(ctx);
+        X509_VERIFY_PARAM_set_time(param, chk->now);
+        /* OpenSSL's depth counts intermediates only; ours counts every
+         * certificate above the leaf and is checked below, with a clear
+         * message. Let OpenSSL build chains longer than we allow. */
+        X509_VERIFY_PARAM_set_depth(param, REENCRYPT_DEPTH_MAX);
+        /* Every certificate in the anchors file is a trust anchor, also
+         * an intermediate (RFC 5280 6.1.1 (d)). */
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+        X509_STORE_CTX_set_app_data(ctx, &c);
+        X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
+
+        rc = X509_verify_cert(ctx);
+        if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired && !c.too_long
+            && !c.skew_used) {
+            /* failed without telling the callback */
+            c.trust_err = X509_STORE_CTX_get_error(ctx);
+            if (!c.trust_err) {
+                c.trust_err = X509_V_ERR_UNSPECIFIED;
+            }
+        }
+        chain = X509_STORE_CTX_get0_chain(ctx);
+        v->chain_len = chain ? sk_X509_num(chain) : 0;
+    }
+    v->skew_used = c.skew_used;
 
     if (c.trust_err) {
         v->reason = REENCRYPT_ERR_UNTRUSTED;
@@ -457,8 +575,13 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
     }
     else if (c.nyv) {
         v->reason = REENCRYPT_ERR_NOT_YET_VALID;
-        v->expected = apr_psprintf(p, "notBefore before %s",
-                                   reencrypt_time_str(p, chk->now));
+        v->expected = chk->clock_skew
+            ? apr_psprintf(p, "notBefore before %s (now plus "
+                           "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
+                           reencrypt_time_str(p, c.skew_until),
+                           chk->clock_skew)
+            : apr_psprintf(p, "notBefore before %s",
+                           reencrypt_time_str(p, chk->now));
         v->seen = c.nyv;
     }
     else if (c.expired) {
@@ -467,7 +590,7 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                    reencrypt_time_str(p, chk->now));
         v->seen = c.expired;
     }
-    else if (c.too_long || v->chain_len - 1 > chk->depth) {
+    else if (!chk->pin_only && (c.too_long || v->chain_len - 1 > chk->depth)) {
         v->reason = REENCRYPT_ERR_DEPTH;
         v->expected = apr_psprintf(p, "at most %d certificate%s above the "
                                    "leaf (ReencryptVerifyDepth %d)",
@@ -478,8 +601,51 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                   : apr_psprintf(p, "%d (%s)", v->chain_len - 1,
                                  chain_str(p, chain));
     }
-    else {
-        for (i = 0; chk->names && i < chk->names->nelts && !matched; i++) {
+    else if (npins > 0) {
+        int matched = pin_listed(chk->pins, &v->leaf_pin);
+        const char *seen = apr_psprintf(p, "%s (%s)",
+                               reencrypt_pin_str(p, &v->leaf_pin),
+                               v->subject);
+
+        /* RFC 7469 2.6: any key of the validated chain may match */
+        for (i = 1; !matched && chk->pin_chain && chain
+                    && i < sk_X509_num(chain); i++) {
+            X509 *x = sk_X509_value(chain, i);
+            reencrypt_pin_t pin;
+
+            if (reencrypt_pin_of_cert(x, &pin) == 0) {
+                matched = pin_listed(chk->pins, &pin);
+                seen = apr_psprintf(p, "%s, %s (%s)", seen,
+                           reencrypt_pin_str(p, &pin),
+                           reencrypt_name_str(p, X509_get_subject_name(x)));
+            }
+        }
+        if (!matched) {
+            v->reason = REENCRYPT_ERR_PIN;
+            v->expected = apr_psprintf(p, "%s of %d pin%s %s(%s)",
+                              npins == 1 ? "the" : "one",
+                              npins, npins == 1 ? "" : "s",
+                              chk->pin_chain ? "on the chain " : "on the leaf ",
+                              pins_str(p, chk->pins));
+            v->seen = seen;
+        }
+    }
+    if (v->reason == REENCRYPT_OK && chk->refuse_within > 0
+        && (apr_int64_t)(v->not_after - chk->now) < chk->refuse_within) {
+        v->reason = REENCRYPT_ERR_EXPIRING;
+        v->expected = apr_psprintf(p, "notAfter after %s "
+                          "(ReencryptRefuseExpiringWithin %" APR_INT64_T_FMT
+                          "s)",
+                          reencrypt_time_str(p, chk->now
+                                             + (time_t)chk->refuse_within),
+                          chk->refuse_within);
+        v->seen = apr_psprintf(p, "%s notAfter=%s", v->subject,
+                               reencrypt_time_str(p, v->not_after));
+    }
+    if (v->reason == REENCRYPT_OK && chk->names) {
+        int matched = 0;
+
+        for (i = 0; i < chk->names->nelts && !matched; i++) {
             matched = reencrypt_cert_matches(leaf,
                           APR_ARRAY_IDX(chk->names, i, const char *));
         }
@@ -504,6 +670,8 @@ const char *reencrypt_reason_token(reencrypt_reason_e reason)
     case REENCRYPT_ERR_NOT_YET_VALID: return "not-yet-valid";
     case REENCRYPT_ERR_EXPIRED:       return "expired";
     case REENCRYPT_ERR_DEPTH:         return "depth-exceeded";
+    case REENCRYPT_ERR_PIN:           return "pin-mismatch";
+    case REENCRYPT_ERR_EXPIRING:      return "expiring-within";
     case REENCRYPT_ERR_NAME:          return "name-mismatch";
     }
     return "unknown";
@@ -518,6 +686,8 @@ int reencrypt_reason_x509_error(reencrypt_reason_e reason)
     case REENCRYPT_ERR_NOT_YET_VALID: return X509_V_ERR_CERT_NOT_YET_VALID;
     case REENCRYPT_ERR_EXPIRED:       return X509_V_ERR_CERT_HAS_EXPIRED;
     case REENCRYPT_ERR_DEPTH:         return X509_V_ERR_CERT_CHAIN_TOO_LONG;
+    case REENCRYPT_ERR_PIN:           return X509_V_ERR_APPLICATION_VERIFICATION;
+    case REENCRYPT_ERR_EXPIRING:      return X509_V_ERR_APPLICATION_VERIFICATION;
     case REENCRYPT_ERR_NAME:          return X509_V_ERR_HOSTNAME_MISMATCH;
     }
     return X509_V_ERR_UNSPECIFIED;

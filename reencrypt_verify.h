@@ -27,6 +27,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "reencrypt_policy.h"
@@ -44,15 +45,29 @@ typedef enum {
     REENCRYPT_ERR_NOT_YET_VALID,
     REENCRYPT_ERR_EXPIRED,
     REENCRYPT_ERR_DEPTH,
+    REENCRYPT_ERR_PIN,
+    REENCRYPT_ERR_EXPIRING,
     REENCRYPT_ERR_NAME
 } reencrypt_reason_e;
 
+/** Number of reasons, REENCRYPT_OK included (for counters). */
+#define REENCRYPT_REASONS (REENCRYPT_ERR_NAME + 1)
+
 /** What the verification was asked to check. */
 typedef struct {
-    const reencrypt_anchors_t *anchors;   /**< required */
+    const reencrypt_anchors_t *anchors;   /**< required unless pin_only */
     int depth;                            /**< max certs above the leaf */
-    const apr_array_header_t *names;      /**< const char *, any-of */
+    const apr_array_header_t *names;      /**< const char *, any-of;
+                                           *   NULL: names not checked */
     int names_from_sni;                   /**< names[0] is the SNI sent */
+    const apr_array_header_t *pins;       /**< reencrypt_pin_t, any-of;
+                                           *   NULL or empty: no pinning */
+    int pin_chain;                        /**< pins may match any key of
+                                           *   the validated chain */
+    int pin_only;                         /**< trust = a pinned leaf key,
+                                           *   no chain validation */
+    apr_int64_t refuse_within;            /**< seconds, 0 = no window */
+    apr_int64_t clock_skew;               /**< notBefore grace, seconds */
     time_t now;                           /**< verification time */
 } reencrypt_check_t;
 
@@ -63,6 +78,9 @@ typedef struct {
     const char *seen;         /**< what the backend presented */
     int chain_len;            /**< certificates in the verified chain */
     const char *subject;      /**< leaf subject, one line */
+    reencrypt_pin_t leaf_pin; /**< the presented key's pin */
+    time_t not_after;         /**< the leaf's notAfter (0 if unknown) */
+    int skew_used;            /**< accepted only thanks to clock_skew */
 } reencrypt_verdict_t;
 
 /** Load every PEM certificate of path into a new X509_STORE. On
@@ -80,6 +98,14 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                     const reencrypt_check_t *chk,
                                     X509 *leaf, STACK_OF(X509) *untrusted,
                                     reencrypt_verdict_t *v);
+
+/** The SPKI pin of a public key / of a certificate's key. Return 0 on
+ *  success, -1 on failure. */
+int reencrypt_pin_of_pkey(EVP_PKEY *pkey, reencrypt_pin_t *pin);
+int reencrypt_pin_of_cert(X509 *cert, reencrypt_pin_t *pin);
+
+/** Convert an ASN1_TIME to time_t; 0 on failure. */
+time_t reencrypt_asn1_time_t(const ASN1_TIME *t);
 
 /** Stable token for a reason, e.g. "name-mismatch". */
 const char *reencrypt_reason_token(reencrypt_reason_e reason);

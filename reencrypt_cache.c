@@ -1,0 +1,161 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * reencrypt_cache.c: "has this been said already?" shared by all child
+ * processes, through httpd's socache provider shmcb and a global mutex
+ * (shmcb is not safe across processes by itself). Used so that an
+ * expiry warning is logged once per certificate and day by the whole
+ * server, not once per request or per child.
+ */
+
+#include "apr_strings.h"
+#include "apr_global_mutex.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_provider.h"
+#include "ap_socache.h"
+#include "util_mutex.h"
+
+#include "mod_reencrypt.h"
+
+APLOG_USE_MODULE(reencrypt);
+
+#define NOTES_MUTEX_TYPE "reencrypt-notes"
+#define NOTES_CACHE_SIZE "65536"
+
+/* Set by the startup checks when some scope has a warning window. */
+int reencrypt_warn_cache_wanted;
+
+static const ap_socache_provider_t *notes_provider;
+static ap_socache_instance_t *notes_cache;
+static apr_global_mutex_t *notes_mutex;
+
+int reencrypt_cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return ap_mutex_register(pconf, NOTES_MUTEX_TYPE, NULL,
+                             APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t notes_cleanup(void *data)
+{
+    server_rec *s = data;
+
+    if (notes_cache) {
+        notes_provider->destroy(notes_cache, s);
+        notes_cache = NULL;
+    }
+    notes_mutex = NULL;
+    return APR_SUCCESS;
+}
+
+int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s)
+{
+    struct ap_socache_hints hints;
+    const char *err;
+    apr_status_t rv;
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !reencrypt_warn_cache_wanted) {
+        return OK;
+    }
+    notes_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
+                                        AP_SOCACHE_PROVIDER_VERSION);
+    if (!notes_provider) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00009)
+                     "ReencryptWarnExpiringWithin needs the shmcb shared "
+                     "cache: add 'LoadModule socache_shmcb_module "
+                     "modules/mod_socache_shmcb.so' (on Debian: a2enmod "
+                     "socache_shmcb)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    err = notes_provider->create(&notes_cache, NOTES_CACHE_SIZE, ptemp,
+                                 pconf);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00015)
+                     "cannot create the shared notes cache: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = ap_global_mutex_create(&notes_mutex, NULL, NOTES_MUTEX_TYPE, NULL,
+                                s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;      /* httpd logged why */
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.avg_id_len = 72;
+    hints.avg_obj_size = 1;
+    hints.expiry_interval = 3600;
+    rv = notes_provider->init(notes_cache, "mod_reencrypt-notes", &hints, s,
+                              pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00016)
+                     "cannot initialise the shared notes cache");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(pconf, s, notes_cleanup,
+                              apr_pool_cleanup_null);
+    return OK;
+}
+
+void reencrypt_cache_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!notes_mutex) {
+        return;
+    }
+    rv = apr_global_mutex_child_init(&notes_mutex,
+                                     apr_global_mutex_lockfile(notes_mutex),
+                                     p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RELOGNO(00017)
+                     "cannot attach to the notes mutex: expiry warnings are "
+                     "not deduplicated in this process");
+        notes_mutex = NULL;
+    }
+}
+
+int reencrypt_cache_first(server_rec *s, const char *key,
+                          apr_interval_time_t ttl, apr_pool_t *p)
+{
+    unsigned char one = 1, buf[1];
+    unsigned int len = sizeof(buf);
+    int first = 1;
+    apr_status_t rv;
+
+    if (!notes_cache || !notes_mutex) {
+        return 1;               /* no dedup: say it */
+    }
+    if (apr_global_mutex_lock(notes_mutex) != APR_SUCCESS) {
+        return 1;
+    }
+    rv = notes_provider->retrieve(notes_cache, s, (const unsigned char *)key,
+                                  (unsigned int)strlen(key), buf, &len, p);
+    if (rv == APR_SUCCESS) {
+        first = 0;
+    }
+    else {
+        notes_provider->store(notes_cache, s, (const unsigned char *)key,
+                              (unsigned int)strlen(key),
+                              apr_time_now() + ttl, &one, 1, p);
+    }
+    apr_global_mutex_unlock(notes_mutex);
+    return first;
+}
