@@ -621,12 +621,14 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
             }
         }
         if (!matched) {
+            const char *where = chk->pin_chain ? "the chain" : "the leaf";
+
             v->reason = REENCRYPT_ERR_PIN;
-            v->expected = apr_psprintf(p, "%s of %d pin%s %s(%s)",
-                              npins == 1 ? "the" : "one",
-                              npins, npins == 1 ? "" : "s",
-                              chk->pin_chain ? "on the chain " : "on the leaf ",
-                              pins_str(p, chk->pins));
+            v->expected = (npins == 1)
+                ? apr_psprintf(p, "the pin on %s (%s)", where,
+                               pins_str(p, chk->pins))
+                : apr_psprintf(p, "one of %d pins on %s (%s)", npins, where,
+                               pins_str(p, chk->pins));
             v->seen = seen;
         }
     }
