@@ -31,7 +31,7 @@
 #include "reencrypt_version.h"
 
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 116)
-#error "mod_reencrypt needs httpd 2.4.53 or later (the ssl_bind_outgoing hook)"
+#error "mod_reencrypt needs httpd 2.4.49 or later (the ssl_bind_outgoing hook)"
 #endif
 
 #if !defined(AP_HAS_THREAD_LOCAL) || !AP_HAS_THREAD_LOCAL
