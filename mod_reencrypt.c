@@ -75,7 +75,8 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     reg(reencrypt_scheme_handler, NULL, succ, APR_HOOK_FIRST);
-    if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
+    if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS
+        || reencrypt_session_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return reencrypt_ssl_init(pconf, plog, ptemp);
@@ -111,11 +112,19 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(reencrypt_cache_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
+    /* the session cache must exist before mod_ssl's post_config runs
+     * ssl init_server on the proxy contexts */
+    ap_hook_post_config(reencrypt_session_post_config, NULL, before_ssl,
+                        APR_HOOK_MIDDLE);
+    ap_hook_child_init(reencrypt_session_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
     ap_hook_ssl_bind_outgoing(reencrypt_bind_outgoing, NULL, before_ssl,
                               APR_HOOK_FIRST);
 
     /* mod_ssl's and mod_proxy's optional hooks: looked up by name when
      * they run, so they work whatever the LoadModule order. */
+    APR_OPTIONAL_HOOK(ssl, init_server, reencrypt_session_init_server,
+                      NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, pre_handshake, reencrypt_pre_handshake,
                       NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, proxy_post_handshake,
@@ -131,7 +140,7 @@ AP_DECLARE_MODULE(reencrypt) = {
     STANDARD20_MODULE_STUFF,
     reencrypt_create_dir_conf,  /* per-directory config creator */
     reencrypt_merge_dir_conf,   /* per-directory config merger */
-    NULL,                       /* server config creator */
+    reencrypt_create_srv_conf,  /* server config creator */
     NULL,                       /* server config merger */
     reencrypt_cmds,             /* directive table */
     reencrypt_register_hooks,   /* hook registration */

@@ -76,9 +76,21 @@ typedef struct {
                                   *   report:x (c->pool) */
     const char *peer_pin;        /**< REENCRYPT_PEER_PIN (c->pool) */
     const char *peer_not_after;  /**< REENCRYPT_PEER_NOT_AFTER (c->pool) */
+    STACK_OF(X509) *verified_chain; /**< chain of a full handshake */
+    const char *session_key;     /**< cache key, or NULL: no resumption */
+    STACK_OF(X509) *resume_chain; /**< stored with the offered session */
+    SSL_SESSION *pending_session; /**< held until the handshake passed */
+    int handshake_ok;            /**< passed the policy and mod_ssl */
+    int resumed;                 /**< the handshake resumed a session */
 } reencrypt_conn_t;
 
+/** Server-wide settings (main server only). */
+typedef struct {
+    const char *session_cache;   /**< ReencryptSessionCache, NULL unset */
+} reencrypt_srv_conf;
+
 /* reencrypt_config.c */
+void *reencrypt_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *reencrypt_create_dir_conf(apr_pool_t *p, char *dir);
 void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 extern const command_rec reencrypt_cmds[];
@@ -110,8 +122,25 @@ void reencrypt_cache_child_init(apr_pool_t *p, server_rec *s);
 int reencrypt_cache_first(server_rec *s, const char *key,
                           apr_interval_time_t ttl, apr_pool_t *p);
 
+/* reencrypt_session.c */
+extern int reencrypt_any_policy;
+int reencrypt_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp);
+int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s);
+void reencrypt_session_child_init(apr_pool_t *p, server_rec *s);
+int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
+                                  int is_proxy, SSL_CTX *ctx);
+/** Offer a cached session for this connection (in pre_handshake). */
+void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl);
+/** The handshake passed everything: store its session now and later. */
+void reencrypt_session_handshake_ok(reencrypt_conn_t *st);
+/** Drop the cached session of this connection's key. */
+void reencrypt_session_forget(reencrypt_conn_t *st);
+
 /* reencrypt_ssl.c */
 void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r);
+reencrypt_conn_t *reencrypt_ssl_conn_of(SSL *ssl);
 int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
                        apr_pool_t *ptemp);
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);

@@ -52,6 +52,12 @@ void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return pol;
 }
 
+void *reencrypt_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    return apr_pcalloc(p, sizeof(reencrypt_srv_conf));
+}
+
 const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
                                               server_rec *s)
 {
@@ -251,6 +257,37 @@ static const char *set_duration(cmd_parms *cmd, void *dcfg, const char *arg)
     return reencrypt_parse_duration(cmd->pool, cmd->cmd->name, arg, field);
 }
 
+static const char *set_session_reuse(cmd_parms *cmd, void *dcfg,
+                                     const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+
+    return reencrypt_parse_flag(cmd->pool, cmd->cmd->name, arg,
+                                &pol->session_reuse);
+}
+
+static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
+                                     const char *arg)
+{
+    reencrypt_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                                  &reencrypt_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *colon;
+
+    (void)dcfg;
+    if (err) {
+        return err;
+    }
+    colon = ap_strchr_c(arg, ':');
+    if (!*arg || colon == arg) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not none or "
+                            "<provider>[:<arguments>] (shmcb, memcache, "
+                            "redis, ...)", cmd->cmd->name, arg);
+    }
+    sc->session_cache = arg;
+    return NULL;
+}
+
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
 #define RE_FIELD(f) ((void *)APR_OFFSETOF(reencrypt_policy_t, f))
 
@@ -295,6 +332,15 @@ const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptMode", set_mode, NULL, RE_SCOPE,
                   "Enforce|Report: refuse violations, or log them and go "
                   "on (default Enforce)"),
+    AP_INIT_TAKE1("ReencryptSessionReuse", set_session_reuse, NULL, RE_SCOPE,
+                  "On|Off: resume TLS sessions to backends (default On)"),
+    AP_INIT_TAKE1("ReencryptSessionTimeout", set_duration,
+                  RE_FIELD(session_timeout), RE_SCOPE,
+                  "duration: longest life of a kept backend session "
+                  "(default 300s)"),
+    AP_INIT_TAKE1("ReencryptSessionCache", set_session_cache, NULL, RSRC_CONF,
+                  "none|<provider>[:<args>]: where backend sessions are "
+                  "kept (default shmcb)"),
     { NULL }
 };
 
@@ -305,6 +351,7 @@ const command_rec reencrypt_cmds[] = {
 typedef struct {
     apr_hash_t *warned;         /* "file:line" already warned about */
     int any_warn_window;        /* a ReencryptWarnExpiringWithin is set */
+    int any_policy;             /* some scope turns the engine on */
 } check_ctx_t;
 
 static const char *scope_name(apr_pool_t *p, server_rec *s)
@@ -381,6 +428,7 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
     if (reencrypt_policy_warn_within(pol) > 0) {
         cx->any_warn_window = 1;
     }
+    cx->any_policy = 1;
     return OK;
 }
 
@@ -413,6 +461,7 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     cx.warned = apr_hash_make(ptemp);
     cx.any_warn_window = 0;
+    cx.any_policy = 0;
     for (vs = s; vs; vs = vs->next) {
         const reencrypt_policy_t *base = reencrypt_policy_of(NULL, vs);
         core_server_config *core = ap_get_core_module_config(
@@ -435,5 +484,6 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
     }
     reencrypt_warn_cache_wanted = cx.any_warn_window;
+    reencrypt_any_policy = cx.any_policy;
     return OK;
 }

@@ -481,6 +481,8 @@ void reencrypt_policy_init(reencrypt_policy_t *pol)
     pol->refuse_within = REENCRYPT_UNSET;
     pol->warn_within = REENCRYPT_UNSET;
     pol->clock_skew = REENCRYPT_UNSET;
+    pol->session_reuse = REENCRYPT_UNSET;
+    pol->session_timeout = REENCRYPT_UNSET;
 }
 
 void reencrypt_policy_merge(reencrypt_policy_t *out,
@@ -533,6 +535,11 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
                       ? child->clock_skew : parent->clock_skew;
     out->mode = child->mode != REENCRYPT_MODE_UNSET ? child->mode
                                                     : parent->mode;
+    out->session_reuse = child->session_reuse != REENCRYPT_UNSET
+                         ? child->session_reuse : parent->session_reuse;
+    out->session_timeout = child->session_timeout != REENCRYPT_UNSET
+                           ? child->session_timeout
+                           : parent->session_timeout;
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
@@ -588,6 +595,17 @@ apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol)
 apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol)
 {
     return pol->clock_skew < 0 ? 0 : pol->clock_skew;
+}
+
+int reencrypt_policy_session_reuse(const reencrypt_policy_t *pol)
+{
+    return pol->session_reuse != 0;
+}
+
+apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol)
+{
+    return pol->session_timeout < 0 ? REENCRYPT_SESSION_TIMEOUT_DEFAULT
+                                    : pol->session_timeout;
 }
 
 const char *reencrypt_policy_lint(apr_pool_t *p,
@@ -695,6 +713,7 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     h = fnv_i64(h, reencrypt_policy_warn_within(pol));
     h = fnv_i64(h, reencrypt_policy_clock_skew(pol));
     h = fnv_int(h, (int)reencrypt_policy_mode(pol));
+    /* session reuse and timeout leave out: they change no verdict */
     return h ? h : 1;
 }
 

@@ -119,7 +119,12 @@ typedef struct {
     apr_int64_t warn_within;             /**< seconds; -1 unset */
     apr_int64_t clock_skew;              /**< seconds; -1 unset */
     reencrypt_mode_e mode;
+    int session_reuse;                   /**< -1 unset, 0 Off, 1 On */
+    apr_int64_t session_timeout;         /**< seconds; -1 unset */
 } reencrypt_policy_t;
+
+/** Default of ReencryptSessionTimeout, in seconds. */
+#define REENCRYPT_SESSION_TIMEOUT_DEFAULT 300
 
 /* ------------------------------------------------------------------ */
 /* Parsers. Each returns NULL on success, or an error message (allocated
@@ -217,6 +222,8 @@ reencrypt_mode_e reencrypt_policy_mode(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_refuse_within(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol);
+int reencrypt_policy_session_reuse(const reencrypt_policy_t *pol);
+apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol);
 
 /** Cross-directive check of an effective policy that is on. Returns
  *  NULL, or a sentence (from p) saying what is wrong. */

@@ -65,12 +65,20 @@ int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+reencrypt_conn_t *reencrypt_ssl_conn_of(SSL *ssl)
+{
+    return (ssl && ssl_ex_idx >= 0) ? SSL_get_ex_data(ssl, ssl_ex_idx)
+                                    : NULL;
+}
+
 void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r)
 {
     if (!st->result) {
         return;
     }
     apr_table_setn(r->subprocess_env, "REENCRYPT_RESULT", st->result);
+    apr_table_setn(r->subprocess_env, "REENCRYPT_SESSION",
+                   st->resumed ? "resumed" : "full");
     if (st->peer_pin) {
         apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_PIN", st->peer_pin);
     }
@@ -113,8 +121,18 @@ static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
 
 /* Check the chain the backend presented, log the outcome, remember it.
  * Runs once per handshake. */
+static apr_status_t verified_chain_cleanup(void *data)
+{
+    reencrypt_conn_t *st = data;
+
+    sk_X509_pop_free(st->verified_chain, X509_free);
+    st->verified_chain = NULL;
+    return APR_SUCCESS;
+}
+
 static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
-                                     STACK_OF(X509) *untrusted)
+                                     STACK_OF(X509) *untrusted,
+                                     STACK_OF(X509) *validated)
 {
     conn_rec *c = st->c;
     conn_rec *lc = st->r ? st->r->connection : c;
@@ -139,8 +157,16 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
     chk.refuse_within = reencrypt_policy_refuse_within(pol);
     chk.clock_skew = reencrypt_policy_clock_skew(pol);
     chk.now = (time_t)apr_time_sec(now);
+    chk.validated = validated;
+    chk.want_chain = !validated;
 
     reencrypt_verify(tp, &chk, leaf, untrusted, &v);
+    if (v.chain) {
+        /* kept with the session, for re-checks when it is resumed */
+        st->verified_chain = v.chain;
+        apr_pool_cleanup_register(c->pool, st, verified_chain_cleanup,
+                                  apr_pool_cleanup_null);
+    }
     st->checked = 1;
     st->reason = v.reason;
     st->skew_used = v.skew_used;
@@ -153,9 +179,10 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
     if (v.reason == REENCRYPT_OK) {
         st->result = "ok";
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, RELOGNO(00014)
-                      "backend %s verified: %s, chain of %d, SNI %s",
+                      "backend %s verified: %s, chain of %d, SNI %s%s",
                       st->backend_name, v.subject, v.chain_len,
-                      st->sni ? st->sni : "(none)");
+                      st->sni ? st->sni : "(none)",
+                      validated ? ", resumed session" : "");
     }
     else if (report) {
         st->result = apr_pstrcat(c->pool, "report:",
@@ -209,7 +236,7 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
     }
     if (!st->checked) {
         st->verdict = check_peer(st, X509_STORE_CTX_get0_cert(ctx),
-                                 X509_STORE_CTX_get0_untrusted(ctx));
+                                 X509_STORE_CTX_get0_untrusted(ctx), NULL);
     }
     if (st->verdict != REENCRYPT_OK) {
         X509_STORE_CTX_set_error(ctx,
@@ -268,6 +295,7 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
     }
     SSL_set_ex_data(ssl, ssl_ex_idx, st);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
+    reencrypt_session_resume(st, ssl);
     ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, c,
                   "backend %s: SNI %s, policy %016" APR_UINT64_T_HEX_FMT,
                   st->backend_name, st->sni ? st->sni : "(none)",
@@ -282,12 +310,34 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
     if (!st || !st->established_id) {
         return DECLINED;
     }
+    st->resumed = SSL_session_reused(ssl);
     if (!st->checked) {
-        /* The handshake completed without the verify callback (no
-         * certificate exchanged): check what the session carries, and
-         * refuse if it carries nothing. */
-        st->verdict = check_peer(st, SSL_get0_peer_certificate(ssl),
-                                 SSL_get_peer_cert_chain(ssl));
+        if (st->resumed && st->resume_chain) {
+            /* OpenSSL verified nothing: re-check the chain stored with
+             * the session against the policy as it is now */
+            st->verdict = check_peer(st, sk_X509_value(st->resume_chain, 0),
+                                     NULL, st->resume_chain);
+        }
+        else {
+            /* The handshake completed without the verify callback and
+             * without a session of ours: check what the session carries,
+             * and refuse if it carries nothing. */
+            st->verdict = check_peer(st, SSL_get0_peer_certificate(ssl),
+                                     SSL_get_peer_cert_chain(ssl), NULL);
+        }
     }
-    return st->verdict == REENCRYPT_OK ? OK : HTTP_BAD_GATEWAY;
+    if (st->verdict != REENCRYPT_OK) {
+        if (st->resumed) {
+            reencrypt_session_forget(st);
+        }
+        return HTTP_BAD_GATEWAY;
+    }
+    if (st->reason == REENCRYPT_OK) {
+        /* never keep a session that only Report mode let through */
+        reencrypt_session_handshake_ok(st);
+    }
+    if (st->r) {
+        reencrypt_ssl_set_env(st, st->r);
+    }
+    return OK;
 }

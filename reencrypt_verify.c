@@ -446,27 +446,29 @@ time_t reencrypt_asn1_time_t(const ASN1_TIME *t)
     return ok ? (time_t)days * 86400 + secs : 0;
 }
 
-/* The time checks of pin-only trust, where OpenSSL builds no chain */
-static void check_leaf_times(apr_pool_t *p, const reencrypt_check_t *chk,
-                             X509 *leaf, collector_t *c)
+/* Validity times of one certificate, where OpenSSL builds no chain
+ * (pin-only trust, resumed sessions); the first failure of each kind is
+ * kept, as collect_cb does. */
+static void check_times(apr_pool_t *p, const reencrypt_check_t *chk,
+                        X509 *cert, collector_t *c)
 {
     time_t now = chk->now;
-    const ASN1_TIME *nb = X509_get0_notBefore(leaf);
-    const ASN1_TIME *na = X509_get0_notAfter(leaf);
+    const ASN1_TIME *nb = X509_get0_notBefore(cert);
+    const ASN1_TIME *na = X509_get0_notAfter(cert);
 
     if (X509_cmp_time(nb, &now) >= 0) {       /* after now, or bad */
         if (X509_cmp_time(nb, &c->skew_until) < 0) {
             c->skew_used = 1;
         }
-        else {
+        else if (!c->nyv) {
             c->nyv = apr_psprintf(p, "%s notBefore=%s",
-                         reencrypt_name_str(p, X509_get_subject_name(leaf)),
+                         reencrypt_name_str(p, X509_get_subject_name(cert)),
                          reencrypt_asn1_time_str(p, nb));
         }
     }
-    if (X509_cmp_time(na, &now) <= 0) {       /* before now, or bad */
+    if (X509_cmp_time(na, &now) <= 0 && !c->expired) {
         c->expired = apr_psprintf(p, "%s notAfter=%s",
-                         reencrypt_name_str(p, X509_get_subject_name(leaf)),
+                         reencrypt_name_str(p, X509_get_subject_name(cert)),
                          reencrypt_asn1_time_str(p, na));
     }
 }
@@ -512,8 +514,18 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
             v->seen = reencrypt_pin_str(p, &v->leaf_pin);
             return v->reason;
         }
-        check_leaf_times(p, chk, leaf, &c);
+        check_times(p, chk, leaf, &c);
         v->chain_len = 1;
+    }
+    else if (chk->validated) {
+        /* A chain validated under this same policy when the session was
+         * made: what may have changed since is time, so re-check times,
+         * then pins, window and names below, but build nothing. */
+        chain = chk->validated;
+        for (i = 0; i < sk_X509_num(chain); i++) {
+            check_times(p, chk, sk_X509_value(chain, i), &c);
+        }
+        v->chain_len = sk_X509_num(chain);
     }
     else {
         if (!chk->anchors || !chk->anchors->store) {
@@ -590,7 +602,8 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                    reencrypt_time_str(p, chk->now));
         v->seen = c.expired;
     }
-    else if (!chk->pin_only && (c.too_long || v->chain_len - 1 > chk->depth)) {
+    else if (!chk->pin_only && !chk->validated
+             && (c.too_long || v->chain_len - 1 > chk->depth)) {
         v->reason = REENCRYPT_ERR_DEPTH;
         v->expected = apr_psprintf(p, "at most %d certificate%s above the "
                                    "leaf (ReencryptVerifyDepth %d)",
@@ -657,6 +670,17 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                       chk->names_from_sni ? " (SNI)" : "",
                                       NULL);
             v->seen = reencrypt_san_str(p, leaf, 10);
+        }
+    }
+    if (chk->want_chain) {
+        if (chain) {
+            v->chain = X509_chain_up_ref(chain);
+        }
+        else if ((v->chain = sk_X509_new_null()) != NULL) {
+            X509_up_ref(leaf);
+            if (!sk_X509_push(v->chain, leaf)) {
+                X509_free(leaf);
+            }
         }
     }
     X509_STORE_CTX_free(ctx);

@@ -69,6 +69,12 @@ typedef struct {
     apr_int64_t refuse_within;            /**< seconds, 0 = no window */
     apr_int64_t clock_skew;               /**< notBefore grace, seconds */
     time_t now;                           /**< verification time */
+    STACK_OF(X509) *validated;            /**< a chain (leaf first)
+                                           *   validated earlier under the
+                                           *   same policy: re-check times,
+                                           *   pins, window and names only
+                                           *   (resumed sessions) */
+    int want_chain;                       /**< return the chain used */
 } reencrypt_check_t;
 
 /** The outcome, with text for the one log line. */
@@ -81,6 +87,9 @@ typedef struct {
     reencrypt_pin_t leaf_pin; /**< the presented key's pin */
     time_t not_after;         /**< the leaf's notAfter (0 if unknown) */
     int skew_used;            /**< accepted only thanks to clock_skew */
+    STACK_OF(X509) *chain;    /**< with want_chain: the chain checked,
+                               *   leaf first; the caller frees it with
+                               *   sk_X509_pop_free(chain, X509_free) */
 } reencrypt_verdict_t;
 
 /** Load every PEM certificate of path into a new X509_STORE. On

@@ -1,0 +1,509 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * reencrypt_session.c: TLS session resumption on backend connections.
+ *
+ * mod_ssl never resumes a session on a proxy connection (it calls no
+ * SSL_set_session), so every new backend connection is a full handshake.
+ * Here a session that passed the policy is kept in an httpd socache
+ * (shmcb by default, so all children share it; memcache or redis to
+ * share it between balancers), under a key made of everything that must
+ * match for the session to be usable: backend, SNI and the identity of
+ * the effective policy. Next to the session goes the chain it was
+ * validated with, so that a resumed handshake -- where OpenSSL verifies
+ * nothing -- is checked again for what can change: validity times, pins,
+ * the expiry window, names.
+ *
+ * Rules that keep resumption from widening trust:
+ *  - a session is stored only after the handshake passed the policy and
+ *    mod_ssl's own checks (proxy_post_handshake); TLS 1.2 hands the
+ *    session over before that, so it is held until then;
+ *  - a session of a refused handshake, or of one let through by Report
+ *    mode, is never stored;
+ *  - a resumed handshake that fails the re-check is refused and its
+ *    session removed.
+ */
+
+#include "apr_strings.h"
+#include "apr_global_mutex.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_provider.h"
+#include "ap_socache.h"
+#include "util_mutex.h"
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "mod_reencrypt.h"
+
+APLOG_USE_MODULE(reencrypt);
+
+#define SESSION_MUTEX_TYPE  "reencrypt-session"
+#define SESSION_BLOB_MAX    (48 * 1024)
+#define SESSION_MAGIC       "RES1"
+
+static const ap_socache_provider_t *sess_provider;
+static ap_socache_instance_t *sess_cache;
+static apr_global_mutex_t *sess_mutex;     /* only for NOTMPSAFE ones */
+static const char *sess_spec;
+
+/* Set by the startup checks: some scope turns the engine on. */
+int reencrypt_any_policy;
+
+int reencrypt_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return ap_mutex_register(pconf, SESSION_MUTEX_TYPE, NULL,
+                             APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t sess_cleanup(void *data)
+{
+    server_rec *s = data;
+
+    if (sess_cache) {
+        sess_provider->destroy(sess_cache, s);
+        sess_cache = NULL;
+    }
+    sess_mutex = NULL;
+    sess_provider = NULL;
+    return APR_SUCCESS;
+}
+
+int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s)
+{
+    const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                        &reencrypt_module);
+    struct ap_socache_hints hints;
+    const char *name, *args = NULL, *err, *colon;
+    apr_status_t rv;
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !reencrypt_any_policy) {
+        return OK;
+    }
+    sess_spec = sc->session_cache ? sc->session_cache : "shmcb";
+    if (!strcasecmp(sess_spec, "none")) {
+        return OK;
+    }
+    colon = ap_strchr_c(sess_spec, ':');
+    name = colon ? apr_pstrmemdup(ptemp, sess_spec, colon - sess_spec)
+                 : sess_spec;
+    if (colon) {
+        args = colon + 1;
+    }
+    sess_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                       AP_SOCACHE_PROVIDER_VERSION);
+    if (!sess_provider) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00021)
+                     "ReencryptSessionCache %s: no socache provider '%s' "
+                     "is loaded: add 'LoadModule socache_%s_module "
+                     "modules/mod_socache_%s.so' (on Debian: a2enmod "
+                     "socache_%s), or say 'ReencryptSessionCache none'",
+                     sess_spec, name, name, name, name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    err = sess_provider->create(&sess_cache, args, ptemp, pconf);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00022)
+                     "ReencryptSessionCache %s: %s", sess_spec, err);
+        sess_cache = NULL;
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sess_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        rv = ap_global_mutex_create(&sess_mutex, NULL, SESSION_MUTEX_TYPE,
+                                    NULL, s, pconf, 0);
+        if (rv != APR_SUCCESS) {
+            return HTTP_INTERNAL_SERVER_ERROR;  /* httpd logged why */
+        }
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.avg_id_len = 64;
+    hints.avg_obj_size = 4096;
+    hints.expiry_interval = 60;
+    rv = sess_provider->init(sess_cache, "mod_reencrypt-sessions", &hints,
+                             s, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00023)
+                     "ReencryptSessionCache %s: cannot initialise the cache",
+                     sess_spec);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(pconf, s, sess_cleanup, apr_pool_cleanup_null);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00024)
+                 "backend TLS sessions are kept in '%s'", sess_spec);
+    return OK;
+}
+
+void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!sess_mutex) {
+        return;
+    }
+    rv = apr_global_mutex_child_init(&sess_mutex,
+                                     apr_global_mutex_lockfile(sess_mutex), p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RELOGNO(00025)
+                     "cannot attach to the session cache mutex: backend "
+                     "sessions are not resumed in this process");
+        sess_cache = NULL;
+    }
+}
+
+/* The cache calls, under the global mutex where the provider needs it.
+ * Without the lock, the cache is not used (never used unlocked). */
+static int sess_lock(void)
+{
+    return !sess_mutex || apr_global_mutex_lock(sess_mutex) == APR_SUCCESS;
+}
+
+static void sess_unlock(void)
+{
+    if (sess_mutex) {
+        apr_global_mutex_unlock(sess_mutex);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The session context: client mode on every proxy SSL_CTX            */
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
+
+int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
+                                  int is_proxy, SSL_CTX *ctx)
+{
+    (void)s;
+    (void)p;
+    if (!is_proxy || !reencrypt_any_policy) {
+        return DECLINED;
+    }
+    /* mod_ssl gave this proxy context its server-side cache mode and,
+     * with SSLSessionCache, its server cache callbacks
+     * (ssl_engine_init.c ssl_init_ctx_session_cache); on a client those
+     * would send every new backend session to the frontend's cache.
+     * Client mode, no internal store, our callback only. Connections
+     * without a policy are untouched by it: the callback stores only
+     * what a policy checked. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
+                                        | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    SSL_CTX_sess_set_remove_cb(ctx, NULL);
+    SSL_CTX_sess_set_get_cb(ctx, NULL);
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys and blobs                                                      */
+
+static const char *session_key(apr_pool_t *p, const reencrypt_conn_t *st)
+{
+    const char *id = apr_psprintf(p, "%s|%s|%016" APR_UINT64_T_HEX_FMT,
+                                  st->backend_name ? st->backend_name : "",
+                                  st->sni ? st->sni : "", st->established_id);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *hex, *h;
+    unsigned int i;
+
+    if (!EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL)) {
+        return NULL;
+    }
+    h = hex = apr_palloc(p, 2 * mdlen + 4);
+    memcpy(h, "rs:", 3);
+    h += 3;
+    for (i = 0; i < mdlen; i++) {
+        static const char digits[] = "0123456789abcdef";
+
+        *h++ = digits[md[i] >> 4];
+        *h++ = digits[md[i] & 0x0f];
+    }
+    *h = '\0';
+    return hex;
+}
+
+static void put_u32(unsigned char *b, apr_uint32_t v)
+{
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+static apr_uint32_t get_u32(const unsigned char *b)
+{
+    return ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+           | ((apr_uint32_t)b[2] << 8) | (apr_uint32_t)b[3];
+}
+
+/* "RES1" | u32 len | session DER | u32 n | (u32 len | cert DER) * n */
+static unsigned char *blob_make(apr_pool_t *p, SSL_SESSION *sess,
+                                STACK_OF(X509) *chain, unsigned int *len)
+{
+    int slen = i2d_SSL_SESSION(sess, NULL), i, n = sk_X509_num(chain);
+    apr_size_t total = 4 + 4 + (apr_size_t)slen + 4;
+    unsigned char *blob, *b;
+
+    if (slen <= 0) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        int clen = i2d_X509(sk_X509_value(chain, i), NULL);
+
+        if (clen <= 0) {
+            return NULL;
+        }
+        total += 4 + (apr_size_t)clen;
+    }
+    if (total > SESSION_BLOB_MAX) {
+        return NULL;
+    }
+    b = blob = apr_palloc(p, total);
+    memcpy(b, SESSION_MAGIC, 4);
+    b += 4;
+    put_u32(b, (apr_uint32_t)slen);
+    b += 4;
+    i2d_SSL_SESSION(sess, &b);
+    put_u32(b, (apr_uint32_t)n);
+    b += 4;
+    for (i = 0; i < n; i++) {
+        X509 *x = sk_X509_value(chain, i);
+
+        put_u32(b, (apr_uint32_t)i2d_X509(x, NULL));
+        b += 4;
+        i2d_X509(x, &b);
+    }
+    *len = (unsigned int)total;
+    return blob;
+}
+
+static apr_status_t chain_cleanup(void *data)
+{
+    sk_X509_pop_free((STACK_OF(X509) *)data, X509_free);
+    return APR_SUCCESS;
+}
+
+/* Parse a blob; on success *sess must be freed by the caller and
+ * *chain is tied to pool p. */
+static int blob_parse(apr_pool_t *p, const unsigned char *blob,
+                      unsigned int len, SSL_SESSION **sess,
+                      STACK_OF(X509) **chain)
+{
+    const unsigned char *b = blob, *end = blob + len, *q;
+    apr_uint32_t slen, n, i;
+
+    *sess = NULL;
+    *chain = NULL;
+    if (len < 12 || memcmp(b, SESSION_MAGIC, 4)) {
+        return 0;
+    }
+    b += 4;
+    slen = get_u32(b);
+    b += 4;
+    if (slen > (apr_uint32_t)(end - b) - 4) {
+        return 0;
+    }
+    q = b;
+    *sess = d2i_SSL_SESSION(NULL, &q, (long)slen);
+    if (!*sess || q != b + slen) {
+        goto bad;
+    }
+    b += slen;
+    n = get_u32(b);
+    b += 4;
+    if (n == 0 || n > REENCRYPT_DEPTH_MAX + 1
+        || !(*chain = sk_X509_new_null())) {
+        goto bad;
+    }
+    apr_pool_cleanup_register(p, *chain, chain_cleanup,
+                              apr_pool_cleanup_null);
+    for (i = 0; i < n; i++) {
+        apr_uint32_t clen;
+        X509 *x;
+
+        if ((apr_size_t)(end - b) < 4) {
+            goto bad;
+        }
+        clen = get_u32(b);
+        b += 4;
+        if (clen > (apr_uint32_t)(end - b)) {
+            goto bad;
+        }
+        q = b;
+        x = d2i_X509(NULL, &q, (long)clen);
+        if (!x || q != b + clen || !sk_X509_push(*chain, x)) {
+            X509_free(x);
+            goto bad;
+        }
+        b += clen;
+    }
+    return b == end;
+
+bad:
+    SSL_SESSION_free(*sess);
+    *sess = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Storing, finding, forgetting                                        */
+
+static int session_enabled(const reencrypt_conn_t *st)
+{
+    return sess_cache && st->established_id
+           && reencrypt_policy_session_reuse(&st->policy);
+}
+
+static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
+{
+    conn_rec *c = st->c;
+    STACK_OF(X509) *chain = st->verified_chain ? st->verified_chain
+                                               : st->resume_chain;
+    apr_pool_t *tp;
+    unsigned char *blob;
+    unsigned int len = 0;
+    apr_time_t expiry, limit;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!session_enabled(st) || !st->session_key || !chain
+        || !SSL_SESSION_is_resumable(sess)) {
+        return;
+    }
+    apr_pool_create(&tp, c->pool);
+    blob = blob_make(tp, sess, chain, &len);
+    if (blob) {
+        expiry = apr_time_now() + apr_time_from_sec(
+                     reencrypt_policy_session_timeout(&st->policy));
+        limit = apr_time_from_sec((apr_time_t)SSL_SESSION_get_time(sess)
+                                  + SSL_SESSION_get_timeout(sess));
+        if (limit < expiry) {
+            expiry = limit;
+        }
+        if (sess_lock()) {
+            rv = sess_provider->store(sess_cache, c->base_server,
+                                      (const unsigned char *)st->session_key,
+                                      (unsigned int)strlen(st->session_key),
+                                      expiry, blob, len, tp);
+            sess_unlock();
+        }
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_TRACE2, rv, c,
+                  "backend %s: session %s (%u bytes)", st->backend_name,
+                  rv == APR_SUCCESS ? "stored" : "not stored", len);
+    apr_pool_destroy(tp);
+}
+
+void reencrypt_session_forget(reencrypt_conn_t *st)
+{
+    if (sess_cache && st->session_key && sess_lock()) {
+        sess_provider->remove(sess_cache, st->c->base_server,
+                              (const unsigned char *)st->session_key,
+                              (unsigned int)strlen(st->session_key),
+                              st->c->pool);
+        sess_unlock();
+    }
+}
+
+static apr_status_t pending_cleanup(void *data)
+{
+    reencrypt_conn_t *st = data;
+
+    if (st->pending_session) {
+        SSL_SESSION_free(st->pending_session);
+        st->pending_session = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/* OpenSSL hands over a new session: during the TLS 1.2 handshake (before
+ * the policy's verdict is final), or with a TLS 1.3 ticket afterwards. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    reencrypt_conn_t *st = reencrypt_ssl_conn_of(ssl);
+
+    if (!st || !session_enabled(st)) {
+        return 0;
+    }
+    if (st->handshake_ok) {
+        session_store(st, sess);
+    }
+    else if (SSL_SESSION_up_ref(sess)) {
+        if (!st->pending_session) {
+            apr_pool_cleanup_register(st->c->pool, st, pending_cleanup,
+                                      apr_pool_cleanup_null);
+        }
+        else {
+            SSL_SESSION_free(st->pending_session);
+        }
+        st->pending_session = sess;
+    }
+    return 0;   /* we keep no reference beyond the one taken above */
+}
+
+void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
+{
+    conn_rec *c = st->c;
+    unsigned char *blob;
+    unsigned int len = SESSION_BLOB_MAX;
+    SSL_SESSION *sess = NULL;
+    STACK_OF(X509) *chain = NULL;
+    apr_pool_t *tp;
+    apr_status_t rv = APR_NOTFOUND;
+
+    if (!session_enabled(st)) {
+        return;
+    }
+    st->session_key = session_key(c->pool, st);
+    if (!st->session_key) {
+        return;
+    }
+    apr_pool_create(&tp, c->pool);
+    blob = apr_palloc(tp, len);
+    if (sess_lock()) {
+        rv = sess_provider->retrieve(sess_cache, c->base_server,
+                                     (const unsigned char *)st->session_key,
+                                     (unsigned int)strlen(st->session_key),
+                                     blob, &len, tp);
+        sess_unlock();
+    }
+    if (rv == APR_SUCCESS && blob_parse(c->pool, blob, len, &sess, &chain)) {
+        if (SSL_set_session(ssl, sess)) {
+            st->resume_chain = chain;
+        }
+        SSL_SESSION_free(sess);
+    }
+    else if (rv == APR_SUCCESS) {
+        reencrypt_session_forget(st);   /* unreadable: drop it */
+    }
+    apr_pool_destroy(tp);
+}
+
+void reencrypt_session_handshake_ok(reencrypt_conn_t *st)
+{
+    st->handshake_ok = 1;
+    if (st->pending_session) {
+        session_store(st, st->pending_session);
+        SSL_SESSION_free(st->pending_session);
+        st->pending_session = NULL;
+    }
+}
