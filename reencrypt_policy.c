@@ -717,12 +717,14 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     return h ? h : 1;
 }
 
-const char *reencrypt_sni_for(const reencrypt_policy_t *pol,
+const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host)
 {
     unsigned char ip[16];
     const char *sni = NULL;
+    char *n;
+    apr_size_t len;
 
     switch (reencrypt_policy_sni_mode(pol)) {
     case REENCRYPT_SNI_NAME:
@@ -742,7 +744,15 @@ const char *reencrypt_sni_for(const reencrypt_policy_t *pol,
         || !reencrypt_is_dns_name(sni)) {
         return NULL;
     }
-    return sni;
+    /* RFC 6066 3: the name goes without a trailing dot; DNS names are
+     * case-insensitive, send one form so that cache keys agree */
+    n = apr_pstrdup(p, sni);
+    len = strlen(n);
+    if (n[len - 1] == '.') {
+        n[len - 1] = '\0';
+    }
+    str_tolower(n);
+    return n;
 }
 
 apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,

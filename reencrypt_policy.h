@@ -244,9 +244,10 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
                                              const char *sni,
                                              const char *backend_host);
 
-/** The SNI to send, or NULL for none. backend_host is the ProxyPass
+/** The SNI to send, or NULL for none: lower-cased, without a trailing
+ *  dot (from p, or the configured name). backend_host is the ProxyPass
  *  URL's host, client_host the request's Host (either may be NULL). */
-const char *reencrypt_sni_for(const reencrypt_policy_t *pol,
+const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host);
 

@@ -108,7 +108,7 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
                                          uri.hostname, (unsigned)port);
     }
     if (cur->policy_id) {
-        cur->sni = reencrypt_sni_for(cur->policy, cur->backend_host,
+        cur->sni = reencrypt_sni_for(r->pool, cur->policy, cur->backend_host,
                                      r->hostname);
     }
     return DECLINED;

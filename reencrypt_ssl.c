@@ -277,7 +277,7 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
                                         c->client_addr
                                         ? (unsigned)c->client_addr->port
                                         : 0U);
-        sni = reencrypt_sni_for(&st->policy, backend_host,
+        sni = reencrypt_sni_for(c->pool, &st->policy, backend_host,
                                 with_request ? st->r->hostname : NULL);
     }
     st->sni = sni ? apr_pstrdup(c->pool, sni) : NULL;

@@ -83,16 +83,44 @@ const char *reencrypt_name_str(apr_pool_t *p, X509_NAME *name)
     return s;
 }
 
+/* A string from a certificate, for the log: bytes outside printable
+ * ASCII (an embedded NUL, controls) are shown as \xNN, so that what is
+ * shown is what the certificate says. */
+static const char *cert_str(apr_pool_t *p, const unsigned char *data,
+                            int len)
+{
+    char *out, *o;
+    int i;
+
+    if (len <= 0) {
+        return "";
+    }
+    o = out = apr_palloc(p, (apr_size_t)len * 4 + 1);
+    for (i = 0; i < len; i++) {
+        if (data[i] >= 0x20 && data[i] < 0x7f && data[i] != '\\') {
+            *o++ = (char)data[i];
+        }
+        else {
+            static const char hex[] = "0123456789abcdef";
+
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[data[i] >> 4];
+            *o++ = hex[data[i] & 0x0f];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static const char *gen_str(apr_pool_t *p, const GENERAL_NAME *gen)
 {
     char buf[64];
 
     switch (gen->type) {
     case GEN_DNS:
-        return apr_pstrcat(p, "DNS:",
-                           apr_pstrmemdup(p,
-                                          (const char *)gen->d.dNSName->data,
-                                          (apr_size_t)gen->d.dNSName->length),
+        return apr_pstrcat(p, "DNS:", cert_str(p, gen->d.dNSName->data,
+                                               gen->d.dNSName->length),
                            NULL);
     case GEN_IPADD:
         if (gen->d.iPAddress->length == 4
@@ -108,9 +136,8 @@ static const char *gen_str(apr_pool_t *p, const GENERAL_NAME *gen)
         return "IP:(malformed)";
     case GEN_URI:
         return apr_pstrcat(p, "URI:",
-                           apr_pstrmemdup(p,
-                               (const char *)gen->d.uniformResourceIdentifier->data,
-                               (apr_size_t)gen->d.uniformResourceIdentifier->length),
+                           cert_str(p, gen->d.uniformResourceIdentifier->data,
+                                    gen->d.uniformResourceIdentifier->length),
                            NULL);
     case GEN_EMAIL:
         return "email:(...)";
@@ -135,7 +162,8 @@ const char *reencrypt_san_str(apr_pool_t *p, X509 *cert, int max)
         s = s ? apr_pstrcat(p, s, ", ", g, NULL) : g;
     }
     if (n > max) {
-        s = apr_psprintf(p, "%s, ... (%d in all)", s, n);
+        s = s ? apr_psprintf(p, "%s, ... (%d in all)", s, n)
+              : apr_psprintf(p, "... (%d in all)", n);
     }
     GENERAL_NAMES_free(gens);
     return s ? s : "no subjectAltName";

@@ -1,0 +1,1467 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * Unit tests of reencrypt_policy.c: directive value parsers, host name
+ * rules, the policy record (merge, defaults, identity), the SNI choice
+ * and the names a backend certificate must carry.
+ *
+ * Every test walks a table of cases. A case that does not give the
+ * expected outcome is printed with its table, index and input, and the
+ * test fails once the whole table has been walked, so that one run
+ * shows every wrong case. A case may carry a "defect" note: it states
+ * the correct outcome of a known defect of the code under test; it is
+ * reported but does not fail the run, and it fails the run once the
+ * code is fixed, so that the note gets removed.
+ *
+ * Each test gets a fresh APR pool (setup/teardown).
+ */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "reencrypt_policy.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------ */
+/* Harness                                                             */
+
+static int setup_pool(void **state)
+{
+    apr_pool_t *p = NULL;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int teardown_pool(void **state)
+{
+    apr_pool_destroy((apr_pool_t *)*state);
+    return 0;
+}
+
+/* Outcome of a table walk. */
+typedef struct {
+    const char *table;
+    int failed;
+    int known;
+} walk_t;
+
+static void walk_start(walk_t *w, const char *table)
+{
+    w->table = table;
+    w->failed = 0;
+    w->known = 0;
+}
+
+/* Record the outcome of case i: mismatch is NULL when the case gave the
+ * expected outcome, else a description of the difference. */
+static void walk_case(walk_t *w, int i, const char *label,
+                      const char *defect, const char *mismatch)
+{
+    if (mismatch && !defect) {
+        print_error("%s[%d] %s: %s\n", w->table, i, label, mismatch);
+        w->failed++;
+    }
+    else if (mismatch && defect) {
+        print_message("%s[%d] %s: known defect (%s): %s\n", w->table, i,
+                      label, defect, mismatch);
+        w->known++;
+    }
+    else if (!mismatch && defect) {
+        print_error("%s[%d] %s: gives the correct outcome now; remove its "
+                    "defect note \"%s\"\n", w->table, i, label, defect);
+        w->failed++;
+    }
+}
+
+static void walk_end(const walk_t *w)
+{
+    if (w->failed) {
+        print_error("%s: %d case(s) failed\n", w->table, w->failed);
+    }
+    assert_int_equal(w->failed, 0);
+}
+
+/* Printable form of a possibly NULL string. */
+static const char *q(apr_pool_t *p, const char *s)
+{
+    return s ? apr_psprintf(p, "\"%s\"", s) : "NULL";
+}
+
+static int str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Comparisons inside a case function: return a mismatch on failure. */
+#define WANT_INT(what, got, want) do {                                    \
+    long got_ = (long)(got), want_ = (long)(want);                        \
+    if (got_ != want_) {                                                  \
+        return apr_psprintf(p, "%s: got %ld, want %ld", (what), got_,     \
+                            want_);                                       \
+    }                                                                     \
+} while (0)
+
+#define WANT_STR(what, got, want) do {                                    \
+    const char *got_ = (got), *want_ = (want);                            \
+    if (!str_same(got_, want_)) {                                         \
+        return apr_psprintf(p, "%s: got %s, want %s", (what),             \
+                            q(p, got_), q(p, want_));                     \
+    }                                                                     \
+} while (0)
+
+#define WANT_HAS(what, got, needle) do {                                  \
+    const char *got_ = (got), *needle_ = (needle);                        \
+    if (!got_ || !strstr(got_, needle_)) {                                \
+        return apr_psprintf(p, "%s: got %s, want it to contain \"%s\"",   \
+                            (what), q(p, got_), needle_);                 \
+    }                                                                     \
+} while (0)
+
+/* Long names, built from fixed pieces. */
+#define L10 "abcdefghij"
+#define L61 L10 L10 L10 L10 L10 L10 "k"
+#define L62 L61 "l"
+#define L63 L62 "m"
+#define L64 L63 "n"
+/* 63+1+63+1+63+1+61 = 253 and one more = 254 characters */
+#define NAME253 L63 "." L63 "." L63 "." L61
+#define NAME254 L63 "." L63 "." L63 "." L62
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_parse_int                                                 */
+
+typedef struct {
+    const char *arg;
+    int min, max;
+    const char *err;     /* NULL: accepted */
+    int value;           /* with err == NULL */
+    const char *defect;
+} int_case_t;
+
+static const int_case_t int_cases[] = {
+    { "0",   0, 32, NULL, 0,  NULL },
+    { "4",   0, 32, NULL, 4,  NULL },
+    { "32",  0, 32, NULL, 32, NULL },
+    { "010", 0, 32, NULL, 10, NULL },      /* decimal, not octal */
+    { "-5", -10, 10, NULL, -5, NULL },
+    { "-10", -10, 10, NULL, -10, NULL },
+    { "2147483647", 0, 2147483647, NULL, 2147483647, NULL },
+    { "ten", 0, 32,
+      "ReencryptVerifyDepth: 'ten' is not an integer in 0..32", 0, NULL },
+    { "3x", 0, 32,
+      "ReencryptVerifyDepth: '3x' is not an integer in 0..32", 0, NULL },
+    { " 3", 0, 32,
+      "ReencryptVerifyDepth: ' 3' is not an integer in 0..32", 0, NULL },
+    { "3 ", 0, 32,
+      "ReencryptVerifyDepth: '3 ' is not an integer in 0..32", 0, NULL },
+    { "+3", 0, 32,
+      "ReencryptVerifyDepth: '+3' is not an integer in 0..32", 0, NULL },
+    { "-1", 0, 32,
+      "ReencryptVerifyDepth: '-1' is not an integer in 0..32", 0, NULL },
+    { "-", 0, 32,
+      "ReencryptVerifyDepth: '-' is not an integer in 0..32", 0, NULL },
+    { "--1", -10, 10,
+      "ReencryptVerifyDepth: '--1' is not an integer in -10..10", 0, NULL },
+    { "33", 0, 32,
+      "ReencryptVerifyDepth: '33' is not an integer in 0..32", 0, NULL },
+    { "-11", -10, 10,
+      "ReencryptVerifyDepth: '-11' is not an integer in -10..10", 0, NULL },
+    { "", 0, 32,
+      "ReencryptVerifyDepth: '' is not an integer in 0..32", 0, NULL },
+    { NULL, 0, 32,
+      "ReencryptVerifyDepth: '' is not an integer in 0..32", 0, NULL },
+    { "0x10", 0, 32,
+      "ReencryptVerifyDepth: '0x10' is not an integer in 0..32", 0, NULL },
+    { "1e1", 0, 32,
+      "ReencryptVerifyDepth: '1e1' is not an integer in 0..32", 0, NULL },
+    { "4294967300", 0, 32,
+      "ReencryptVerifyDepth: '4294967300' is not an integer in 0..32", 0,
+      NULL },
+    { "2147483648", 0, 2147483647,
+      "ReencryptVerifyDepth: '2147483648' is not an integer in "
+      "0..2147483647", 0, NULL },
+    { "99999999999999999999", 0, 32,
+      "ReencryptVerifyDepth: '99999999999999999999' is not an integer in "
+      "0..32", 0, NULL },
+    { "-99999999999999999999", -10, 10,
+      "ReencryptVerifyDepth: '-99999999999999999999' is not an integer in "
+      "-10..10", 0, NULL },
+};
+
+static const char *int_case(apr_pool_t *p, const int_case_t *c)
+{
+    int out = 12345;
+    const char *err = reencrypt_parse_int(p, "ReencryptVerifyDepth", c->arg,
+                                          c->min, c->max, &out);
+
+    WANT_STR("error", err, c->err);
+    WANT_INT("value", out, c->err ? 12345 : c->value);
+    return NULL;
+}
+
+static void test_parse_int(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "parse_int");
+    for (i = 0; i < N_ELEMS(int_cases); i++) {
+        walk_case(&w, (int)i, q(p, int_cases[i].arg), int_cases[i].defect,
+                  int_case(p, &int_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_parse_flag                                                */
+
+typedef struct {
+    const char *arg;
+    const char *err;
+    int value;
+} flag_case_t;
+
+static const flag_case_t flag_cases[] = {
+    { "On",  NULL, 1 },
+    { "on",  NULL, 1 },
+    { "ON",  NULL, 1 },
+    { "oN",  NULL, 1 },
+    { "Off", NULL, 0 },
+    { "off", NULL, 0 },
+    { "OFF", NULL, 0 },
+    { "oFf", NULL, 0 },
+    { "yes",  "ReencryptEngine: 'yes' is not On or Off", 0 },
+    { "1",    "ReencryptEngine: '1' is not On or Off", 0 },
+    { "0",    "ReencryptEngine: '0' is not On or Off", 0 },
+    { "true", "ReencryptEngine: 'true' is not On or Off", 0 },
+    { "onn",  "ReencryptEngine: 'onn' is not On or Off", 0 },
+    { "o",    "ReencryptEngine: 'o' is not On or Off", 0 },
+    { " On",  "ReencryptEngine: ' On' is not On or Off", 0 },
+    { "On ",  "ReencryptEngine: 'On ' is not On or Off", 0 },
+    { "",     "ReencryptEngine: '' is not On or Off", 0 },
+    { NULL,   "ReencryptEngine: '' is not On or Off", 0 },
+};
+
+static const char *flag_case(apr_pool_t *p, const flag_case_t *c)
+{
+    int out = 7;
+    const char *err = reencrypt_parse_flag(p, "ReencryptEngine", c->arg,
+                                           &out);
+
+    WANT_STR("error", err, c->err);
+    WANT_INT("value", out, c->err ? 7 : c->value);
+    return NULL;
+}
+
+static void test_parse_flag(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "parse_flag");
+    for (i = 0; i < N_ELEMS(flag_cases); i++) {
+        walk_case(&w, (int)i, q(p, flag_cases[i].arg), NULL,
+                  flag_case(p, &flag_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_parse_sni                                                 */
+
+#define SNI_ERR_IP(a)   "ReencryptSNI: '" a "' is an IP address; SNI " \
+                        "carries DNS names only (RFC 6066). Use "      \
+                        "ReencryptVerifyName to check an IP SAN"
+#define SNI_ERR_NAME(a) "ReencryptSNI: '" a "' is not a valid DNS name " \
+                        "(nor Backend, Host or Off)"
+
+typedef struct {
+    const char *arg;
+    const char *err;
+    reencrypt_sni_mode_e mode;
+    const char *name;
+} sni_case_t;
+
+static const sni_case_t sni_cases[] = {
+    { "Backend", NULL, REENCRYPT_SNI_BACKEND, NULL },
+    { "backend", NULL, REENCRYPT_SNI_BACKEND, NULL },
+    { "BACKEND", NULL, REENCRYPT_SNI_BACKEND, NULL },
+    { "bAcKeNd", NULL, REENCRYPT_SNI_BACKEND, NULL },
+    { "Host",    NULL, REENCRYPT_SNI_HOST,    NULL },
+    { "host",    NULL, REENCRYPT_SNI_HOST,    NULL },
+    { "HOST",    NULL, REENCRYPT_SNI_HOST,    NULL },
+    { "Off",     NULL, REENCRYPT_SNI_OFF,     NULL },
+    { "off",     NULL, REENCRYPT_SNI_OFF,     NULL },
+    { "OFF",     NULL, REENCRYPT_SNI_OFF,     NULL },
+    { "app.internal.example.com", NULL, REENCRYPT_SNI_NAME,
+      "app.internal.example.com" },
+    { "App.Internal.EXAMPLE.com", NULL, REENCRYPT_SNI_NAME,
+      "app.internal.example.com" },
+    { "good.test.", NULL, REENCRYPT_SNI_NAME, "good.test" },
+    { "GOOD.TEST.", NULL, REENCRYPT_SNI_NAME, "good.test" },
+    { "localhost", NULL, REENCRYPT_SNI_NAME, "localhost" },
+    { "xn--bcher-kva.example", NULL, REENCRYPT_SNI_NAME,
+      "xn--bcher-kva.example" },
+    { "a-b.c-d.test", NULL, REENCRYPT_SNI_NAME, "a-b.c-d.test" },
+    { "123.example", NULL, REENCRYPT_SNI_NAME, "123.example" },
+    /* a final dot turns a keyword into a literal name */
+    { "Host.", NULL, REENCRYPT_SNI_NAME, "host" },
+    { L63 ".test", NULL, REENCRYPT_SNI_NAME, L63 ".test" },
+    { NAME253, NULL, REENCRYPT_SNI_NAME, NAME253 },
+    { NAME253 ".", NULL, REENCRYPT_SNI_NAME, NAME253 },
+    { "bad_name!", SNI_ERR_NAME("bad_name!"), 0, NULL },
+    { "under_score.test", SNI_ERR_NAME("under_score.test"), 0, NULL },
+    { "-a.test", SNI_ERR_NAME("-a.test"), 0, NULL },
+    { "a-.test", SNI_ERR_NAME("a-.test"), 0, NULL },
+    { "a..b", SNI_ERR_NAME("a..b"), 0, NULL },
+    { ".a.test", SNI_ERR_NAME(".a.test"), 0, NULL },
+    { "a.test..", SNI_ERR_NAME("a.test.."), 0, NULL },
+    { L64 ".test", SNI_ERR_NAME(L64 ".test"), 0, NULL },
+    { NAME254, SNI_ERR_NAME(NAME254), 0, NULL },
+    { "*.wild.test", SNI_ERR_NAME("*.wild.test"), 0, NULL },
+    { "a b.test", SNI_ERR_NAME("a b.test"), 0, NULL },
+    { "good.test:443", SNI_ERR_NAME("good.test:443"), 0, NULL },
+    { "1.2.3", SNI_ERR_NAME("1.2.3"), 0, NULL },
+    { "", SNI_ERR_NAME(""), 0, NULL },
+    { NULL, SNI_ERR_NAME(""), 0, NULL },
+    { "192.0.2.1", SNI_ERR_IP("192.0.2.1"), 0, NULL },
+    { "[::1]", SNI_ERR_IP("[::1]"), 0, NULL },
+    { "::1", SNI_ERR_IP("::1"), 0, NULL },
+    { "2001:db8::1", SNI_ERR_IP("2001:db8::1"), 0, NULL },
+};
+
+static const char *sni_case(apr_pool_t *p, const sni_case_t *c)
+{
+    reencrypt_sni_mode_e mode = (reencrypt_sni_mode_e)99;
+    const char *name = "untouched";
+    const char *err = reencrypt_parse_sni(p, c->arg, &mode, &name);
+
+    WANT_STR("error", err, c->err);
+    if (!c->err) {
+        WANT_INT("mode", mode, c->mode);
+        WANT_STR("name", name, c->name);
+    }
+    else {
+        WANT_INT("mode (left alone)", mode, 99);
+    }
+    return NULL;
+}
+
+static void test_parse_sni(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "parse_sni");
+    for (i = 0; i < N_ELEMS(sni_cases); i++) {
+        walk_case(&w, (int)i, q(p, sni_cases[i].arg), NULL,
+                  sni_case(p, &sni_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_parse_verify_name                                         */
+
+#define VN_ERR(a) "ReencryptVerifyName: '" a "' is not a valid host name " \
+                  "or IP address"
+
+typedef struct {
+    const char *arg;
+    const char *err;
+    const char *out;
+} vn_case_t;
+
+static const vn_case_t vn_cases[] = {
+    { "good.test",        NULL, "good.test" },
+    { "Good.TEST",        NULL, "good.test" },
+    { "good.test.",       NULL, "good.test" },
+    { "localhost",        NULL, "localhost" },
+    { "xn--bcher-kva.example", NULL, "xn--bcher-kva.example" },
+    { L63 ".test",        NULL, L63 ".test" },
+    { NAME253,            NULL, NAME253 },
+    { "127.0.0.1",        NULL, "127.0.0.1" },
+    { "192.0.2.1",        NULL, "192.0.2.1" },
+    { "::1",              NULL, "::1" },
+    { "[::1]",            NULL, "::1" },
+    { "2001:db8::1",      NULL, "2001:db8::1" },
+    { "[2001:db8::1]",    NULL, "2001:db8::1" },
+    { "2001:DB8::A",      NULL, "2001:db8::a" },
+    { "[2001:DB8::A]",    NULL, "2001:db8::a" },
+    { "::ffff:192.0.2.1", NULL, "::ffff:192.0.2.1" },
+    { "*.good.test",      VN_ERR("*.good.test"), NULL },
+    { "*",                VN_ERR("*"), NULL },
+    { "a*.good.test",     VN_ERR("a*.good.test"), NULL },
+    { "bad_name!",        VN_ERR("bad_name!"), NULL },
+    { "a..b",             VN_ERR("a..b"), NULL },
+    { "-a.test",          VN_ERR("-a.test"), NULL },
+    { L64 ".test",        VN_ERR(L64 ".test"), NULL },
+    { NAME254,            VN_ERR(NAME254), NULL },
+    { "good test",        VN_ERR("good test"), NULL },
+    { "1.2.3",            VN_ERR("1.2.3"), NULL },
+    { "256.1.1.1",        VN_ERR("256.1.1.1"), NULL },
+    { "0x7f.0.0.1",       VN_ERR("0x7f.0.0.1"), NULL },
+    { "[127.0.0.1]",      VN_ERR("[127.0.0.1]"), NULL },
+    { "[::1",             VN_ERR("[::1"), NULL },
+    { "::1]",             VN_ERR("::1]"), NULL },
+    { "[]",               VN_ERR("[]"), NULL },
+    { "2001:db8::1::2",   VN_ERR("2001:db8::1::2"), NULL },
+    { "https://good.test/", VN_ERR("https://good.test/"), NULL },
+    { "",                 VN_ERR(""), NULL },
+    { NULL,               VN_ERR(""), NULL },
+};
+
+static const char *vn_case(apr_pool_t *p, const vn_case_t *c)
+{
+    const char *out = "untouched";
+    const char *err = reencrypt_parse_verify_name(p, c->arg, &out);
+
+    WANT_STR("error", err, c->err);
+    WANT_STR("canonical form", out, c->err ? "untouched" : c->out);
+    return NULL;
+}
+
+static void test_parse_verify_name(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "parse_verify_name");
+    for (i = 0; i < N_ELEMS(vn_cases); i++) {
+        walk_case(&w, (int)i, q(p, vn_cases[i].arg), NULL,
+                  vn_case(p, &vn_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_is_dns_name                                               */
+
+typedef struct {
+    const char *s;
+    int valid;
+} dns_name_case_t;
+
+static const dns_name_case_t dns_name_cases[] = {
+    { "good.test", 1 },
+    { "GOOD.Test", 1 },
+    { "good.test.", 1 },
+    { "a", 1 },
+    { "a.", 1 },
+    { "a.b", 1 },
+    { "localhost", 1 },
+    { "a-b.test", 1 },
+    { "a--b.test", 1 },
+    { "xn--bcher-kva.example", 1 },
+    { "123.example", 1 },
+    { "a.b1", 1 },
+    { "a.1b", 1 },
+    { "0a", 1 },
+    { L63, 1 },
+    { L63 ".test", 1 },
+    { NAME253, 1 },
+    { NAME253 ".", 1 },
+    { NULL, 0 },
+    { "", 0 },
+    { ".", 0 },
+    { "..", 0 },
+    { ".a", 0 },
+    { "a..b", 0 },
+    { "a.test..", 0 },
+    { "-a.test", 0 },
+    { "a-.test", 0 },
+    { "a.-b", 0 },
+    { "a.b-", 0 },
+    { "-", 0 },
+    { "a_b.test", 0 },
+    { "a b", 0 },
+    { "a.test/", 0 },
+    { "a.test:443", 0 },
+    { "*.test", 0 },
+    { "*", 0 },
+    { "a*.test", 0 },
+    { "\xc3\xa9.test", 0 },      /* U-label: not LDH */
+    { L64, 0 },
+    { L64 ".test", 0 },
+    { "a." L64, 0 },
+    { NAME254, 0 },
+    { NAME254 ".", 0 },
+    { "1.2.3.4", 0 },
+    { "a.123", 0 },
+    { "0", 0 },
+    { "123", 0 },
+    { "::1", 0 },
+    { "[::1]", 0 },
+};
+
+static const char *dns_name_case(apr_pool_t *p, const dns_name_case_t *c)
+{
+    WANT_INT("valid", reencrypt_is_dns_name(c->s) != 0, c->valid);
+    return NULL;
+}
+
+static void test_is_dns_name(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "is_dns_name");
+    for (i = 0; i < N_ELEMS(dns_name_cases); i++) {
+        walk_case(&w, (int)i, q(p, dns_name_cases[i].s), NULL,
+                  dns_name_case(p, &dns_name_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_ip_parse                                                  */
+
+typedef struct {
+    const char *s;
+    int len;                     /* 0, 4 or 16 */
+    unsigned char bytes[16];
+} ip_case_t;
+
+static const ip_case_t ip_cases[] = {
+    { "127.0.0.1", 4, { 127, 0, 0, 1 } },
+    { "192.0.2.1", 4, { 192, 0, 2, 1 } },
+    { "0.0.0.0", 4, { 0, 0, 0, 0 } },
+    { "255.255.255.255", 4, { 255, 255, 255, 255 } },
+    { "::1", 16, { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 } },
+    { "[::1]", 16, { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 } },
+    { "::", 16, { 0 } },
+    { "2001:db8::1", 16,
+      { 0x20,0x01,0x0d,0xb8, 0,0,0,0, 0,0,0,0, 0,0,0,1 } },
+    { "[2001:DB8::1]", 16,
+      { 0x20,0x01,0x0d,0xb8, 0,0,0,0, 0,0,0,0, 0,0,0,1 } },
+    { "2001:db8:0:0:0:0:0:1", 16,
+      { 0x20,0x01,0x0d,0xb8, 0,0,0,0, 0,0,0,0, 0,0,0,1 } },
+    { "fe80::1:2", 16,
+      { 0xfe,0x80,0,0, 0,0,0,0, 0,0,0,0, 0,1,0,2 } },
+    { "::ffff:192.0.2.1", 16,
+      { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff, 192,0,2,1 } },
+    { "1", 0, { 0 } },
+    { "127.1", 0, { 0 } },
+    { "1.2.3", 0, { 0 } },
+    { "1.2.3.4.5", 0, { 0 } },
+    { "1.2.3.4.", 0, { 0 } },
+    { ".1.2.3", 0, { 0 } },
+    { "1..2.3", 0, { 0 } },
+    { "0x7f.0.0.1", 0, { 0 } },
+    { "256.0.0.1", 0, { 0 } },
+    { "1.2.3.-4", 0, { 0 } },
+    { " 1.2.3.4", 0, { 0 } },
+    { "1.2.3.4 ", 0, { 0 } },
+    { "[127.0.0.1]", 0, { 0 } },
+    { "[::1", 0, { 0 } },
+    { "::1]", 0, { 0 } },
+    { "[]", 0, { 0 } },
+    { "[", 0, { 0 } },
+    { "1:2:3:4:5:6:7:8:9", 0, { 0 } },
+    { "2001:db8::1::2", 0, { 0 } },
+    { "fe80::1%eth0", 0, { 0 } },
+    { "[fe80::1%25eth0]", 0, { 0 } },
+    { "[" L10 L10 ":" L10 L10 ":" L10 L10 ":" L10 "]", 0, { 0 } },
+    { "good.test", 0, { 0 } },
+    { "", 0, { 0 } },
+    { NULL, 0, { 0 } },
+};
+
+static const char *ip_case(apr_pool_t *p, const ip_case_t *c)
+{
+    unsigned char buf[16];
+    int n;
+
+    memset(buf, 0xaa, sizeof(buf));
+    n = reencrypt_ip_parse(c->s, buf);
+    WANT_INT("length", n, c->len);
+    if (n && memcmp(buf, c->bytes, (size_t)n)) {
+        return "bytes differ";
+    }
+    return NULL;
+}
+
+static void test_ip_parse(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "ip_parse");
+    for (i = 0; i < N_ELEMS(ip_cases); i++) {
+        walk_case(&w, (int)i, q(p, ip_cases[i].s), NULL,
+                  ip_case(p, &ip_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_dns_match                                                 */
+
+typedef struct {
+    const char *pattern;
+    const char *host;
+    int match;
+} match_case_t;
+
+static const match_case_t match_cases[] = {
+    /* exact names */
+    { "good.test", "good.test", 1 },
+    { "example.com", "example.com", 1 },
+    { "a", "a", 1 },
+    { "good.test", "bad.test", 0 },
+    { "good.test", "agood.test", 0 },
+    { "good.test", "good.tes", 0 },
+    { "good.test", "good.test.evil", 0 },
+    { "good.test", "x.good.test", 0 },
+    { "x.good.test", "good.test", 0 },
+    /* case */
+    { "GOOD.Test", "good.TEST", 1 },
+    { "good.test", "GOOD.TEST", 1 },
+    { "Example.COM", "eXAMPLE.com", 1 },
+    /* one final dot on either side */
+    { "good.test.", "good.test", 1 },
+    { "good.test", "good.test.", 1 },
+    { "good.test.", "good.test.", 1 },
+    { "good.test", "good.test..", 0 },
+    { "good.test..", "good.test", 0 },
+    /* wildcards */
+    { "*.example.com", "a.example.com", 1 },
+    { "*.example.com", "www.example.com", 1 },
+    { "*.example.com", "A.EXAMPLE.COM", 1 },
+    { "*.EXAMPLE.com", "a.example.COM", 1 },
+    { "*.example.com", "a.example.com.", 1 },
+    { "*.example.com.", "a.example.com", 1 },
+    { "*.a.b", "x.a.b", 1 },
+    { "*.xn--bcher-kva.example", "shop.xn--bcher-kva.example", 1 },
+    { "*.example.com", "example.com", 0 },
+    { "*.example.com", "example.com.", 0 },
+    { "*.example.com", "a.b.example.com", 0 },
+    { "*.example.com", ".example.com", 0 },
+    { "*.example.com", "a..example.com", 0 },
+    { "*.example.com", "a.example.org", 0 },
+    { "*.example.com", "a.example.co", 0 },
+    { "*.example.com", "aexample.com", 0 },
+    { "*.com", "example.com", 0 },
+    { "*.com.", "example.com", 0 },
+    { "*.com", "com", 0 },
+    { "*", "a", 0 },
+    { "*.", "a.", 0 },
+    { "**.example.com", "a.example.com", 0 },
+    { "a*.example.com", "ab.example.com", 0 },
+    { "a*.example.com", "a.example.com", 0 },
+    { "*a.example.com", "ba.example.com", 0 },
+    { "f*o.example.com", "foo.example.com", 0 },
+    { "*.*.example.com", "a.b.example.com", 0 },
+    { "*.*.example.com", "a.example.com", 0 },
+    { "a.*.example.com", "a.b.example.com", 0 },
+    { "example.*", "example.com", 0 },
+    { "www.example.*", "www.example.com", 0 },
+    { "example.com", "*.example.com", 0 },
+    /* IDN A-labels match exactly, never partially */
+    { "xn--bcher-kva.example", "xn--bcher-kva.example", 1 },
+    { "XN--BCHER-KVA.example", "xn--bcher-kva.EXAMPLE", 1 },
+    { "xn--bcher-kva.example", "xn--bcher-kvb.example", 0 },
+    { "xn--bcher-kva.example", "bcher-kva.example", 0 },
+    { "xn--*.example", "xn--bcher-kva.example", 0 },
+    { "xn--bcher*.example", "xn--bcher-kva.example", 0 },
+    /* empty and NULL */
+    { "", "", 0 },
+    { "good.test", "", 0 },
+    { "", "good.test", 0 },
+    { ".", ".", 0 },
+    { "*.example.com", "", 0 },
+    { NULL, "good.test", 0 },
+    { "good.test", NULL, 0 },
+};
+
+static const char *match_case(apr_pool_t *p, const match_case_t *c)
+{
+    WANT_INT("match", reencrypt_dns_match(c->pattern, c->host) != 0,
+             c->match);
+    return NULL;
+}
+
+static void test_dns_match(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "dns_match");
+    for (i = 0; i < N_ELEMS(match_cases); i++) {
+        walk_case(&w, (int)i,
+                  apr_psprintf(p, "%s vs %s", q(p, match_cases[i].pattern),
+                               q(p, match_cases[i].host)),
+                  NULL, match_case(p, &match_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Policy records, described by value                                  */
+
+/* Engine and depth: 0 means "not set", so that a zero-initialised scope_t
+ * describes an empty scope. */
+#define ENG_ON     1
+#define ENG_OFF    2
+#define DEPTH(n)   ((n) + 1)
+
+/* Anchors: 0 none, else one of these (two of them equal in value but
+ * distinct objects, others differing in digest or path only). */
+#define ANCH_A     1
+#define ANCH_A2    2     /* same path and digest as A, another object */
+#define ANCH_B     3     /* other path, other digest */
+#define ANCH_A_DIG 4     /* A's path, digest differs in one byte */
+#define ANCH_A_PTH 5     /* A's digest, another path */
+
+static const reencrypt_anchors_t anchors_by_id[] = {
+    { NULL, NULL, 0, { 0 } },
+    { "/etc/re/a.pem", NULL, 1, { 0xa1, 0xa2, 0xa3, [31] = 0xaa } },
+    { "/etc/re/a.pem", NULL, 1, { 0xa1, 0xa2, 0xa3, [31] = 0xaa } },
+    { "/etc/re/b.pem", NULL, 2, { 0xb1, 0xb2, 0xb3, [31] = 0xbb } },
+    { "/etc/re/a.pem", NULL, 1, { 0xa1, 0xa2, 0xa3, [31] = 0xab } },
+    { "/etc/re/a2.pem", NULL, 1, { 0xa1, 0xa2, 0xa3, [31] = 0xaa } },
+};
+
+typedef struct {
+    int engine;                  /* 0, ENG_ON, ENG_OFF */
+    const char *where;
+    int anchors;                 /* 0 or ANCH_* */
+    int depth;                   /* 0 or DEPTH(n) */
+    const char *names;           /* NULL unset, "" empty, else "a,b" */
+    reencrypt_sni_mode_e sni;
+    const char *sni_name;
+} scope_t;
+
+/* A list "a,b,c" as a fresh array of fresh strings ("" is empty). */
+static apr_array_header_t *list_of(apr_pool_t *p, const char *csv)
+{
+    apr_array_header_t *arr = apr_array_make(p, 2, sizeof(const char *));
+    char *copy, *tok, *last = NULL;
+
+    if (!csv) {
+        return NULL;
+    }
+    copy = apr_pstrdup(p, csv);
+    for (tok = apr_strtok(copy, ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        APR_ARRAY_PUSH(arr, const char *) = apr_pstrdup(p, tok);
+    }
+    return arr;
+}
+
+static const char *list_str(apr_pool_t *p, const apr_array_header_t *arr)
+{
+    const char *s = "";
+    int i;
+
+    if (!arr) {
+        return NULL;
+    }
+    for (i = 0; i < arr->nelts; i++) {
+        s = apr_pstrcat(p, s, i ? "," : "",
+                        APR_ARRAY_IDX(arr, i, const char *), NULL);
+    }
+    return s;
+}
+
+/* Build a record from its description; every string and object is a
+ * fresh copy, so that two records built from one description share no
+ * address. */
+static void build(apr_pool_t *p, reencrypt_policy_t *pol, const scope_t *s)
+{
+    reencrypt_policy_init(pol);
+    if (s->engine) {
+        pol->engine = s->engine == ENG_ON ? 1 : 0;
+        pol->engine_where = s->where ? apr_pstrdup(p, s->where) : NULL;
+    }
+    if (s->anchors) {
+        reencrypt_anchors_t *a = apr_pmemdup(p, &anchors_by_id[s->anchors],
+                                             sizeof(*a));
+        a->path = apr_pstrdup(p, a->path);
+        pol->anchors = a;
+    }
+    if (s->depth) {
+        pol->verify_depth = s->depth - 1;
+    }
+    pol->verify_names = list_of(p, s->names);
+    if (s->sni) {
+        pol->sni_mode = s->sni;
+        pol->sni_name = s->sni_name ? apr_pstrdup(p, s->sni_name) : NULL;
+    }
+}
+
+/* Compare the fields of a record with a description. */
+static const char *compare(apr_pool_t *p, const reencrypt_policy_t *pol,
+                           const scope_t *s)
+{
+    const reencrypt_anchors_t *want_a = s->anchors
+                                        ? &anchors_by_id[s->anchors] : NULL;
+
+    WANT_INT("engine", pol->engine,
+             s->engine == ENG_ON ? 1 : s->engine == ENG_OFF ? 0
+                                                            : REENCRYPT_UNSET);
+    WANT_STR("engine_where", pol->engine_where, s->engine ? s->where : NULL);
+    if (!want_a || !pol->anchors) {
+        if (want_a || pol->anchors) {
+            return apr_psprintf(p, "anchors: got %s, want %s",
+                                pol->anchors ? pol->anchors->path : "none",
+                                want_a ? want_a->path : "none");
+        }
+    }
+    else {
+        WANT_STR("anchors path", pol->anchors->path, want_a->path);
+        if (memcmp(pol->anchors->digest, want_a->digest,
+                   sizeof(want_a->digest))) {
+            return "anchors: digest differs";
+        }
+    }
+    WANT_INT("verify_depth", pol->verify_depth,
+             s->depth ? s->depth - 1 : REENCRYPT_UNSET);
+    WANT_STR("verify_names", list_str(p, pol->verify_names), s->names);
+    WANT_INT("sni_mode", pol->sni_mode, s->sni);
+    WANT_STR("sni_name", pol->sni_name, s->sni_name);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_policy_init and the readers of effective values           */
+
+static void test_policy_init(void **state)
+{
+    apr_pool_t *p = *state;
+    reencrypt_policy_t pol;
+    static const scope_t empty = { 0 };
+
+    memset(&pol, 0x5a, sizeof(pol));
+    reencrypt_policy_init(&pol);
+    assert_int_equal(pol.engine, REENCRYPT_UNSET);
+    assert_null(pol.engine_where);
+    assert_null(pol.anchors);
+    assert_int_equal(pol.verify_depth, REENCRYPT_UNSET);
+    assert_null(pol.verify_names);
+    assert_int_equal(pol.sni_mode, REENCRYPT_SNI_UNSET);
+    assert_null(pol.sni_name);
+    assert_null(compare(p, &pol, &empty));
+}
+
+typedef struct {
+    const char *label;
+    scope_t s;
+    int enabled;
+    int depth;
+    reencrypt_sni_mode_e sni;
+} getter_case_t;
+
+static const getter_case_t getter_cases[] = {
+    { "nothing set", { 0 }, 0, REENCRYPT_DEPTH_DEFAULT,
+      REENCRYPT_SNI_BACKEND },
+    { "On", { .engine = ENG_ON }, 1, 4, REENCRYPT_SNI_BACKEND },
+    { "Off", { .engine = ENG_OFF }, 0, 4, REENCRYPT_SNI_BACKEND },
+    { "depth 0", { .depth = DEPTH(0) }, 0, 0, REENCRYPT_SNI_BACKEND },
+    { "depth 32", { .depth = DEPTH(32) }, 0, 32, REENCRYPT_SNI_BACKEND },
+    { "SNI Host", { .sni = REENCRYPT_SNI_HOST }, 0, 4, REENCRYPT_SNI_HOST },
+    { "SNI Off", { .sni = REENCRYPT_SNI_OFF }, 0, 4, REENCRYPT_SNI_OFF },
+    { "SNI name", { .sni = REENCRYPT_SNI_NAME, .sni_name = "n.test" }, 0, 4,
+      REENCRYPT_SNI_NAME },
+    { "SNI Backend", { .sni = REENCRYPT_SNI_BACKEND }, 0, 4,
+      REENCRYPT_SNI_BACKEND },
+};
+
+static const char *getter_case(apr_pool_t *p, const getter_case_t *c)
+{
+    reencrypt_policy_t pol;
+
+    build(p, &pol, &c->s);
+    WANT_INT("enabled", reencrypt_policy_enabled(&pol) != 0, c->enabled);
+    WANT_INT("depth", reencrypt_policy_depth(&pol), c->depth);
+    WANT_INT("sni mode", reencrypt_policy_sni_mode(&pol), c->sni);
+    return NULL;
+}
+
+static void test_policy_getters(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "policy_getters");
+    for (i = 0; i < N_ELEMS(getter_cases); i++) {
+        walk_case(&w, (int)i, getter_cases[i].label, NULL,
+                  getter_case(p, &getter_cases[i]));
+    }
+    walk_end(&w);
+    /* no policy at all is a policy that is off */
+    assert_int_equal(reencrypt_policy_enabled(NULL), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_policy_merge                                              */
+
+typedef struct {
+    const char *label;
+    scope_t parent;
+    scope_t child;
+    scope_t want;
+} merge_case_t;
+
+#define P_ALL { ENG_ON, "p.conf:1", ANCH_A, DEPTH(2), "p1.test,p2.test", \
+                REENCRYPT_SNI_NAME, "p.test" }
+#define C_ALL { ENG_OFF, "c.conf:9", ANCH_B, DEPTH(7), "c1.test",         \
+                REENCRYPT_SNI_HOST, NULL }
+
+static const merge_case_t merge_cases[] = {
+    { "nothing set anywhere", { 0 }, { 0 }, { 0 } },
+    /* engine (with the place of its On) */
+    { "engine in parent only",
+      { .engine = ENG_ON, .where = "p.conf:1" }, { 0 },
+      { .engine = ENG_ON, .where = "p.conf:1" } },
+    { "engine in child only",
+      { 0 }, { .engine = ENG_ON, .where = "c.conf:9" },
+      { .engine = ENG_ON, .where = "c.conf:9" } },
+    { "engine in both: child Off wins over parent On",
+      { .engine = ENG_ON, .where = "p.conf:1" },
+      { .engine = ENG_OFF, .where = "c.conf:9" },
+      { .engine = ENG_OFF, .where = "c.conf:9" } },
+    { "engine in both: child On wins over parent Off",
+      { .engine = ENG_OFF, .where = "p.conf:1" },
+      { .engine = ENG_ON, .where = "c.conf:9" },
+      { .engine = ENG_ON, .where = "c.conf:9" } },
+    /* anchors */
+    { "anchors in parent only", { .anchors = ANCH_A }, { 0 },
+      { .anchors = ANCH_A } },
+    { "anchors in child only", { 0 }, { .anchors = ANCH_B },
+      { .anchors = ANCH_B } },
+    { "anchors in both", { .anchors = ANCH_A }, { .anchors = ANCH_B },
+      { .anchors = ANCH_B } },
+    /* depth */
+    { "depth in parent only", { .depth = DEPTH(2) }, { 0 },
+      { .depth = DEPTH(2) } },
+    { "depth in child only", { 0 }, { .depth = DEPTH(7) },
+      { .depth = DEPTH(7) } },
+    { "depth in both", { .depth = DEPTH(2) }, { .depth = DEPTH(7) },
+      { .depth = DEPTH(7) } },
+    { "depth 0 in child is a value", { .depth = DEPTH(5) },
+      { .depth = DEPTH(0) }, { .depth = DEPTH(0) } },
+    /* names: replaced, never appended */
+    { "names in parent only", { .names = "p1.test,p2.test" }, { 0 },
+      { .names = "p1.test,p2.test" } },
+    { "names in child only", { 0 }, { .names = "c1.test" },
+      { .names = "c1.test" } },
+    { "names in both: child's list replaces parent's",
+      { .names = "p1.test,p2.test" }, { .names = "c1.test" },
+      { .names = "c1.test" } },
+    { "names in both: longer child list",
+      { .names = "p1.test" }, { .names = "c1.test,c2.test,192.0.2.1" },
+      { .names = "c1.test,c2.test,192.0.2.1" } },
+    /* SNI: mode and name travel together */
+    { "sni in parent only",
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "p.test" }, { 0 },
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "p.test" } },
+    { "sni in child only", { 0 }, { .sni = REENCRYPT_SNI_HOST },
+      { .sni = REENCRYPT_SNI_HOST } },
+    { "sni in both: names",
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "p.test" },
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "c.test" },
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "c.test" } },
+    { "sni in both: child Backend drops parent's name",
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "p.test" },
+      { .sni = REENCRYPT_SNI_BACKEND },
+      { .sni = REENCRYPT_SNI_BACKEND } },
+    { "sni in both: child Off drops parent's name",
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "p.test" },
+      { .sni = REENCRYPT_SNI_OFF },
+      { .sni = REENCRYPT_SNI_OFF } },
+    { "sni in both: child name over parent Off",
+      { .sni = REENCRYPT_SNI_OFF },
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "c.test" },
+      { .sni = REENCRYPT_SNI_NAME, .sni_name = "c.test" } },
+    /* everything at once */
+    { "all in parent, nothing in child", P_ALL, { 0 }, P_ALL },
+    { "nothing in parent, all in child", { 0 }, C_ALL, C_ALL },
+    { "all in both", P_ALL, C_ALL, C_ALL },
+    { "all in parent, child sets depth only", P_ALL, { .depth = DEPTH(9) },
+      { ENG_ON, "p.conf:1", ANCH_A, DEPTH(9), "p1.test,p2.test",
+        REENCRYPT_SNI_NAME, "p.test" } },
+    { "all in parent, child sets names only", P_ALL, { .names = "x.test" },
+      { ENG_ON, "p.conf:1", ANCH_A, DEPTH(2), "x.test",
+        REENCRYPT_SNI_NAME, "p.test" } },
+    { "all in parent, child turns engine Off", P_ALL,
+      { .engine = ENG_OFF, .where = "c.conf:3" },
+      { ENG_OFF, "c.conf:3", ANCH_A, DEPTH(2), "p1.test,p2.test",
+        REENCRYPT_SNI_NAME, "p.test" } },
+};
+
+static const char *merge_case(apr_pool_t *p, const merge_case_t *c)
+{
+    reencrypt_policy_t parent, child, out;
+    const char *m;
+
+    build(p, &parent, &c->parent);
+    build(p, &child, &c->child);
+    memset(&out, 0x5a, sizeof(out));
+    reencrypt_policy_merge(&out, &parent, &child);
+    if ((m = compare(p, &out, &c->want)) != NULL) {
+        return m;
+    }
+    /* a list is taken over as it is: the chosen scope's own array */
+    if (c->want.names) {
+        const apr_array_header_t *src = c->child.names ? child.verify_names
+                                                       : parent.verify_names;
+        if (out.verify_names != src) {
+            return "verify_names is not the chosen scope's list";
+        }
+    }
+    /* the inputs are left alone (no list appended to another) */
+    if ((m = compare(p, &parent, &c->parent)) != NULL) {
+        return apr_pstrcat(p, "parent changed: ", m, NULL);
+    }
+    if ((m = compare(p, &child, &c->child)) != NULL) {
+        return apr_pstrcat(p, "child changed: ", m, NULL);
+    }
+    return NULL;
+}
+
+static void test_policy_merge(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "policy_merge");
+    for (i = 0; i < N_ELEMS(merge_cases); i++) {
+        walk_case(&w, (int)i, merge_cases[i].label, NULL,
+                  merge_case(p, &merge_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* Three levels (server, virtual host, <Location>): merging is applied
+ * twice and every level keeps what it sets. */
+static void test_policy_merge_three_levels(void **state)
+{
+    apr_pool_t *p = *state;
+    static const scope_t server = { ENG_ON, "s.conf:1", ANCH_A, DEPTH(3),
+                                   NULL, REENCRYPT_SNI_HOST, NULL };
+    static const scope_t vhost = { .anchors = ANCH_B,
+                                  .names = "v.test" };
+    static const scope_t location = { .sni = REENCRYPT_SNI_NAME,
+                                     .sni_name = "l.test" };
+    static const scope_t want = { ENG_ON, "s.conf:1", ANCH_B, DEPTH(3),
+                                 "v.test", REENCRYPT_SNI_NAME, "l.test" };
+    reencrypt_policy_t s, v, l, sv, svl;
+
+    build(p, &s, &server);
+    build(p, &v, &vhost);
+    build(p, &l, &location);
+    reencrypt_policy_merge(&sv, &s, &v);
+    reencrypt_policy_merge(&svl, &sv, &l);
+    assert_null(compare(p, &svl, &want));
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_policy_id                                                 */
+
+#define BASE { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1", \
+               REENCRYPT_SNI_NAME, "s.test" }
+
+typedef struct {
+    const char *label;
+    scope_t a;
+    scope_t b;
+    int same;              /* 1: equal ids, 0: different ids */
+} id_case_t;
+
+static const id_case_t id_cases[] = {
+    /* equal values give equal ids, whatever the addresses */
+    { "same values, separately built", BASE, BASE, 1 },
+    { "same anchors in another object",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A2, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 1 },
+    { "place of the On is not part of the policy",
+      BASE, { ENG_ON, "other.conf:77", ANCH_A, DEPTH(4),
+              "good.test,127.0.0.1", REENCRYPT_SNI_NAME, "s.test" }, 1 },
+    { "depth unset equals depth 4 (the default)",
+      { ENG_ON, NULL, ANCH_A, 0, NULL, REENCRYPT_SNI_HOST, NULL },
+      { ENG_ON, NULL, ANCH_A, DEPTH(REENCRYPT_DEPTH_DEFAULT), NULL,
+        REENCRYPT_SNI_HOST, NULL }, 1 },
+    { "SNI unset equals SNI Backend (the default)",
+      { ENG_ON, NULL, ANCH_A, DEPTH(2), NULL, 0, NULL },
+      { ENG_ON, NULL, ANCH_A, DEPTH(2), NULL, REENCRYPT_SNI_BACKEND, NULL },
+      1 },
+    /* any change of one field gives another id */
+    { "no anchors",
+      BASE, { ENG_ON, "a.conf:1", 0, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "other anchors",
+      BASE, { ENG_ON, "a.conf:1", ANCH_B, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "anchors file content changed",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A_DIG, DEPTH(4),
+              "good.test,127.0.0.1", REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "anchors from another path",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A_PTH, DEPTH(4),
+              "good.test,127.0.0.1", REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "depth 5",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(5), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "depth 0",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(0), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "no names",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), NULL,
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "one name less",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "one name more",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4),
+              "good.test,127.0.0.1,::1", REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "one name changed",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.2",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "names split differently (same characters)",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.tes,t127.0.0.1",
+              REENCRYPT_SNI_NAME, "s.test" }, 0 },
+    { "SNI Backend",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_BACKEND, NULL }, 0 },
+    { "SNI Host",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_HOST, NULL }, 0 },
+    { "SNI Off",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_OFF, NULL }, 0 },
+    { "SNI another name",
+      BASE, { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1",
+              REENCRYPT_SNI_NAME, "t.test" }, 0 },
+    { "SNI Host vs SNI Off",
+      { ENG_ON, NULL, ANCH_A, 0, NULL, REENCRYPT_SNI_HOST, NULL },
+      { ENG_ON, NULL, ANCH_A, 0, NULL, REENCRYPT_SNI_OFF, NULL }, 0 },
+};
+
+static const char *id_case(apr_pool_t *p, const id_case_t *c)
+{
+    reencrypt_policy_t a, b;
+    apr_uint64_t ia, ib;
+
+    build(p, &a, &c->a);
+    build(p, &b, &c->b);
+    ia = reencrypt_policy_id(&a);
+    ib = reencrypt_policy_id(&b);
+    if (!ia || !ib) {
+        return "a policy that is on has id 0";
+    }
+    if (c->same && ia != ib) {
+        return apr_psprintf(p, "ids differ: %" APR_UINT64_T_HEX_FMT
+                            " vs %" APR_UINT64_T_HEX_FMT, ia, ib);
+    }
+    if (!c->same && ia == ib) {
+        return apr_psprintf(p, "ids are equal: %" APR_UINT64_T_HEX_FMT, ia);
+    }
+    /* the id depends on values only: computing it again gives it again */
+    if (reencrypt_policy_id(&a) != ia) {
+        return "id is not stable";
+    }
+    return NULL;
+}
+
+static void test_policy_id(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "policy_id");
+    for (i = 0; i < N_ELEMS(id_cases); i++) {
+        walk_case(&w, (int)i, id_cases[i].label, NULL,
+                  id_case(p, &id_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* The policies that differ from BASE by one field differ from each
+ * other too. */
+static void test_policy_id_all_distinct(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_uint64_t ids[N_ELEMS(id_cases) + 1];
+    const char *labels[N_ELEMS(id_cases) + 1];
+    static const scope_t base = BASE;
+    reencrypt_policy_t pol;
+    size_t i, j, n = 0;
+    int dup = 0;
+
+    build(p, &pol, &base);
+    labels[n] = "base";
+    ids[n++] = reencrypt_policy_id(&pol);
+    for (i = 0; i < N_ELEMS(id_cases); i++) {
+        if (!id_cases[i].same && id_cases[i].a.where
+            && !strcmp(id_cases[i].a.where, "a.conf:1")) {
+            build(p, &pol, &id_cases[i].b);
+            labels[n] = id_cases[i].label;
+            ids[n++] = reencrypt_policy_id(&pol);
+        }
+    }
+    assert_true(n > 10);
+    for (i = 0; i < n; i++) {
+        for (j = i + 1; j < n; j++) {
+            if (ids[i] == ids[j]) {
+                print_error("same id for \"%s\" and \"%s\"\n", labels[i],
+                            labels[j]);
+                dup++;
+            }
+        }
+    }
+    assert_int_equal(dup, 0);
+}
+
+typedef struct {
+    const char *label;
+    scope_t s;
+    int zero;
+} id_zero_case_t;
+
+static const id_zero_case_t id_zero_cases[] = {
+    { "nothing set", { 0 }, 1 },
+    { "everything but the engine", { 0, NULL, ANCH_A, DEPTH(4), "a.test",
+                                     REENCRYPT_SNI_NAME, "s.test" }, 1 },
+    { "engine Off with everything else", { ENG_OFF, "x.conf:2", ANCH_A,
+                                           DEPTH(4), "a.test",
+                                           REENCRYPT_SNI_NAME, "s.test" }, 1 },
+    { "engine Off alone", { .engine = ENG_OFF }, 1 },
+    { "engine On alone", { .engine = ENG_ON }, 0 },
+    { "engine On with everything", BASE, 0 },
+};
+
+static const char *id_zero_case(apr_pool_t *p, const id_zero_case_t *c)
+{
+    reencrypt_policy_t pol;
+
+    build(p, &pol, &c->s);
+    WANT_INT("id is 0", reencrypt_policy_id(&pol) == 0, c->zero);
+    return NULL;
+}
+
+static void test_policy_id_off(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "policy_id_off");
+    for (i = 0; i < N_ELEMS(id_zero_cases); i++) {
+        walk_case(&w, (int)i, id_zero_cases[i].label, NULL,
+                  id_zero_case(p, &id_zero_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_sni_for                                                   */
+
+typedef struct {
+    const char *label;
+    reencrypt_sni_mode_e mode;
+    const char *name;
+    const char *backend;
+    const char *client;
+    const char *want;
+} sni_for_case_t;
+
+static const sni_for_case_t sni_for_cases[] = {
+    { "default is Backend", REENCRYPT_SNI_UNSET, NULL,
+      "app.internal.test", "www.example.com", "app.internal.test" },
+    { "Backend, DNS host", REENCRYPT_SNI_BACKEND, NULL,
+      "app.internal.test", "www.example.com", "app.internal.test" },
+    { "Backend, trailing dot dropped", REENCRYPT_SNI_BACKEND, NULL,
+      "app.internal.test.", NULL, "app.internal.test" },
+    { "Backend, lower-cased", REENCRYPT_SNI_BACKEND, NULL,
+      "App.Internal.TEST", NULL, "app.internal.test" },
+    { "Backend, single-label host", REENCRYPT_SNI_BACKEND, NULL,
+      "localhost", NULL, "localhost" },
+    { "Backend, IPv4 host", REENCRYPT_SNI_BACKEND, NULL,
+      "192.0.2.10", "www.example.com", NULL },
+    { "Backend, IPv6 host", REENCRYPT_SNI_BACKEND, NULL,
+      "2001:db8::10", "www.example.com", NULL },
+    { "Backend, bracketed IPv6 host", REENCRYPT_SNI_BACKEND, NULL,
+      "[2001:db8::10]", "www.example.com", NULL },
+    { "Backend, no host", REENCRYPT_SNI_BACKEND, NULL,
+      NULL, "www.example.com", NULL },
+    { "Backend, empty host", REENCRYPT_SNI_BACKEND, NULL,
+      "", "www.example.com", NULL },
+    { "Backend, not a DNS name", REENCRYPT_SNI_BACKEND, NULL,
+      "bad_host", "www.example.com", NULL },
+    { "Host, DNS client host", REENCRYPT_SNI_HOST, NULL,
+      "app.internal.test", "www.example.com", "www.example.com" },
+    { "Host, IPv4 client host", REENCRYPT_SNI_HOST, NULL,
+      "app.internal.test", "203.0.113.5", NULL },
+    { "Host, IPv6 client host", REENCRYPT_SNI_HOST, NULL,
+      "app.internal.test", "[2001:db8::5]", NULL },
+    { "Host, no client host (no fallback)", REENCRYPT_SNI_HOST, NULL,
+      "app.internal.test", NULL, NULL },
+    { "Off, DNS hosts", REENCRYPT_SNI_OFF, NULL,
+      "app.internal.test", "www.example.com", NULL },
+    { "Off, no hosts", REENCRYPT_SNI_OFF, NULL, NULL, NULL, NULL },
+    { "Name, DNS hosts", REENCRYPT_SNI_NAME, "fixed.test",
+      "app.internal.test", "www.example.com", "fixed.test" },
+    { "Name, IP backend", REENCRYPT_SNI_NAME, "fixed.test",
+      "192.0.2.10", NULL, "fixed.test" },
+    { "Name, no hosts", REENCRYPT_SNI_NAME, "fixed.test",
+      NULL, NULL, "fixed.test" },
+};
+
+static const char *sni_for_case(apr_pool_t *p, const sni_for_case_t *c)
+{
+    reencrypt_policy_t pol;
+    scope_t s = { .engine = ENG_ON, .anchors = ANCH_A, .sni = c->mode,
+                 .sni_name = c->name };
+
+    build(p, &pol, &s);
+    WANT_STR("sni", reencrypt_sni_for(p, &pol, c->backend, c->client),
+             c->want);
+    return NULL;
+}
+
+static void test_sni_for(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "sni_for");
+    for (i = 0; i < N_ELEMS(sni_for_cases); i++) {
+        walk_case(&w, (int)i, sni_for_cases[i].label, NULL,
+                  sni_for_case(p, &sni_for_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+/* reencrypt_expected_names                                            */
+
+typedef struct {
+    const char *label;
+    const char *names;           /* configured list, as in scope_t */
+    const char *sni;
+    const char *backend;
+    const char *want;            /* "a,b"; "" for an empty list */
+} names_case_t;
+
+static const names_case_t names_cases[] = {
+    { "configured list wins over SNI and backend",
+      "a.test,192.0.2.7", "s.test", "b.test", "a.test,192.0.2.7" },
+    { "configured list without SNI", "a.test", NULL, "b.test", "a.test" },
+    { "configured list without anything else", "a.test", NULL, NULL,
+      "a.test" },
+    { "no list: the SNI sent", NULL, "s.test", "b.test", "s.test" },
+    { "empty list counts as no list", "", "s.test", "b.test", "s.test" },
+    { "no list, no SNI: the backend host", NULL, NULL, "b.test", "b.test" },
+    { "backend IPv4 host", NULL, NULL, "192.0.2.10", "192.0.2.10" },
+    { "backend IPv6 host, brackets stripped", NULL, NULL,
+      "[2001:db8::10]", "2001:db8::10" },
+    { "backend IPv6 host without brackets", NULL, NULL,
+      "2001:db8::10", "2001:db8::10" },
+    { "nothing at all", NULL, NULL, NULL, "" },
+    { "empty backend host", NULL, NULL, "", "" },
+};
+
+static const char *names_case(apr_pool_t *p, const names_case_t *c)
+{
+    reencrypt_policy_t pol;
+    scope_t s = { .engine = ENG_ON, .anchors = ANCH_A, .names = c->names };
+    apr_array_header_t *got;
+
+    build(p, &pol, &s);
+    got = reencrypt_expected_names(p, &pol, c->sni, c->backend);
+    if (!got) {
+        return "no array";
+    }
+    if (got->elt_size != (int)sizeof(const char *)) {
+        return "array of the wrong element size";
+    }
+    WANT_STR("names", list_str(p, got), c->want);
+    return NULL;
+}
+
+static void test_expected_names(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "expected_names");
+    for (i = 0; i < N_ELEMS(names_cases); i++) {
+        walk_case(&w, (int)i, names_cases[i].label, NULL,
+                  names_case(p, &names_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_parse_int),
+        T(test_parse_flag),
+        T(test_parse_sni),
+        T(test_parse_verify_name),
+        T(test_is_dns_name),
+        T(test_ip_parse),
+        T(test_dns_match),
+        T(test_policy_init),
+        T(test_policy_getters),
+        T(test_policy_merge),
+        T(test_policy_merge_three_levels),
+        T(test_policy_id),
+        T(test_policy_id_all_distinct),
+        T(test_policy_id_off),
+        T(test_sni_for),
+        T(test_expected_names),
+    };
+    int rc;
+
+    if (apr_initialize() != APR_SUCCESS) {
+        fprintf(stderr, "apr_initialize failed\n");
+        return 1;
+    }
+    rc = cmocka_run_group_tests_name("reencrypt_policy", tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
