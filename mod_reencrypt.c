@@ -26,6 +26,7 @@
 #include "http_log.h"
 #include "http_ssl.h"
 #include "ap_provider.h"
+#include "mod_status.h"
 
 #include <openssl/opensslv.h>
 
@@ -76,7 +77,8 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     reg(reencrypt_scheme_handler, NULL, succ, APR_HOOK_FIRST);
     if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS
-        || reencrypt_session_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
+        || reencrypt_session_pre_config(pconf, plog, ptemp) != APR_SUCCESS
+        || reencrypt_status_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return reencrypt_ssl_init(pconf, plog, ptemp);
@@ -118,6 +120,14 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(reencrypt_session_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
+    /* statistics in mod_slotmem_shm's shared memory */
+    ap_hook_post_config(reencrypt_status_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
+    ap_hook_child_init(reencrypt_status_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
+    ap_hook_handler(reencrypt_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, reencrypt_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
     ap_hook_ssl_bind_outgoing(reencrypt_bind_outgoing, NULL, before_ssl,
                               APR_HOOK_FIRST);
 

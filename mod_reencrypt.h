@@ -82,11 +82,19 @@ typedef struct {
     SSL_SESSION *pending_session; /**< held until the handshake passed */
     int handshake_ok;            /**< passed the policy and mod_ssl */
     int resumed;                 /**< the handshake resumed a session */
+    int chain_len;               /**< certificates of the checked chain */
+    int slot;                    /**< statistics slot + 1; 0 not looked
+                                  *   up yet, -1 none free */
 } reencrypt_conn_t;
+
+/** Default of ReencryptStatusBackends. */
+#define REENCRYPT_STATUS_BACKENDS_DEFAULT 64
+#define REENCRYPT_STATUS_BACKENDS_MAX     4096
 
 /** Server-wide settings (main server only). */
 typedef struct {
     const char *session_cache;   /**< ReencryptSessionCache, NULL unset */
+    int status_backends;         /**< ReencryptStatusBackends, -1 unset */
 } reencrypt_srv_conf;
 
 /* reencrypt_config.c */
@@ -137,6 +145,20 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl);
 void reencrypt_session_handshake_ok(reencrypt_conn_t *st);
 /** Drop the cached session of this connection's key. */
 void reencrypt_session_forget(reencrypt_conn_t *st);
+
+/* reencrypt_status.c */
+int reencrypt_status_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp);
+int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp, server_rec *s);
+void reencrypt_status_child_init(apr_pool_t *p, server_rec *s);
+int reencrypt_status_handler(request_rec *r);
+int reencrypt_status_hook(request_rec *r, int flags);
+/** Count a handshake (refused or passed) and keep the backend's facts. */
+void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
+                                int chain_len, SSL *ssl, int refused);
+/** Count a request sent over an already verified pooled connection. */
+void reencrypt_status_reuse(reencrypt_conn_t *st);
 
 /* reencrypt_ssl.c */
 void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r);

@@ -54,8 +54,11 @@ void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
 void *reencrypt_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
+    reencrypt_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
+
     (void)s;
-    return apr_pcalloc(p, sizeof(reencrypt_srv_conf));
+    sc->status_backends = REENCRYPT_UNSET;
+    return sc;
 }
 
 const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
@@ -288,6 +291,22 @@ static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
     return NULL;
 }
 
+static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
+                                       const char *arg)
+{
+    reencrypt_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                                  &reencrypt_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dcfg;
+    if (err) {
+        return err;
+    }
+    return reencrypt_parse_int(cmd->pool, cmd->cmd->name, arg, 0,
+                               REENCRYPT_STATUS_BACKENDS_MAX,
+                               &sc->status_backends);
+}
+
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
 #define RE_FIELD(f) ((void *)APR_OFFSETOF(reencrypt_policy_t, f))
 
@@ -341,6 +360,10 @@ const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptSessionCache", set_session_cache, NULL, RSRC_CONF,
                   "none|<provider>[:<args>]: where backend sessions are "
                   "kept (default shmcb)"),
+    AP_INIT_TAKE1("ReencryptStatusBackends", set_status_backends, NULL,
+                  RSRC_CONF,
+                  "0..4096: backends (backend and SNI) with statistics "
+                  "(default 64, 0 turns statistics off)"),
     { NULL }
 };
 

@@ -161,8 +161,11 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
     if (cur->r && cur->per_dir_config == dir_conf) {
         /* bound for this request (new, or reused from the pool) */
         st->r = cur->r;
-        /* a reused connection: its handshake's results hold */
-        reencrypt_ssl_set_env(st, cur->r);
+        if (st->established && conn_fits(st, cur->policy_id, cur->sni)) {
+            /* a reused connection: its handshake's results hold */
+            reencrypt_ssl_set_env(st, cur->r);
+            reencrypt_status_reuse(st);
+        }
         if (!conn_fits(st, cur->policy_id, cur->sni)) {
             /* The guard filter should have kept this connection out of
              * the request; fail closed rather than send anything. */

@@ -161,6 +161,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
     chk.want_chain = !validated;
 
     reencrypt_verify(tp, &chk, leaf, untrusted, &v);
+    st->chain_len = v.chain_len;
     if (v.chain) {
         /* kept with the session, for re-checks when it is resumed */
         st->verified_chain = v.chain;
@@ -199,6 +200,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
                       "backend %s refused: %s; expected %s; seen %s",
                       st->backend_name, reencrypt_reason_token(v.reason),
                       v.expected, v.seen);
+        reencrypt_status_handshake(st, leaf, v.chain_len, NULL, 1);
     }
     if ((v.reason == REENCRYPT_OK || report) && leaf && v.not_after
         && reencrypt_policy_warn_within(pol) > 0
@@ -336,6 +338,12 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
         /* never keep a session that only Report mode let through */
         reencrypt_session_handshake_ok(st);
     }
+    reencrypt_status_handshake(st, SSL_get0_peer_certificate(ssl)
+                                   ? SSL_get0_peer_certificate(ssl)
+                                   : (st->resume_chain
+                                      ? sk_X509_value(st->resume_chain, 0)
+                                      : NULL),
+                               st->chain_len, ssl, 0);
     if (st->r) {
         reencrypt_ssl_set_env(st, st->r);
     }
