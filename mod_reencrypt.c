@@ -55,9 +55,9 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     if (!ap_find_linked_module("mod_proxy.c")) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
-                     RELOGNO(00002) "mod_reencrypt requires mod_proxy and "
-                     "mod_proxy_http: add 'LoadModule proxy_module "
-                     "modules/mod_proxy.so' (on Debian: a2enmod proxy_http)");
+                     RELOGNO(00002) "mod_reencrypt requires mod_proxy: add "
+                     "'LoadModule proxy_module modules/mod_proxy.so' (on "
+                     "Debian: a2enmod proxy_http)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!ap_find_linked_module("mod_ssl.c")) {
@@ -110,6 +110,8 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     ap_hook_check_config(reencrypt_check_config, NULL, NULL,
                          APR_HOOK_MIDDLE);
     ap_hook_post_config(reencrypt_post_config, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_post_config(reencrypt_config_warnings, NULL, NULL,
+                        APR_HOOK_MIDDLE);
     ap_hook_post_config(reencrypt_cache_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(reencrypt_cache_child_init, NULL, NULL,

@@ -79,6 +79,8 @@ typedef struct {
     STACK_OF(X509) *verified_chain; /**< chain of a full handshake */
     const char *session_key;     /**< cache key, or NULL: no resumption */
     STACK_OF(X509) *resume_chain; /**< stored with the offered session */
+    apr_time_t resume_validated_at; /**< when that chain was validated */
+    apr_time_t validated_at;     /**< when this connection's chain was */
     SSL_SESSION *pending_session; /**< held until the handshake passed */
     int handshake_ok;            /**< passed the policy and mod_ssl */
     int resumed;                 /**< the handshake resumed a session */
@@ -106,6 +108,8 @@ const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
                                               server_rec *s);
 int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s);
+int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s);
 
 /* reencrypt_proxy.c */
 int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,

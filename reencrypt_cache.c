@@ -79,12 +79,7 @@ int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     notes_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
                                         AP_SOCACHE_PROVIDER_VERSION);
     if (!notes_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00009)
-                     "ReencryptWarnExpiringWithin needs the shmcb shared "
-                     "cache: add 'LoadModule socache_shmcb_module "
-                     "modules/mod_socache_shmcb.so' (on Debian: a2enmod "
-                     "socache_shmcb)");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return HTTP_INTERNAL_SERVER_ERROR;  /* check_config said why */
     }
     err = notes_provider->create(&notes_cache, NOTES_CACHE_SIZE, ptemp,
                                  pconf);

@@ -26,6 +26,9 @@
 #include "http_log.h"
 #include "http_main.h"
 
+#include "ap_provider.h"
+#include "ap_slotmem.h"
+#include "ap_socache.h"
 #include "mod_proxy.h"
 
 #include "mod_reencrypt.h"
@@ -183,6 +186,20 @@ static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
         return apr_psprintf(cmd->pool, "%s: needs at least one pin",
                             cmd->cmd->name);
     }
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        /* an inner scope that wants no pinning at all */
+        if (pol->pins && pol->pins->nelts) {
+            return apr_psprintf(cmd->pool, "%s: 'none' cannot go with pins "
+                                "in the same scope", cmd->cmd->name);
+        }
+        pol->pins = apr_array_make(cmd->pool, 1, sizeof(reencrypt_pin_t));
+        pol->pins_where = where(cmd);
+        return NULL;
+    }
+    if (pol->pins && pol->pins->nelts == 0) {
+        return apr_psprintf(cmd->pool, "%s: pins cannot go with 'none' in "
+                            "the same scope", cmd->cmd->name);
+    }
     /* several directives in one scope add up; an inner scope replaces */
     if (!pol->pins) {
         pol->pins = apr_array_make(cmd->pool, argc, sizeof(reencrypt_pin_t));
@@ -330,7 +347,8 @@ const command_rec reencrypt_cmds[] = {
                   "On|Off: check the backend certificate's names "
                   "(default On)"),
     AP_INIT_TAKE_ARGV("ReencryptPin", set_pin, NULL, RE_SCOPE,
-                  "sha256//<base64> ...: SPKI pins, any of them must match"),
+                  "sha256//<base64> ...|none: SPKI pins, any of them must "
+                  "match; none: no pinning in this scope"),
     AP_INIT_TAKE1("ReencryptPinScope", set_pin_scope, NULL, RE_SCOPE,
                   "Leaf|Chain: which keys a pin may match (default Leaf)"),
     AP_INIT_TAKE1("ReencryptTrust", set_trust, NULL, RE_SCOPE,
@@ -373,6 +391,7 @@ const command_rec reencrypt_cmds[] = {
 /* What the startup checks remember between scopes. */
 typedef struct {
     apr_hash_t *warned;         /* "file:line" already warned about */
+    int warn;                   /* say the warnings in this pass */
     int any_warn_window;        /* a ReencryptWarnExpiringWithin is set */
     int any_policy;             /* some scope turns the engine on */
 } check_ctx_t;
@@ -427,7 +446,7 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                      scope_name(ptemp, s), err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (pol->pins && pol->pins->nelts == 1) {
+    if (pol->pins && pol->pins->nelts == 1 && cx->warn) {
         /* RFC 7469 2.5: a pin set needs a backup pin, or a key change
          * on the backend is an outage */
         if (first_time(cx, ptemp, pol->pins_where)) {
@@ -438,7 +457,7 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                          "outage", pol->pins_where);
         }
     }
-    if (!reencrypt_policy_check_name(pol)
+    if (!reencrypt_policy_check_name(pol) && cx->warn
         && reencrypt_policy_trust(pol) == REENCRYPT_TRUST_ANCHORS
         && !(pol->pins && pol->pins->nelts)) {
         if (first_time(cx, ptemp, pol->engine_where)) {
@@ -472,41 +491,123 @@ static int check_sections(check_ctx_t *cx, server_rec *s,
     return OK;
 }
 
-int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
-                           apr_pool_t *ptemp, server_rec *s)
+/* Walk every scope of every server: the servers' own, <Location>,
+ * <Directory> and <Proxy> sections, each merged over its server. */
+static int walk_scopes(check_ctx_t *cx, server_rec *s, apr_pool_t *ptemp)
 {
     module *proxy = ap_find_linked_module("mod_proxy.c");
     server_rec *vs;
-    check_ctx_t cx;
     int rv;
 
-    (void)pconf;
-    (void)plog;
-    cx.warned = apr_hash_make(ptemp);
-    cx.any_warn_window = 0;
-    cx.any_policy = 0;
+    cx->warned = apr_hash_make(ptemp);
+    cx->any_warn_window = 0;
+    cx->any_policy = 0;
     for (vs = s; vs; vs = vs->next) {
         const reencrypt_policy_t *base = reencrypt_policy_of(NULL, vs);
         core_server_config *core = ap_get_core_module_config(
                                        vs->module_config);
 
-        if ((rv = check_scope(&cx, vs, base, NULL, ptemp)) != OK
-            || (rv = check_sections(&cx, vs, base, core->sec_url, ptemp))
+        if ((rv = check_scope(cx, vs, base, NULL, ptemp)) != OK
+            || (rv = check_sections(cx, vs, base, core->sec_url, ptemp))
                != OK
-            || (rv = check_sections(&cx, vs, base, core->sec_dir, ptemp))
+            || (rv = check_sections(cx, vs, base, core->sec_dir, ptemp))
                != OK) {
             return rv;
         }
         if (proxy) {
             proxy_server_conf *psf = ap_get_module_config(vs->module_config,
                                                           proxy);
-            if (psf && (rv = check_sections(&cx, vs, base, psf->sec_proxy,
+            if (psf && (rv = check_sections(cx, vs, base, psf->sec_proxy,
                                             ptemp)) != OK) {
                 return rv;
             }
         }
     }
+    return OK;
+}
+
+/* The shared-memory providers the configuration needs must be loaded:
+ * say so here, where apachectl -t sees it, not at post_config. */
+static int check_providers(const check_ctx_t *cx, server_rec *s,
+                           apr_pool_t *ptemp)
+{
+    const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                        &reencrypt_module);
+    const char *spec = sc->session_cache ? sc->session_cache : "shmcb";
+    const char *colon, *name;
+
+    if (!cx->any_policy) {
+        return OK;
+    }
+    if (strcasecmp(spec, "none")) {
+        colon = ap_strchr_c(spec, ':');
+        name = colon ? apr_pstrmemdup(ptemp, spec, colon - spec) : spec;
+        if (!ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                AP_SOCACHE_PROVIDER_VERSION)) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         RELOGNO(00021) "ReencryptSessionCache %s: no "
+                         "socache provider '%s' is loaded: add 'LoadModule "
+                         "socache_%s_module modules/mod_socache_%s.so' (on "
+                         "Debian: a2enmod socache_%s), or say "
+                         "'ReencryptSessionCache none'",
+                         spec, name, name, name, name);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (cx->any_warn_window
+        && !ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
+                               AP_SOCACHE_PROVIDER_VERSION)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00009) "ReencryptWarnExpiringWithin needs the "
+                     "shmcb shared cache: add 'LoadModule "
+                     "socache_shmcb_module modules/mod_socache_shmcb.so' (on "
+                     "Debian: a2enmod socache_shmcb)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sc->status_backends > 0
+        && !ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm",
+                               AP_SLOTMEM_PROVIDER_VERSION)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00026) "ReencryptStatusBackends %d needs shared "
+                     "memory slots: add 'LoadModule slotmem_shm_module "
+                     "modules/mod_slotmem_shm.so' (on Debian: a2enmod "
+                     "slotmem_shm)", sc->status_backends);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    check_ctx_t cx;
+    int rv;
+
+    (void)pconf;
+    (void)plog;
+    /* Warnings go to the error log from post_config, once it is open;
+     * only apachectl -t shows them here, on its standard error. */
+    cx.warn = (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST);
+    if ((rv = walk_scopes(&cx, s, ptemp)) != OK
+        || (rv = check_providers(&cx, s, ptemp)) != OK) {
+        return rv;
+    }
     reencrypt_warn_cache_wanted = cx.any_warn_window;
     reencrypt_any_policy = cx.any_policy;
+    return OK;
+}
+
+int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    check_ctx_t cx;
+
+    (void)pconf;
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    cx.warn = 1;
+    walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     return OK;
 }

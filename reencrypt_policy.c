@@ -615,13 +615,13 @@ const char *reencrypt_policy_lint(apr_pool_t *p,
 
     if (reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY) {
         if (npins == 0) {
-            return "ReencryptTrust PinOnly needs at least one ReencryptPin "
-                   "in this scope or an enclosing one";
+            return "is unusable: ReencryptTrust PinOnly needs at least one "
+                   "ReencryptPin in this scope or an enclosing one";
         }
         if (reencrypt_policy_pin_scope(pol) == REENCRYPT_PIN_SCOPE_CHAIN) {
-            return "ReencryptPinScope Chain cannot go with ReencryptTrust "
-                   "PinOnly: without chain validation only the backend's "
-                   "own key can be pinned";
+            return "is unusable: ReencryptPinScope Chain cannot go with "
+                   "ReencryptTrust PinOnly: without chain validation only "
+                   "the backend's own key can be pinned";
         }
         return NULL;
     }

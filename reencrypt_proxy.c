@@ -205,8 +205,8 @@ int reencrypt_request_status(int *status, request_rec *r)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, RELOGNO(00020)
                           "mod_ssl refused a backend that ReencryptMode "
                           "Report or ReencryptClockSkew let through: set "
-                          "'SSLProxyCheckPeerExpire Off' where "
-                          "ReencryptEngine is On (the policy checks "
+                          "'SSLProxyCheckPeerExpire Off' in the virtual "
+                          "host or <Proxy> section (the policy checks "
                           "validity itself)");
             *status = HTTP_BAD_GATEWAY;
         }

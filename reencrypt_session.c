@@ -55,7 +55,7 @@ APLOG_USE_MODULE(reencrypt);
 
 #define SESSION_MUTEX_TYPE  "reencrypt-session"
 #define SESSION_BLOB_MAX    (48 * 1024)
-#define SESSION_MAGIC       "RES1"
+#define SESSION_MAGIC       "RES2"
 
 static const ap_socache_provider_t *sess_provider;
 static ap_socache_instance_t *sess_cache;
@@ -114,13 +114,7 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     sess_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                        AP_SOCACHE_PROVIDER_VERSION);
     if (!sess_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00021)
-                     "ReencryptSessionCache %s: no socache provider '%s' "
-                     "is loaded: add 'LoadModule socache_%s_module "
-                     "modules/mod_socache_%s.so' (on Debian: a2enmod "
-                     "socache_%s), or say 'ReencryptSessionCache none'",
-                     sess_spec, name, name, name, name);
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return HTTP_INTERNAL_SERVER_ERROR;  /* check_config said why */
     }
     err = sess_provider->create(&sess_cache, args, ptemp, pconf);
     if (err) {
@@ -256,12 +250,16 @@ static apr_uint32_t get_u32(const unsigned char *b)
            | ((apr_uint32_t)b[2] << 8) | (apr_uint32_t)b[3];
 }
 
-/* "RES1" | u32 len | session DER | u32 n | (u32 len | cert DER) * n */
+/* "RES2" | u32 validated_at | u32 len | session DER | u32 n |
+ * (u32 len | cert DER) * n
+ * validated_at: when the chain was last validated in a full handshake
+ * (seconds since the epoch, modulo 2^32). */
 static unsigned char *blob_make(apr_pool_t *p, SSL_SESSION *sess,
-                                STACK_OF(X509) *chain, unsigned int *len)
+                                STACK_OF(X509) *chain, apr_time_t validated,
+                                unsigned int *len)
 {
     int slen = i2d_SSL_SESSION(sess, NULL), i, n = sk_X509_num(chain);
-    apr_size_t total = 4 + 4 + (apr_size_t)slen + 4;
+    apr_size_t total = 4 + 4 + 4 + (apr_size_t)slen + 4;
     unsigned char *blob, *b;
 
     if (slen <= 0) {
@@ -280,6 +278,8 @@ static unsigned char *blob_make(apr_pool_t *p, SSL_SESSION *sess,
     }
     b = blob = apr_palloc(p, total);
     memcpy(b, SESSION_MAGIC, 4);
+    b += 4;
+    put_u32(b, (apr_uint32_t)apr_time_sec(validated));
     b += 4;
     put_u32(b, (apr_uint32_t)slen);
     b += 4;
@@ -307,16 +307,18 @@ static apr_status_t chain_cleanup(void *data)
  * *chain is tied to pool p. */
 static int blob_parse(apr_pool_t *p, const unsigned char *blob,
                       unsigned int len, SSL_SESSION **sess,
-                      STACK_OF(X509) **chain)
+                      STACK_OF(X509) **chain, apr_time_t *validated)
 {
     const unsigned char *b = blob, *end = blob + len, *q;
     apr_uint32_t slen, n, i;
 
     *sess = NULL;
     *chain = NULL;
-    if (len < 12 || memcmp(b, SESSION_MAGIC, 4)) {
+    if (len < 16 || memcmp(b, SESSION_MAGIC, 4)) {
         return 0;
     }
+    b += 4;
+    *validated = apr_time_from_sec((apr_time_t)get_u32(b));
     b += 4;
     slen = get_u32(b);
     b += 4;
@@ -386,19 +388,26 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     apr_status_t rv = APR_EGENERAL;
 
     if (!session_enabled(st) || !st->session_key || !chain
-        || !SSL_SESSION_is_resumable(sess)) {
+        || !SSL_SESSION_is_resumable(sess) || !st->validated_at) {
+        return;
+    }
+    /* A session lives ReencryptSessionTimeout from the full handshake
+     * that validated its chain, however many tickets a resumed
+     * connection brings: a backend's new certificate is seen then at
+     * the latest. */
+    expiry = st->validated_at + apr_time_from_sec(
+                 reencrypt_policy_session_timeout(&st->policy));
+    limit = apr_time_from_sec((apr_time_t)SSL_SESSION_get_time(sess)
+                              + SSL_SESSION_get_timeout(sess));
+    if (limit < expiry) {
+        expiry = limit;
+    }
+    if (expiry <= apr_time_now()) {
         return;
     }
     apr_pool_create(&tp, c->pool);
-    blob = blob_make(tp, sess, chain, &len);
+    blob = blob_make(tp, sess, chain, st->validated_at, &len);
     if (blob) {
-        expiry = apr_time_now() + apr_time_from_sec(
-                     reencrypt_policy_session_timeout(&st->policy));
-        limit = apr_time_from_sec((apr_time_t)SSL_SESSION_get_time(sess)
-                                  + SSL_SESSION_get_timeout(sess));
-        if (limit < expiry) {
-            expiry = limit;
-        }
         if (sess_lock()) {
             rv = sess_provider->store(sess_cache, c->base_server,
                                       (const unsigned char *)st->session_key,
@@ -467,6 +476,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     unsigned int len = SESSION_BLOB_MAX;
     SSL_SESSION *sess = NULL;
     STACK_OF(X509) *chain = NULL;
+    apr_time_t validated = 0;
     apr_pool_t *tp;
     apr_status_t rv = APR_NOTFOUND;
 
@@ -486,9 +496,11 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
                                      blob, &len, tp);
         sess_unlock();
     }
-    if (rv == APR_SUCCESS && blob_parse(c->pool, blob, len, &sess, &chain)) {
+    if (rv == APR_SUCCESS
+        && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
         if (SSL_set_session(ssl, sess)) {
             st->resume_chain = chain;
+            st->resume_validated_at = validated;
         }
         SSL_SESSION_free(sess);
     }
@@ -501,6 +513,8 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
 void reencrypt_session_handshake_ok(reencrypt_conn_t *st)
 {
     st->handshake_ok = 1;
+    st->validated_at = st->resumed ? st->resume_validated_at
+                                   : apr_time_now();
     if (st->pending_session) {
         session_store(st, st->pending_session);
         SSL_SESSION_free(st->pending_session);

@@ -127,14 +127,7 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     slotmem = ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm",
                                  AP_SLOTMEM_PROVIDER_VERSION);
     if (!slotmem) {
-        if (sc->status_backends != REENCRYPT_UNSET) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00026)
-                         "ReencryptStatusBackends %d needs shared memory "
-                         "slots: add 'LoadModule slotmem_shm_module "
-                         "modules/mod_slotmem_shm.so' (on Debian: a2enmod "
-                         "slotmem_shm)", sc->status_backends);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+        /* an explicit ReencryptStatusBackends was refused by check_config */
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, RELOGNO(00027)
                      "backend statistics are off: mod_slotmem_shm is not "
                      "loaded");

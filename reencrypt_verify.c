@@ -585,8 +585,8 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
 
         rc = X509_verify_cert(ctx);
-        if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired && !c.too_long
-            && !c.skew_used) {
+        if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired
+            && !c.too_long) {
             /* failed without telling the callback */
             c.trust_err = X509_STORE_CTX_get_error(ctx);
             if (!c.trust_err) {
