@@ -167,6 +167,10 @@ void reencrypt_status_reuse(reencrypt_conn_t *st);
 /* reencrypt_ssl.c */
 void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r);
 reencrypt_conn_t *reencrypt_ssl_conn_of(SSL *ssl);
+/** Would a chain stored with a session pass this connection's policy
+ *  now? (Without logging: before offering the session.) */
+int reencrypt_ssl_chain_passes(const reencrypt_conn_t *st,
+                               STACK_OF(X509) *chain, apr_pool_t *p);
 int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
                        apr_pool_t *ptemp);
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);

@@ -284,7 +284,8 @@ const char *reencrypt_parse_pins(apr_pool_t *p, const char *arg,
     for (tok = apr_strtok(list, ";", &last); tok;
          tok = apr_strtok(NULL, ";", &last)) {
         reencrypt_pin_t pin;
-        unsigned char buf[REENCRYPT_PIN_LEN + 3];
+        unsigned char *buf;
+        apr_size_t room;
         int n;
 
         if (strncmp(tok, PIN_PREFIX, sizeof(PIN_PREFIX) - 1) != 0) {
@@ -293,8 +294,10 @@ const char *reencrypt_parse_pins(apr_pool_t *p, const char *arg,
                                 PIN_PREFIX "<base64 of the SHA-256 of the "
                                 "DER SubjectPublicKeyInfo>)", tok);
         }
-        n = reencrypt_base64_decode(tok + sizeof(PIN_PREFIX) - 1, buf,
-                                    sizeof(buf));
+        /* decode whatever length is there, to say how long it is */
+        room = strlen(tok) * 3 / 4 + 3;
+        buf = apr_palloc(p, room);
+        n = reencrypt_base64_decode(tok + sizeof(PIN_PREFIX) - 1, buf, room);
         if (n < 0) {
             return apr_psprintf(p, "ReencryptPin: '%s' is not valid base64 "
                                 "after '" PIN_PREFIX "'", tok);

@@ -498,7 +498,14 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     }
     if (rv == APR_SUCCESS
         && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
-        if (SSL_set_session(ssl, sess)) {
+        if (!reencrypt_ssl_chain_passes(st, chain, tp)) {
+            /* Offer no session the policy would refuse now (it expired,
+             * entered the refusal window, ...): mod_ssl's own checks of
+             * a resumed session run before the module's, so the full
+             * handshake is where the refusal gets its clear reason. */
+            reencrypt_session_forget(st);
+        }
+        else if (SSL_set_session(ssl, sess)) {
             st->resume_chain = chain;
             st->resume_validated_at = validated;
         }

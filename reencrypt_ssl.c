@@ -119,6 +119,42 @@ static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
                   reencrypt_policy_warn_within(&st->policy));
 }
 
+/* What the policy of this connection asks of a chain at time now */
+static void check_of(const reencrypt_conn_t *st, apr_time_t now,
+                     STACK_OF(X509) *validated, reencrypt_check_t *chk)
+{
+    const reencrypt_policy_t *pol = &st->policy;
+
+    memset(chk, 0, sizeof(*chk));
+    chk->anchors = pol->anchors;
+    chk->depth = reencrypt_policy_depth(pol);
+    chk->names = reencrypt_policy_check_name(pol) ? st->names : NULL;
+    chk->names_from_sni = st->names_from_sni;
+    chk->pins = pol->pins;
+    chk->pin_chain = reencrypt_policy_pin_scope(pol)
+                     == REENCRYPT_PIN_SCOPE_CHAIN;
+    chk->pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
+    chk->refuse_within = reencrypt_policy_refuse_within(pol);
+    chk->clock_skew = reencrypt_policy_clock_skew(pol);
+    chk->now = (time_t)apr_time_sec(now);
+    chk->validated = validated;
+    chk->want_chain = !validated;
+}
+
+int reencrypt_ssl_chain_passes(const reencrypt_conn_t *st,
+                               STACK_OF(X509) *chain, apr_pool_t *p)
+{
+    reencrypt_check_t chk;
+    reencrypt_verdict_t v;
+
+    if (!chain || sk_X509_num(chain) < 1) {
+        return 0;
+    }
+    check_of(st, apr_time_now(), chain, &chk);
+    return reencrypt_verify(p, &chk, sk_X509_value(chain, 0), NULL, &v)
+           == REENCRYPT_OK;
+}
+
 /* Check the chain the backend presented, log the outcome, remember it.
  * Runs once per handshake. */
 static apr_status_t verified_chain_cleanup(void *data)
@@ -145,20 +181,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
 
     apr_pool_create(&tp, c->pool);
     apr_pool_tag(tp, "reencrypt_verify");
-    memset(&chk, 0, sizeof(chk));
-    chk.anchors = pol->anchors;
-    chk.depth = reencrypt_policy_depth(pol);
-    chk.names = reencrypt_policy_check_name(pol) ? st->names : NULL;
-    chk.names_from_sni = st->names_from_sni;
-    chk.pins = pol->pins;
-    chk.pin_chain = reencrypt_policy_pin_scope(pol)
-                    == REENCRYPT_PIN_SCOPE_CHAIN;
-    chk.pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
-    chk.refuse_within = reencrypt_policy_refuse_within(pol);
-    chk.clock_skew = reencrypt_policy_clock_skew(pol);
-    chk.now = (time_t)apr_time_sec(now);
-    chk.validated = validated;
-    chk.want_chain = !validated;
+    check_of(st, now, validated, &chk);
 
     reencrypt_verify(tp, &chk, leaf, untrusted, &v);
     st->chain_len = v.chain_len;
