@@ -14,12 +14,53 @@ were accepted:
     assert be.app_bytes == 0
     assert be.snis == ["good.test"]
     assert be.accepted == 1
+
+TLS session resumption is observed from the server side too: every
+connection records whether the ClientHello offered a session (a TLS 1.3
+pre_shared_key or a non-empty TLS 1.2 session ticket) and whether the
+handshake resumed one (``session_reused``):
+
+    be = TLSBackend(chain, key, max_version=ssl.TLSVersion.TLSv1_2).start()
+    ...
+    assert be.resumed == 39 and be.full == 1
 """
 
 import socket
 import ssl
+import struct
 import threading
 import time
+
+# TLS extension numbers looked for in a ClientHello (RFC 8446, RFC 5077)
+_EXT_SESSION_TICKET = 35
+_EXT_PRE_SHARED_KEY = 41
+
+
+def _client_hello_offers_session(record):
+    """Does this TLS record (a ClientHello) offer a session to resume?
+    True / False, or None when it cannot be parsed."""
+    try:
+        if len(record) < 9 or record[0] != 22 or record[5] != 1:
+            return None
+        body = record[9:]
+        pos = 2 + 32                                    # version, random
+        pos += 1 + body[pos]                            # session id
+        pos += 2 + struct.unpack_from("!H", body, pos)[0]   # cipher suites
+        pos += 1 + body[pos]                            # compression
+        if pos + 2 > len(body):
+            return False                                # no extensions
+        end = pos + 2 + struct.unpack_from("!H", body, pos)[0]
+        pos += 2
+        offered = False
+        while pos + 4 <= end:
+            etype, elen = struct.unpack_from("!HH", body, pos)
+            if etype == _EXT_PRE_SHARED_KEY or (
+                    etype == _EXT_SESSION_TICKET and elen > 0):
+                offered = True
+            pos += 4 + elen
+        return offered
+    except (IndexError, struct.error):
+        return None
 
 
 class Connection:
@@ -33,6 +74,8 @@ class Connection:
         self.handshake_ok = None    # None: in progress, True / False: done
         self.handshake_error = None
         self.tls_version = None
+        self.session_reused = None  # the handshake resumed a session
+        self.session_offered = None  # the ClientHello offered one
         self.data = bytearray()     # every byte of application data received
         self.requests = []          # (method, target) of each parsed request
         self.closed = False
@@ -41,19 +84,32 @@ class Connection:
         return (f"<Connection #{self.id} sni={self.sni!r} "
                 f"handshake_ok={self.handshake_ok} "
                 f"error={self.handshake_error!r} bytes={len(self.data)} "
-                f"requests={self.requests} closed={self.closed}>")
+                f"requests={self.requests} closed={self.closed} "
+                f"version={self.tls_version} offered={self.session_offered} "
+                f"reused={self.session_reused}>")
 
 
 class TLSBackend:
     """Threaded TLS + HTTP/1.1 server recording all it receives."""
 
     def __init__(self, chain_file, key_file, min_version=None,
-                 max_version=None, host="127.0.0.1", idle_timeout=30.0):
+                 max_version=None, host="127.0.0.1", idle_timeout=30.0,
+                 port=0, resumption=True, num_tickets=None):
+        """port=0 picks an ephemeral port; a given port lets a test
+        restart a backend where the proxy expects it.
+
+        resumption=False: every connection gets an SSL context of its own
+        (its own session cache and ticket keys), so a session the client
+        offers is never one this server can resume: the offer is declined
+        and a full handshake follows.  num_tickets sets how many TLS 1.3
+        session tickets are sent after a handshake (OpenSSL's default: 2;
+        0 sends none)."""
         self.chain_file = chain_file
         self.key_file = key_file
         self.host = host
         self.idle_timeout = idle_timeout
         self.port = None
+        self._want_port = port
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._conns = []
@@ -62,19 +118,29 @@ class TLSBackend:
         self._local = threading.local()
         self._stopping = False
         self._listener = None
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(chain_file, key_file)
-        if min_version is not None:
-            self.ctx.minimum_version = min_version
-        if max_version is not None:
-            self.ctx.maximum_version = max_version
-        self.ctx.sni_callback = self._on_sni
+        self.min_version = min_version
+        self.max_version = max_version
+        self.resumption = resumption
+        self.num_tickets = num_tickets
+        self.ctx = self._new_ctx()
+
+    def _new_ctx(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.chain_file, self.key_file)
+        if self.min_version is not None:
+            ctx.minimum_version = self.min_version
+        if self.max_version is not None:
+            ctx.maximum_version = self.max_version
+        if self.num_tickets is not None:
+            ctx.num_tickets = self.num_tickets
+        ctx.sni_callback = self._on_sni
+        return ctx
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind((self.host, 0))
+        lsock.bind((self.host, self._want_port))
         lsock.listen(64)
         self.port = lsock.getsockname()[1]
         self._listener = lsock
@@ -151,6 +217,26 @@ class TLSBackend:
             return b"".join(bytes(c.data) for c in self._conns)
 
     @property
+    def resumed(self):
+        """Number of completed handshakes that resumed a session."""
+        with self._lock:
+            return sum(1 for c in self._conns
+                       if c.handshake_ok is True and c.session_reused)
+
+    @property
+    def full(self):
+        """Number of completed full (not resumed) handshakes."""
+        with self._lock:
+            return sum(1 for c in self._conns
+                       if c.handshake_ok is True and not c.session_reused)
+
+    @property
+    def offers(self):
+        """Number of ClientHellos that offered a session to resume."""
+        with self._lock:
+            return sum(1 for c in self._conns if c.session_offered)
+
+    @property
     def snis(self):
         """The SNI of every connection whose ClientHello was processed."""
         with self._lock:
@@ -221,9 +307,11 @@ class TLSBackend:
         raw.settimeout(self.idle_timeout)
         tls = None
         try:
+            conn.session_offered = self._peek_client_hello(raw)
+            ctx = self.ctx if self.resumption else self._new_ctx()
             try:
-                tls = self.ctx.wrap_socket(raw, server_side=True,
-                                           do_handshake_on_connect=False)
+                tls = ctx.wrap_socket(raw, server_side=True,
+                                      do_handshake_on_connect=False)
                 with self._lock:
                     self._socks.append(tls)
                 tls.do_handshake()
@@ -234,6 +322,7 @@ class TLSBackend:
                 return
             conn.handshake_ok = True
             conn.tls_version = tls.version()
+            conn.session_reused = tls.session_reused
             self._notify()
             self._http_loop(tls, conn)
         finally:
@@ -246,6 +335,28 @@ class TLSBackend:
                 except OSError:
                     pass
             self._notify()
+
+    def _peek_client_hello(self, raw):
+        """Look at the first TLS record without consuming it: does the
+        ClientHello offer a session?  None if it cannot be read."""
+        deadline = time.monotonic() + self.idle_timeout
+        want = 5
+        try:
+            while True:
+                data = raw.recv(want, socket.MSG_PEEK)
+                if not data or data[0] != 22:
+                    return None
+                if want == 5 and len(data) >= 5:
+                    want = 5 + struct.unpack("!H", data[3:5])[0]
+                    continue
+                if len(data) >= want:
+                    return _client_hello_offers_session(data)
+                if time.monotonic() > deadline:
+                    return None
+                # the rest of the record is on its way: wait for it
+                time.sleep(0.001)
+        except OSError:
+            return None
 
     def _http_loop(self, tls, conn):
         buf = b""

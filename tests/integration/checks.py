@@ -9,11 +9,27 @@ import re
 PROXY_HANDSHAKE_FAILURE_TAGS = ("AH01084", "AH00898", "AH01097")
 
 REASONS = ("untrusted-chain", "name-mismatch", "depth-exceeded", "expired",
-           "not-yet-valid", "no-certificate")
+           "not-yet-valid", "no-certificate", "pin-mismatch",
+           "expiring-within")
 
 RE10_RE = re.compile(
     r"RE00010: backend (?P<backend>\S+) refused: (?P<reason>[a-z-]+); "
     r"expected (?P<expected>.*); seen (?P<seen>.*)$")
+
+# ReencryptMode Report: the line that would have been an RE00010
+RE18_RE = re.compile(
+    r"RE00018: backend (?P<backend>\S+) report-only: would refuse: "
+    r"(?P<reason>[a-z-]+); expected (?P<expected>.*); seen (?P<seen>.*)$")
+
+# access-log format showing the per-request variables of mod_reencrypt
+RE_LOG_FORMAT = ('LogFormat "%U %{REENCRYPT_RESULT}e %{REENCRYPT_PEER_PIN}e '
+                 '%{REENCRYPT_PEER_NOT_AFTER}e" re')
+
+
+def access_log_directives(env):
+    """LogFormat + CustomLog writing RE_LOG_FORMAT lines to
+    env.access_log_file (one line: path result pin notAfter)."""
+    return f'{RE_LOG_FORMAT}\nCustomLog "{env.access_log_file}" re'
 
 
 def asn1_time(dt):
@@ -27,6 +43,10 @@ def parse_asn1_time(s):
 
 def re10_lines(env):
     return [ln for ln in env.log_lines() if "RE00010:" in ln.rest]
+
+
+def re18_lines(env):
+    return [ln for ln in env.log_lines() if "RE00018:" in ln.rest]
 
 
 def assert_served(env, be, path="/", host=None, sni=Ellipsis, status=200,
@@ -111,3 +131,78 @@ def assert_time_near(s, moment, slack=120):
     t = parse_asn1_time(s)
     delta = abs((t - moment).total_seconds())
     assert delta <= slack, f"{s} is {delta}s away from {asn1_time(moment)}"
+
+
+def assert_reported(env, be, reason, path="/", host=None, backend=None):
+    """ReencryptMode Report: GET path is served (200, the backend answers
+    it) although the backend violates the policy; exactly one RE00018 line
+    at level warn names the reason, and no RE00010 line exists.  Returns
+    the regex match of the RE00018 line (groups backend, reason, expected,
+    seen)."""
+    assert reason in REASONS
+    env.expect_log("RE00018")
+    r = env.get(path, host=host)
+    assert r.status == 200, (
+        f"GET {path}: expected 200, got {r.status}: {r.text[:300]}\n"
+        f"backend connections:\n{be.describe()}\nerror_log:\n"
+        f"{env.error_log()}")
+    assert r.text == f"backend-ok {path}\n", r.text[:300]
+    assert ("GET", path) in be.requests
+    assert not re10_lines(env), re10_lines(env)
+    lines = re18_lines(env)
+    assert len(lines) == 1, (
+        "expected exactly one RE00018 line, got:\n"
+        + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
+    line = lines[0]
+    assert line.level == "warn", line.raw
+    m = RE18_RE.search(line.rest)
+    assert m, f"RE00018 line does not have the documented shape: {line.raw}"
+    if backend is None:
+        backend = f"127.0.0.1:{be.port}"
+    assert m.group("backend") == backend, line.raw
+    assert m.group("reason") == reason, line.raw
+    return m
+
+
+# ----------------------------------------------------------------- sessions
+# access-log format for backend TLS session resumption: path, pid of the
+# child that served it, status, REENCRYPT_SESSION (full / resumed) and
+# REENCRYPT_RESULT
+SESSION_LOG_FORMAT = ('LogFormat "%U %P %>s %{REENCRYPT_SESSION}e '
+                      '%{REENCRYPT_RESULT}e" re_session')
+
+# the debug line of every backend handshake that passed the policy
+RE14_RE = re.compile(
+    r"\[pid (?P<pid>\d+):tid \d+\] .*RE00014: backend (?P<backend>\S+) "
+    r"verified: (?P<subject>.*), chain of (?P<chain>\d+), "
+    r"SNI (?P<sni>\S+)(?P<resumed>, resumed session)?$")
+
+
+def session_log_directives(env):
+    """LogFormat + CustomLog writing SESSION_LOG_FORMAT lines to
+    env.access_log_file."""
+    return (f'{SESSION_LOG_FORMAT}\n'
+            f'CustomLog "{env.access_log_file}" re_session')
+
+
+class SessionEntry:
+    """One SESSION_LOG_FORMAT access-log line."""
+
+    def __init__(self, line):
+        self.raw = line
+        self.path, pid, status, self.session, self.result = line.split(" ")
+        self.pid = int(pid)
+        self.status = int(status)
+
+    def __repr__(self):
+        return self.raw
+
+
+def re14_matches(env):
+    """RE14_RE matches of the RE00014 lines (LogLevel reencrypt:debug)."""
+    out = []
+    for ln in env.log_lines():
+        m = RE14_RE.search(ln.raw)
+        if m:
+            out.append(m)
+    return out

@@ -145,6 +145,8 @@ class HttpdEnv:
         self.conf_file = os.path.join(self.root, "conf", "httpd.conf")
         self.error_log_file = os.path.join(self.root, "logs", "error_log")
         self.pid_file = os.path.join(self.root, "run", "httpd.pid")
+        # for CustomLog lines written by a test's configuration
+        self.access_log_file = os.path.join(self.root, "logs", "access_log")
         self.port = free_port()
         self.conf_text = None
         self.running = False
@@ -160,7 +162,7 @@ class HttpdEnv:
 
     def write_config(self, vhost="", server="", reencrypt="after",
                      modules=None, frontend_tls=True, loglevel="warn",
-                     extra_listen=False):
+                     extra_listen=False, processes=1, threads=8):
         """Render conf/httpd.conf and return its path.
 
         vhost       directives inside the frontend <VirtualHost>
@@ -171,6 +173,10 @@ class HttpdEnv:
         modules     stock modules to load (names like "ssl", "proxy"),
                     default all of STOCK_MODULES
         frontend_tls the frontend virtual host speaks TLS (needs mod_ssl)
+        processes   number of child processes the server keeps running
+                    (threads each; default 1, so that every request
+                    shares one backend connection pool)
+        threads     worker threads of each child process (default 8)
         """
         if reencrypt and not os.path.exists(self.module):
             raise AssertionError(
@@ -213,19 +219,23 @@ class HttpdEnv:
             *load,
             "",
             f"Mutex file:{r}/run default",
-            "StartServers 1",
-            "ServerLimit 1",
-            "ThreadLimit 8",
-            "ThreadsPerChild 8",
-            "MaxRequestWorkers 8",
-            "MinSpareThreads 1",
-            "MaxSpareThreads 8",
+            f"StartServers {processes}",
+            f"ServerLimit {processes}",
+            f"ThreadLimit {threads}",
+            f"ThreadsPerChild {threads}",
+            f"MaxRequestWorkers {threads * processes}",
+            # with several children: one child's worth of spare threads
+            # at least (the MPM raises MaxSpareThreads above the threads of
+            # all children, so none is stopped); fewer concurrent requests
+            # than threads never ask for a child beyond ServerLimit
+            f"MinSpareThreads {1 if processes == 1 else threads}",
+            f"MaxSpareThreads {threads * processes}",
             "KeepAliveTimeout 5",
             "Timeout 20",
         ]
         if os.geteuid() == 0:
             lines += ["User nobody", "Group nogroup"]
-        if "ssl_module" in wanted:
+        if "ssl_module" in wanted and "socache_shmcb_module" in wanted:
             lines += [f'SSLSessionCache "shmcb:{r}/run/ssl_scache(512000)"']
         lines += ["", server, ""]
         lines += [f"<VirtualHost 127.0.0.1:{self.port}>",
@@ -262,9 +272,10 @@ class HttpdEnv:
         p = self._run("-t")
         return p.returncode, p.stderr + p.stdout
 
-    def start(self, check=True):
+    def start(self, check=True, wait_timeout=10.0):
         """Start httpd; with check=False return (exit code, output) of a
-        start expected to fail (stderr plus the error log)."""
+        start expected to fail (stderr plus the error log).  wait_timeout
+        bounds the wait for the pid file and the listening port."""
         assert self.conf_text is not None, "write_config() first"
         assert not self.running
         p = self._run("-k", "start")
@@ -275,7 +286,7 @@ class HttpdEnv:
                 self.running = True
                 self.started_once = True
                 try:
-                    self._wait_started()
+                    self._wait_started(timeout=wait_timeout)
                 except AssertionError:
                     pass
             return p.returncode, out + self.error_log()
@@ -285,7 +296,7 @@ class HttpdEnv:
                 f"error_log:\n{self.error_log()}")
         self.running = True
         self.started_once = True
-        self._wait_started()
+        self._wait_started(timeout=wait_timeout)
         return p.returncode, out
 
     def _wait_started(self, timeout=10.0):
@@ -321,6 +332,50 @@ class HttpdEnv:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def children(self):
+        """Process ids of the running server's child processes."""
+        parent = self._pid()
+        out = []
+        if parent is None:
+            return out
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+                out.append(int(d))
+        return out
+
+    def graceful(self, timeout=10.0):
+        """``apache2 -k graceful`` with the configuration as written now;
+        return once a new generation of children runs and every child of
+        the old one has exited (so no request can reach an old child)."""
+        assert self.running, "start() first"
+        old = set(self.children())
+        generations = len(self.lines_with("AH00489"))
+        p = self._run("-k", "graceful")
+        if p.returncode != 0:
+            raise AssertionError(
+                f"apache2 -k graceful failed ({p.returncode}):\n"
+                f"{p.stderr}{p.stdout}\nerror_log:\n{self.error_log()}")
+        deadline = time.monotonic() + timeout
+        while True:
+            now = set(self.children())
+            if (len(self.lines_with("AH00489")) > generations
+                    and now and not now & old):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no new generation of children after {timeout}s "
+                    f"(old {sorted(old)}, now {sorted(now)}):\n"
+                    f"{self.error_log()}")
+            time.sleep(0.02)  # polling interval, bounded by the deadline
+        wait_port(self.port, timeout=max(0.5, deadline - time.monotonic()))
+
     # ----------------------------------------------------------- logs
     def error_log(self):
         try:
@@ -354,6 +409,26 @@ class HttpdEnv:
                 raise AssertionError(
                     f"no error-log line matches {regex!r} within "
                     f"{timeout}s:\n{self.error_log()}")
+            time.sleep(0.02)  # polling interval, bounded by the deadline
+
+    def access_lines(self, count, path=None, timeout=5.0):
+        """Poll an access log (default logs/access_log) until it holds at
+        least count lines; return all its lines.  httpd writes the line
+        after the response, so a client may see the response first."""
+        path = path or self.access_log_file
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except FileNotFoundError:
+                lines = []
+            if len(lines) >= count:
+                return lines
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{path} has {len(lines)} lines after {timeout}s, "
+                    f"expected {count}:\n" + "\n".join(lines))
             time.sleep(0.02)  # polling interval, bounded by the deadline
 
     def expect_log(self, *tags):

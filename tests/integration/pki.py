@@ -13,16 +13,25 @@ Layout of the generated directory (all files PEM):
   <leaf>.crt        the leaf certificate alone
   <leaf>.key        its private key (unencrypted)
   <leaf>.chain.pem  the leaf followed by the intermediates the backend sends
+  <leaf>.pub        its public key alone (SubjectPublicKeyInfo)
+
+Leaves come with RSA-2048, ECDSA P-256 or Ed25519 keys; pin(name) gives the
+ReencryptPin value of a certificate's key (sha256//<base64 of the SHA-256
+of the DER SubjectPublicKeyInfo>).  fresh_leaf() issues a leaf whose
+validity is relative to the moment of the call (for times within minutes
+of now, which a session-wide PKI cannot offer).
 """
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import os
 import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -39,7 +48,33 @@ def _new_key(kind):
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if kind == "ec":
         return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(kind)
+
+
+def _sign_hash(key):
+    """The digest to sign with: Ed25519 signs the message itself."""
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) \
+        else hashes.SHA256()
+
+
+def spki_der(public_key):
+    return public_key.public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def spki_pin(public_key):
+    """sha256//<base64> of the DER SubjectPublicKeyInfo (RFC 7469)."""
+    digest = hashlib.sha256(spki_der(public_key)).digest()
+    return "sha256//" + base64.b64encode(digest).decode("ascii")
+
+
+def _pub_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _key_pem(key):
@@ -66,6 +101,7 @@ class Issued:
         self.cert_file = None
         self.key_file = None
         self.chain_file = None
+        self.pub_file = None
 
     @property
     def cn(self):
@@ -79,6 +115,10 @@ class Issued:
     @property
     def not_after(self):
         return self.cert.not_valid_after
+
+    @property
+    def pin(self):
+        return spki_pin(self.cert.public_key())
 
 
 class TestPKI:
@@ -135,6 +175,8 @@ class TestPKI:
 
     def _make_leaf(self, name, cn, issuer, dns=(), ips=(), kind="ec",
                    not_before=None, not_after=None):
+        """A server certificate issued by issuer; issuer=None makes it
+        self-signed (not a CA, signed with its own key)."""
         key = _new_key(kind)
         sans = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -142,10 +184,12 @@ class TestPKI:
             not_before = self.now - datetime.timedelta(days=30)
         if not_after is None:
             not_after = self.now + datetime.timedelta(days=365)
+        signer_key = issuer.key if issuer is not None else key
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn))
-            .issuer_name(issuer.cert.subject)
+            .issuer_name(issuer.cert.subject if issuer is not None
+                         else _name(cn))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
@@ -163,13 +207,13 @@ class TestPKI:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                 key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                issuer.key.public_key()), critical=False)
+                signer_key.public_key()), critical=False)
         )
-        cert = builder.sign(issuer.key, hashes.SHA256())
+        cert = builder.sign(signer_key, _sign_hash(signer_key))
         # the server sends its leaf and every CA below the self-signed root
         chain = [cert]
         ca = issuer
-        while ca.issuer is not None:
+        while ca is not None and ca.issuer is not None:
             chain.append(ca.cert)
             ca = ca.issuer
         issued = Issued(name, cert, key, chain, issuer)
@@ -210,6 +254,32 @@ class TestPKI:
         # certificate of the frontend (the client-facing virtual host)
         self._make_leaf("frontend", "localhost", inter,
                         dns=("localhost",), ips=("127.0.0.1",))
+
+        # keys of every kind a pin is taken of ("good" is RSA-2048)
+        self._make_leaf("good-ec", "good-ec.test", inter,
+                        dns=("good.test", "backend.test"), kind="ec")
+        self._make_leaf("good-ed25519", "good-ed25519.test", inter,
+                        dns=("good.test", "backend.test"), kind="ed25519")
+        # the key "good" moves to next: same names, same issuer, new key
+        self._make_leaf("good-next", "good-next.test", inter,
+                        dns=("good.test", "backend.test"), kind="rsa")
+        # self-signed server certificates (no CA; for pin-only trust)
+        self._make_leaf("self-signed", "self.test", None,
+                        dns=("self.test",))
+        self._make_leaf("self-signed-expired", "self-expired.test", None,
+                        dns=("self.test",),
+                        not_before=self.now - 30 * day,
+                        not_after=self.now - 7 * day)
+        # close to the end of their validity
+        self._make_leaf("expiring-2d", "expiring-2d.test", inter,
+                        dns=("good.test",), not_after=self.now + 2 * day)
+        self._make_leaf("expiring-20d", "expiring-20d.test", inter,
+                        dns=("good.test",), not_after=self.now + 20 * day)
+        # valid two hours from now
+        self._make_leaf("future-2h", "future-2h.test", inter,
+                        dns=("good.test",),
+                        not_before=self.now + datetime.timedelta(hours=2),
+                        not_after=self.now + 60 * day)
         self._write()
 
     # ------------------------------------------------------------------ files
@@ -220,15 +290,20 @@ class TestPKI:
         os.chmod(path, mode)
         return path
 
+    def _write_issued(self, name, issued):
+        issued.cert_file = self._write_file(
+            f"{name}.crt", _cert_pem(issued.cert))
+        issued.key_file = self._write_file(
+            f"{name}.key", _key_pem(issued.key))
+        issued.chain_file = self._write_file(
+            f"{name}.chain.pem",
+            b"".join(_cert_pem(c) for c in issued.chain))
+        issued.pub_file = self._write_file(f"{name}.pub",
+                                           _pub_pem(issued.key))
+
     def _write(self):
         for name, issued in self.certs.items():
-            issued.cert_file = self._write_file(
-                f"{name}.crt", _cert_pem(issued.cert))
-            issued.key_file = self._write_file(
-                f"{name}.key", _key_pem(issued.key))
-            issued.chain_file = self._write_file(
-                f"{name}.chain.pem",
-                b"".join(_cert_pem(c) for c in issued.chain))
+            self._write_issued(name, issued)
         self.ca_file = self._write_file(
             "ca.pem", _cert_pem(self.certs["root"].cert))
         self.int_ca_file = self._write_file(
@@ -248,6 +323,27 @@ class TestPKI:
 
     def key(self, name):
         return self.certs[name].key_file
+
+    def pin(self, name):
+        """The ReencryptPin value (sha256//...) of a certificate's key."""
+        return self.certs[name].pin
+
+    def fresh_leaf(self, name, cn, dns=("good.test",), issuer="int",
+                   kind="ec", not_before=None, not_after=None):
+        """Issue (and write) a leaf now, its validity given as offsets
+        (datetime.timedelta) from the current time: not_before defaults
+        to -1 day, not_after to +30 days; issuer=None makes it
+        self-signed.  Returns its name."""
+        now = _utcnow()
+        nb = now + (not_before if not_before is not None
+                    else datetime.timedelta(days=-1))
+        na = now + (not_after if not_after is not None
+                    else datetime.timedelta(days=30))
+        issued = self._make_leaf(
+            name, cn, self.certs[issuer] if issuer else None, dns=dns,
+            kind=kind, not_before=nb, not_after=na)
+        self._write_issued(name, issued)
+        return name
 
 
 if __name__ == "__main__":  # manual inspection: python3 pki.py [dir]
