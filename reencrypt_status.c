@@ -672,7 +672,8 @@ static void html_reasons(request_rec *r, const apr_uint64_t *v)
 
     for (i = 1; i < REENCRYPT_REASONS; i++) {
         if (v[i]) {
-            ap_rprintf(r, "%s%s&nbsp;%" APR_UINT64_T_FMT, any ? "<br>" : "",
+            ap_rprintf(r, "%s<span class=\"tag\">%s&nbsp;%" APR_UINT64_T_FMT
+                       "</span>", any ? "<br>" : "",
                        reencrypt_reason_token((reencrypt_reason_e)i), v[i]);
             any = 1;
         }
@@ -702,7 +703,8 @@ static void render_html(request_rec *r, const snapshot_t *snap)
              "td.num{text-align:right}\n"
              ".small{color:#555;font-size:.85em}\n"
              ".tag{display:inline-block;padding:0 .4em;border-radius:3px;"
-             "font-size:.85em}\n"
+             "font-size:.85em;white-space:nowrap}\n"
+             "td.when{white-space:nowrap}\n"
              ".tag.bad{background:#c62828;color:#fff}\n"
              ".tag.warn{background:#f9a825;color:#000}\n"
              ".tag.ok{background:#2e7d32;color:#fff}\n"
@@ -727,8 +729,10 @@ static void render_html(request_rec *r, const snapshot_t *snap)
     for (i = 0; i < snap->rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
                                                  status_slot_t);
-        int bad = sum(sl->refused) > 0 || strncmp(sl->last_result, "ok", 2);
-        int warn = expiring(sl, snap->now) || sum(sl->reported) > 0;
+        int bad = sum(sl->refused) > 0
+                  || !strncmp(sl->last_result, "refused", 7);
+        int warn = expiring(sl, snap->now) || sum(sl->reported) > 0
+                   || !strncmp(sl->last_result, "report", 6);
         const char *cls = bad ? "bad" : (warn ? "warn" : "ok");
 
         ap_rprintf(r, "<tr class=\"%s\"><td><b>%s</b><br>"
@@ -741,7 +745,8 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                        esc(r->pool, sl->subject), esc(r->pool, sl->issuer),
                        esc(r->pool, sl->sans), esc(r->pool, sl->serial),
                        (int)sl->chain_len, esc(r->pool, sl->pin));
-            ap_rprintf(r, "<td>%s<br><span class=\"tag %s\">%s</span></td>",
+            ap_rprintf(r, "<td class=\"when\">%s<br>"
+                       "<span class=\"tag %s\">%s</span></td>",
                        esc(r->pool, iso(r->pool, sl->not_after)),
                        expiring(sl, snap->now)
                            || sl->not_after <= snap->now ? "warn" : "ok",
@@ -753,7 +758,9 @@ static void render_html(request_rec *r, const snapshot_t *snap)
         }
         ap_rprintf(r, "<td><span class=\"tag %s\">%s</span><br>"
                    "<span class=\"small\">%s<br>%s %s</span></td>",
-                   strncmp(sl->last_result, "ok", 2) ? "bad" : "ok",
+                   !strncmp(sl->last_result, "ok", 2) ? "ok"
+                   : (!strncmp(sl->last_result, "report", 6) ? "warn"
+                                                             : "bad"),
                    esc(r->pool, sl->last_result),
                    esc(r->pool, iso(r->pool, sl->last_time)),
                    esc(r->pool, sl->protocol), esc(r->pool, sl->cipher));
