@@ -68,107 +68,12 @@
 
 #include "reencrypt_policy.h"
 #include "reencrypt_verify.h"
-
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#include "unit_walk.h"
 
 /* The verification time of every case: 2026-01-01T00:00:00Z. */
 #define NOW      ((time_t)1767225600)
 #define DAY      86400L
 #define DAYS(n)  ((long)(n) * DAY)
-
-/* ------------------------------------------------------------------ */
-/* Harness                                                             */
-
-static int setup_pool(void **state)
-{
-    apr_pool_t *p = NULL;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int teardown_pool(void **state)
-{
-    apr_pool_destroy((apr_pool_t *)*state);
-    return 0;
-}
-
-typedef struct {
-    const char *table;
-    int failed;
-    int known;
-} walk_t;
-
-static void walk_start(walk_t *w, const char *table)
-{
-    w->table = table;
-    w->failed = 0;
-    w->known = 0;
-}
-
-static void walk_case(walk_t *w, int i, const char *label,
-                      const char *defect, const char *mismatch)
-{
-    if (mismatch && !defect) {
-        print_error("%s[%d] %s: %s\n", w->table, i, label, mismatch);
-        w->failed++;
-    }
-    else if (mismatch && defect) {
-        print_message("%s[%d] %s: known defect (%s): %s\n", w->table, i,
-                      label, defect, mismatch);
-        w->known++;
-    }
-    else if (!mismatch && defect) {
-        print_error("%s[%d] %s: gives the correct outcome now; remove its "
-                    "defect note \"%s\"\n", w->table, i, label, defect);
-        w->failed++;
-    }
-}
-
-static void walk_end(const walk_t *w)
-{
-    if (w->failed) {
-        print_error("%s: %d case(s) failed\n", w->table, w->failed);
-    }
-    assert_int_equal(w->failed, 0);
-}
-
-static const char *q(apr_pool_t *p, const char *s)
-{
-    return s ? apr_psprintf(p, "\"%s\"", s) : "NULL";
-}
-
-static int str_same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
-#define WANT_INT(what, got, want) do {                                    \
-    long got_ = (long)(got), want_ = (long)(want);                        \
-    if (got_ != want_) {                                                  \
-        return apr_psprintf(p, "%s: got %ld, want %ld", (what), got_,     \
-                            want_);                                       \
-    }                                                                     \
-} while (0)
-
-#define WANT_STR(what, got, want) do {                                    \
-    const char *got_ = (got), *want_ = (want);                            \
-    if (!str_same(got_, want_)) {                                         \
-        return apr_psprintf(p, "%s: got %s, want %s", (what),             \
-                            q(p, got_), q(p, want_));                     \
-    }                                                                     \
-} while (0)
-
-#define WANT_HAS(what, got, needle) do {                                  \
-    const char *got_ = (got), *needle_ = (needle);                        \
-    if (!got_ || !strstr(got_, needle_)) {                                \
-        return apr_psprintf(p, "%s: got %s, want it to contain \"%s\"",   \
-                            (what), q(p, got_), needle_);                 \
-    }                                                                     \
-} while (0)
 
 /* ------------------------------------------------------------------ */
 /* Fixtures: certificates                                              */
