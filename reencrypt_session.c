@@ -210,11 +210,22 @@ int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
 /* ------------------------------------------------------------------ */
 /* Keys and blobs                                                      */
 
+/* The key: backend, SNI, policy identity, and the virtual host whose
+ * proxy context makes the connection -- each has its own TLS client
+ * settings (a client certificate, SSLProxyMachineCertificateFile, for
+ * one), and mod_ssl gives each connection that virtual host's session
+ * context. Named as mod_ssl names it (server name and port), so that
+ * balancers configured alike share sessions through memcache or redis. */
 static const char *session_key(apr_pool_t *p, const reencrypt_conn_t *st)
 {
-    const char *id = apr_psprintf(p, "%s|%s|%016" APR_UINT64_T_HEX_FMT,
+    server_rec *s = st->c->base_server;
+    const char *id = apr_psprintf(p, "%s|%s|%016" APR_UINT64_T_HEX_FMT
+                                  "|%s:%u",
                                   st->backend_name ? st->backend_name : "",
-                                  st->sni ? st->sni : "", st->established_id);
+                                  st->sni ? st->sni : "", st->established_id,
+                                  s->server_hostname ? s->server_hostname
+                                                     : "",
+                                  (unsigned)s->port);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char *hex, *h;
@@ -469,6 +480,36 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     return 0;   /* we keep no reference beyond the one taken above */
 }
 
+/* mod_ssl sets the connection's session id context after the
+ * pre_handshake hook (mod_ssl.c ssl_init_ssl_connection), so after the
+ * session was offered; OpenSSL refuses a resumption whose session has
+ * another context ("attempt to reuse session in different context"),
+ * which the client would see as a 500. The key already keeps sessions
+ * within their virtual host; when the ClientHello goes out, give the
+ * connection the offered session's context, so that a corner case of
+ * naming (a server without a port, say) costs nothing worse than what
+ * the key allows. */
+static void session_context_cb(int write_p, int version, int content_type,
+                               const void *buf, size_t len, SSL *ssl,
+                               void *arg)
+{
+    const unsigned char *msg = buf;
+    SSL_SESSION *sess;
+    const unsigned char *ctx;
+    unsigned int ctxlen = 0;
+
+    (void)version;
+    (void)arg;
+    if (!write_p || content_type != SSL3_RT_HANDSHAKE || len < 1
+        || msg[0] != SSL3_MT_CLIENT_HELLO) {
+        return;
+    }
+    if ((sess = SSL_get_session(ssl)) != NULL) {
+        ctx = SSL_SESSION_get0_id_context(sess, &ctxlen);
+        SSL_set_session_id_context(ssl, ctx, ctxlen);
+    }
+}
+
 void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
 {
     conn_rec *c = st->c;
@@ -508,6 +549,8 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
         else if (SSL_set_session(ssl, sess)) {
             st->resume_chain = chain;
             st->resume_validated_at = validated;
+            /* see session_context_cb */
+            SSL_set_msg_callback(ssl, session_context_cb);
         }
         SSL_SESSION_free(sess);
     }

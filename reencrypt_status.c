@@ -776,6 +776,15 @@ static void render_html(request_rec *r, const snapshot_t *snap)
     ap_rputs("</table>\n</body></html>\n", r);
 }
 
+/* "?json", or "?json=" and "?json&..." as scrapers and forms send it */
+static int arg_is(const char *args, const char *name)
+{
+    apr_size_t n = strlen(name);
+
+    return args && !strncmp(args, name, n)
+           && (args[n] == '\0' || args[n] == '=' || args[n] == '&');
+}
+
 int reencrypt_status_handler(request_rec *r)
 {
     snapshot_t snap;
@@ -790,10 +799,10 @@ int reencrypt_status_handler(request_rec *r)
     }
     take_snapshot(r->pool, &snap);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    if (r->args && !strcmp(r->args, "json")) {
+    if (arg_is(r->args, "json")) {
         render_json(r, &snap);
     }
-    else if (r->args && !strcmp(r->args, "prometheus")) {
+    else if (arg_is(r->args, "prometheus")) {
         render_prometheus(r, &snap);
     }
     else {

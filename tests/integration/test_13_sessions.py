@@ -782,3 +782,40 @@ def test_reencrypt_13_023_graceful_restart(
         f"{after}, expected the first to be {expected}:\n{be.describe()}")
     assert bool(_offered(be, "/after/1")) == (expected == "resumed"), (
         be.describe())
+
+
+# ------------------------------------------------------ virtual hosts apart
+
+def test_reencrypt_13_030_virtual_hosts_keep_their_sessions(
+        env, backend, module_so, pki):
+    """Two virtual hosts proxy to the same backend with the same SNI and
+    policy. Each has its own TLS client context (mod_ssl gives every
+    connection its virtual host's session context, and a virtual host may
+    present its own client certificate), so each makes its own first,
+    full handshake and then resumes its own sessions -- never the other's,
+    and never a failed handshake (a session offered across contexts is
+    refused by OpenSSL: a 500 for the client)."""
+    be = backend("good")
+    vhost = _vhost(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
+    second = "\n".join([
+        f"<VirtualHost 127.0.0.1:{env.port}>",
+        "    ServerName two.test",
+        "    SSLEngine on",
+        f'    SSLCertificateFile "{pki.chain("frontend")}"',
+        f'    SSLCertificateKeyFile "{pki.key("frontend")}"',
+        *("    " + line for line in vhost.splitlines()),
+        "</VirtualHost>",
+    ])
+    env.write_config(vhost=vhost, server=second)
+    # the frontend's test certificate does not name two.test
+    env.expect_log("AH01909")
+    env.start()
+    _get_ok(env, "/one/1")
+    _get_ok(env, "/one/2")
+    _get_ok(env, "/two/1", host="two.test")
+    _get_ok(env, "/two/2", host="two.test")
+    _get_ok(env, "/one/3")
+    assert _sessions(env, be, ["/one/1", "/one/2", "/two/1", "/two/2",
+                               "/one/3"]) == [
+        "full", "resumed", "full", "resumed", "resumed"]
+    assert not _offered(be, "/two/1"), be.describe()
