@@ -37,6 +37,7 @@
 
 #include "apr_strings.h"
 #include "apr_global_mutex.h"
+#include "apr_thread_mutex.h"
 
 #include "httpd.h"
 #include "http_config.h"
@@ -64,6 +65,26 @@ static const char *sess_spec;
 
 /* Set by the startup checks: some scope turns the engine on. */
 int reencrypt_any_policy;
+
+/* Each child keeps the sessions it uses decoded, so that a resumption
+ * costs no decoding (OpenSSL 3.0's decoders take global locks and are
+ * slower than the handshake they save) and no trip to the shared cache.
+ * The shared cache stays the source between children and servers; a
+ * child writes a key to it at most once a second. */
+#define LOCAL_SLOTS 256
+
+typedef struct {
+    char key[72];                 /* session_key(): "rs:" + 64 hex */
+    SSL_SESSION *sess;
+    STACK_OF(X509) *chain;
+    apr_time_t validated_at;
+    apr_time_t expiry;
+    apr_time_t shared_at;         /* last written to the shared cache */
+    apr_time_t passed_at;         /* second of the last passed pre-check */
+} local_entry_t;
+
+static local_entry_t *local_slots;
+static apr_thread_mutex_t *local_mutex;
 
 int reencrypt_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp)
@@ -148,10 +169,37 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static void local_clear(local_entry_t *e)
+{
+    SSL_SESSION_free(e->sess);
+    sk_X509_pop_free(e->chain, X509_free);
+    memset(e, 0, sizeof(*e));
+}
+
+static apr_status_t local_cleanup(void *data)
+{
+    int i;
+
+    (void)data;
+    for (i = 0; local_slots && i < LOCAL_SLOTS; i++) {
+        local_clear(&local_slots[i]);
+    }
+    local_slots = NULL;
+    local_mutex = NULL;
+    return APR_SUCCESS;
+}
+
 void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
+    if (sess_cache
+        && apr_thread_mutex_create(&local_mutex, APR_THREAD_MUTEX_DEFAULT,
+                                   p) == APR_SUCCESS) {
+        local_slots = apr_pcalloc(p, LOCAL_SLOTS * sizeof(local_entry_t));
+        apr_pool_cleanup_register(p, NULL, local_cleanup,
+                                  apr_pool_cleanup_null);
+    }
     if (!sess_mutex) {
         return;
     }
@@ -387,6 +435,91 @@ static int session_enabled(const reencrypt_conn_t *st)
            && reencrypt_policy_session_reuse(&st->policy);
 }
 
+/* The local entry of key, or NULL; with the local mutex held. */
+static local_entry_t *local_find(const char *key)
+{
+    int i;
+
+    for (i = 0; i < LOCAL_SLOTS; i++) {
+        if (local_slots[i].sess && !strcmp(local_slots[i].key, key)) {
+            return &local_slots[i];
+        }
+    }
+    return NULL;
+}
+
+/* Keep (a reference to) sess and a copy of chain under key; returns
+ * the entry; with the local mutex held. */
+static local_entry_t *local_put(const char *key, SSL_SESSION *sess,
+                                STACK_OF(X509) *chain,
+                                apr_time_t validated_at, apr_time_t expiry)
+{
+    local_entry_t *e = local_find(key), *oldest = NULL;
+    apr_time_t shared_at = 0;
+    int i;
+
+    if (!e) {
+        for (i = 0; i < LOCAL_SLOTS; i++) {
+            if (!local_slots[i].sess) {
+                e = &local_slots[i];
+                break;
+            }
+            if (!oldest || local_slots[i].expiry < oldest->expiry) {
+                oldest = &local_slots[i];
+            }
+        }
+        if (!e) {
+            e = oldest;
+        }
+    }
+    else {
+        shared_at = e->shared_at;
+    }
+    if (!SSL_SESSION_up_ref(sess)) {
+        return NULL;
+    }
+    local_clear(e);
+    apr_cpystrn(e->key, key, sizeof(e->key));
+    e->sess = sess;
+    e->chain = X509_chain_up_ref(chain);
+    e->validated_at = validated_at;
+    e->expiry = expiry;
+    e->shared_at = shared_at;
+    if (!e->chain) {
+        local_clear(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void local_forget(const char *key)
+{
+    local_entry_t *e;
+
+    if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+        if ((e = local_find(key)) != NULL) {
+            local_clear(e);
+        }
+        apr_thread_mutex_unlock(local_mutex);
+    }
+}
+
+/* A session lives ReencryptSessionTimeout from the full handshake that
+ * validated its chain, however many tickets a resumed connection brings
+ * (a backend's new certificate is seen then at the latest), and no
+ * longer than the session itself. */
+static apr_time_t session_expiry(const reencrypt_conn_t *st,
+                                 SSL_SESSION *sess, apr_time_t validated_at)
+{
+    apr_time_t expiry = validated_at + apr_time_from_sec(
+                            reencrypt_policy_session_timeout(&st->policy));
+    apr_time_t limit = apr_time_from_sec(
+                           (apr_time_t)SSL_SESSION_get_time(sess)
+                           + SSL_SESSION_get_timeout(sess));
+
+    return limit < expiry ? limit : expiry;
+}
+
 static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
 {
     conn_rec *c = st->c;
@@ -395,25 +528,32 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     apr_pool_t *tp;
     unsigned char *blob;
     unsigned int len = 0;
-    apr_time_t expiry, limit;
+    apr_time_t expiry, now;
     apr_status_t rv = APR_EGENERAL;
+    int share = 1;
 
     if (!session_enabled(st) || !st->session_key || !chain
         || !SSL_SESSION_is_resumable(sess) || !st->validated_at) {
         return;
     }
-    /* A session lives ReencryptSessionTimeout from the full handshake
-     * that validated its chain, however many tickets a resumed
-     * connection brings: a backend's new certificate is seen then at
-     * the latest. */
-    expiry = st->validated_at + apr_time_from_sec(
-                 reencrypt_policy_session_timeout(&st->policy));
-    limit = apr_time_from_sec((apr_time_t)SSL_SESSION_get_time(sess)
-                              + SSL_SESSION_get_timeout(sess));
-    if (limit < expiry) {
-        expiry = limit;
+    now = apr_time_now();
+    expiry = session_expiry(st, sess, st->validated_at);
+    if (expiry <= now) {
+        return;
     }
-    if (expiry <= apr_time_now()) {
+    if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+        local_entry_t *e = local_put(st->session_key, sess, chain,
+                                     st->validated_at, expiry);
+
+        if (e && e->shared_at && now - e->shared_at < apr_time_from_sec(1)) {
+            share = 0;          /* this child wrote it a moment ago */
+        }
+        else if (e) {
+            e->shared_at = now;
+        }
+        apr_thread_mutex_unlock(local_mutex);
+    }
+    if (!share) {
         return;
     }
     apr_pool_create(&tp, c->pool);
@@ -435,6 +575,9 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
 
 void reencrypt_session_forget(reencrypt_conn_t *st)
 {
+    if (st->session_key) {
+        local_forget(st->session_key);
+    }
     if (sess_cache && st->session_key && sess_lock()) {
         sess_provider->remove(sess_cache, st->c->base_server,
                               (const unsigned char *)st->session_key,
@@ -517,9 +660,11 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     unsigned int len = SESSION_BLOB_MAX;
     SSL_SESSION *sess = NULL;
     STACK_OF(X509) *chain = NULL;
-    apr_time_t validated = 0;
+    apr_time_t validated = 0, now = apr_time_now();
+    apr_time_t second = apr_time_from_sec(apr_time_sec(now));
     apr_pool_t *tp;
-    apr_status_t rv = APR_NOTFOUND;
+    apr_status_t rv;
+    int checked = 0;
 
     if (!session_enabled(st)) {
         return;
@@ -529,34 +674,73 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
         return;
     }
     apr_pool_create(&tp, c->pool);
-    blob = apr_palloc(tp, len);
-    if (sess_lock()) {
-        rv = sess_provider->retrieve(sess_cache, c->base_server,
+
+    /* this child's decoded copy first */
+    if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+        local_entry_t *e = local_find(st->session_key);
+
+        if (e && e->expiry > now) {
+            sess = SSL_SESSION_dup(e->sess);
+            chain = X509_chain_up_ref(e->chain);
+            validated = e->validated_at;
+            checked = (e->passed_at == second);
+        }
+        else if (e) {
+            local_clear(e);
+        }
+        apr_thread_mutex_unlock(local_mutex);
+        if (chain) {
+            apr_pool_cleanup_register(c->pool, chain, chain_cleanup,
+                                      apr_pool_cleanup_null);
+        }
+    }
+    if (!sess) {
+        blob = apr_palloc(tp, len);
+        rv = APR_NOTFOUND;
+        if (sess_lock()) {
+            rv = sess_provider->retrieve(sess_cache, c->base_server,
                                      (const unsigned char *)st->session_key,
                                      (unsigned int)strlen(st->session_key),
                                      blob, &len, tp);
-        sess_unlock();
-    }
-    if (rv == APR_SUCCESS
-        && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
-        if (!reencrypt_ssl_chain_passes(st, chain, tp)) {
-            /* Offer no session the policy would refuse now (it expired,
-             * entered the refusal window, ...): mod_ssl's own checks of
-             * a resumed session run before the module's, so the full
-             * handshake is where the refusal gets its clear reason. */
-            reencrypt_session_forget(st);
+            sess_unlock();
         }
-        else if (SSL_set_session(ssl, sess)) {
-            st->resume_chain = chain;
-            st->resume_validated_at = validated;
-            /* see session_context_cb */
-            SSL_set_msg_callback(ssl, session_context_cb);
+        if (rv == APR_SUCCESS
+            && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
+            if (local_mutex
+                && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+                local_put(st->session_key, sess, chain, validated,
+                          session_expiry(st, sess, validated));
+                apr_thread_mutex_unlock(local_mutex);
+            }
         }
-        SSL_SESSION_free(sess);
+        else if (rv == APR_SUCCESS) {
+            reencrypt_session_forget(st);   /* unreadable: drop it */
+        }
     }
-    else if (rv == APR_SUCCESS) {
-        reencrypt_session_forget(st);   /* unreadable: drop it */
+    if (sess && !checked && !reencrypt_ssl_chain_passes(st, chain, tp)) {
+        /* Offer no session the policy would refuse now (it expired,
+         * entered the refusal window, ...): mod_ssl's own checks of a
+         * resumed session run before the module's, so the full handshake
+         * is where the refusal gets its clear reason. */
+        reencrypt_session_forget(st);
     }
+    else if (sess && SSL_set_session(ssl, sess)) {
+        st->resume_chain = chain;
+        st->resume_validated_at = validated;
+        /* see session_context_cb */
+        SSL_set_msg_callback(ssl, session_context_cb);
+        if (!checked && local_mutex
+            && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+            local_entry_t *e = local_find(st->session_key);
+
+            if (e) {
+                e->passed_at = second;  /* passed: no pre-check again
+                                         * within this second */
+            }
+            apr_thread_mutex_unlock(local_mutex);
+        }
+    }
+    SSL_SESSION_free(sess);
     apr_pool_destroy(tp);
 }
 

@@ -458,7 +458,23 @@ int reencrypt_pin_of_pkey(EVP_PKEY *pkey, reencrypt_pin_t *pin)
 
 int reencrypt_pin_of_cert(X509 *cert, reencrypt_pin_t *pin)
 {
-    return cert ? reencrypt_pin_of_pkey(X509_get0_pubkey(cert), pin) : -1;
+    unsigned char *der = NULL;
+    int len;
+
+    /* The SubjectPublicKeyInfo as the certificate carries it: encoding
+     * the X509_PUBKEY needs no key decoder (i2d_PUBKEY of the EVP_PKEY
+     * goes through OpenSSL 3's encoder lookup, much slower). */
+    if (!cert || (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert),
+                                        &der)) <= 0) {
+        return -1;
+    }
+    if (!EVP_Digest(der, (size_t)len, pin->sha256, NULL, EVP_sha256(),
+                    NULL)) {
+        OPENSSL_free(der);
+        return -1;
+    }
+    OPENSSL_free(der);
+    return 0;
 }
 
 time_t reencrypt_asn1_time_t(const ASN1_TIME *t)
