@@ -134,7 +134,8 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     rv = slotmem->create(&slots, STATUS_SLOTMEM, sizeof(status_slot_t),
-                         (unsigned int)wanted, AP_SLOTMEM_TYPE_PREGRAB,
+                         (unsigned int)wanted,
+                         AP_SLOTMEM_TYPE_PREGRAB | AP_SLOTMEM_TYPE_PERSIST,
                          pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00028)

@@ -1170,3 +1170,30 @@ ProxyPass / https://127.0.0.1:9/
                         f"{env.conf_file}:") in out, out
     assert "ReencryptStatusBackends cannot occur within <VirtualHost> " \
         "section" in out, out
+
+
+def test_reencrypt_15_080_statistics_survive_a_graceful_restart(
+        env, backend, module_so, pki):
+    """The statistics live in mod_slotmem_shm's persisted slots: after
+    `apache2 -k graceful` the new generation of children shows the
+    counters and facts of the old one, and goes on counting."""
+    scene = _scene(env, backend, pki)
+    before = _json(env)
+    counted = {b["backend"]: b["counters"] for b in before["backends"]}
+    assert counted, before
+    env.graceful()
+    after = _json(env)
+    assert {b["backend"]: b["counters"] for b in after["backends"]} == \
+        counted, (before, after)
+    def facts(doc):     # seconds_left moves on with the clock
+        return [{k: v for k, v in b["certificate"].items()
+                 if k != "seconds_left"} for b in doc["backends"]]
+    assert facts(after) == facts(before)
+    good = scene["good"]
+    r = env.get(good.prefix + "again")
+    assert r.status == 200, (r, env.error_log())
+    again = {b["backend"]: b["counters"] for b in _json(env)["backends"]}
+    c0, c1 = counted[good.backend], again[good.backend]
+    assert (c1["handshakes_full"] + c1["handshakes_resumed"] + c1["reuses"]
+            == c0["handshakes_full"] + c0["handshakes_resumed"]
+            + c0["reuses"] + 1), (c0, c1)
