@@ -439,21 +439,26 @@ static int pin_listed(const apr_array_header_t *pins,
     return 0;
 }
 
+/* The pin of a DER SubjectPublicKeyInfo; frees der in every case. */
+static int pin_of_der(unsigned char *der, int len, reencrypt_pin_t *pin)
+{
+    int ok = len > 0 && EVP_Digest(der, (size_t)len, pin->sha256, NULL,
+                                   EVP_sha256(), NULL);
+
+    OPENSSL_free(der);
+    return ok ? 0 : -1;
+}
+
 int reencrypt_pin_of_pkey(EVP_PKEY *pkey, reencrypt_pin_t *pin)
 {
     unsigned char *der = NULL;
     int len;
 
-    if (!pkey || (len = i2d_PUBKEY(pkey, &der)) <= 0) {
+    if (!pkey) {
         return -1;
     }
-    if (!EVP_Digest(der, (size_t)len, pin->sha256, NULL, EVP_sha256(),
-                    NULL)) {
-        OPENSSL_free(der);
-        return -1;
-    }
-    OPENSSL_free(der);
-    return 0;
+    len = i2d_PUBKEY(pkey, &der);
+    return pin_of_der(der, len, pin);
 }
 
 int reencrypt_pin_of_cert(X509 *cert, reencrypt_pin_t *pin)
@@ -461,20 +466,14 @@ int reencrypt_pin_of_cert(X509 *cert, reencrypt_pin_t *pin)
     unsigned char *der = NULL;
     int len;
 
+    if (!cert) {
+        return -1;
+    }
     /* The SubjectPublicKeyInfo as the certificate carries it: encoding
      * the X509_PUBKEY needs no key decoder (i2d_PUBKEY of the EVP_PKEY
      * goes through OpenSSL 3's encoder lookup, much slower). */
-    if (!cert || (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert),
-                                        &der)) <= 0) {
-        return -1;
-    }
-    if (!EVP_Digest(der, (size_t)len, pin->sha256, NULL, EVP_sha256(),
-                    NULL)) {
-        OPENSSL_free(der);
-        return -1;
-    }
-    OPENSSL_free(der);
-    return 0;
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    return pin_of_der(der, len, pin);
 }
 
 time_t reencrypt_asn1_time_t(const ASN1_TIME *t)
