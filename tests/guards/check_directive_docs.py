@@ -34,6 +34,8 @@ import os
 import re
 import sys
 
+from guard_result import Result
+
 FIELDS = ("Description", "Syntax", "Default", "Context")
 XML_PARTS = ("description", "syntax", "contextlist")
 
@@ -92,19 +94,6 @@ def md_sections(text):
         if current is not None:
             sections[current].append(line)
     return sections
-
-
-class Result:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, message):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print("FAIL: " + message)
 
 
 def main(argv):
@@ -189,8 +178,7 @@ def main(argv):
 
     print("%d directives in the code: %s"
           % (len(code), ", ".join(sorted(code))))
-    print("%d passed, %d failed" % (res.passed, res.failed))
-    return 1 if res.failed else 0
+    return res.finish()
 
 
 if __name__ == "__main__":

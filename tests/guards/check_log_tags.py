@@ -31,6 +31,8 @@ import os
 import re
 import sys
 
+from guard_result import Result
+
 LEVELS_UNTAGGED = {"APLOG_TRACE%d" % i for i in range(1, 9)}
 LEVELS_TAGGED = {"APLOG_EMERG", "APLOG_ALERT", "APLOG_CRIT", "APLOG_ERR",
                  "APLOG_WARNING", "APLOG_NOTICE", "APLOG_INFO",
@@ -98,19 +100,6 @@ def call_args(code, start):
 
 def line_of(text, offset):
     return text.count("\n", 0, offset) + 1
-
-
-class Result:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, message):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print("FAIL: " + message)
 
 
 def main(argv):
@@ -184,8 +173,7 @@ def main(argv):
 
     print("%d tags, %d leveled log calls, next-number %d"
           % (len(seen), calls, next_number))
-    print("%d passed, %d failed" % (res.passed, res.failed))
-    return 1 if res.failed else 0
+    return res.finish()
 
 
 if __name__ == "__main__":

@@ -206,3 +206,21 @@ def re14_matches(env):
         if m:
             out.append(m)
     return out
+
+
+def assert_modssl_refused_lenient(env, be, path):
+    """GET path is answered 502 because mod_ssl's own expiry check refused
+    a backend that the policy let through (Report mode, clock skew): the
+    backend got no request byte, the module logged no refusal but one
+    RE00020 warning that says to set SSLProxyCheckPeerExpire Off."""
+    r = env.get(path)
+    assert r.status == 502, (r, env.error_log())
+    be.wait_settled()
+    assert be.app_bytes == 0, be.received[:300]
+    assert not re10_lines(env), env.error_log()
+    lines = [ln for ln in env.log_lines() if "RE00020:" in ln.rest]
+    assert len(lines) == 1, env.error_log()
+    assert lines[0].level == "warn", lines[0].raw
+    assert ("RE00020: mod_ssl refused a backend that ReencryptMode Report "
+            "or ReencryptClockSkew let through: set "
+            "'SSLProxyCheckPeerExpire Off'") in lines[0].rest, lines[0].raw
