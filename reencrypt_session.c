@@ -448,8 +448,8 @@ static local_entry_t *local_find(const char *key)
     return NULL;
 }
 
-/* Keep (a reference to) sess and a copy of chain under key; returns
- * the entry; with the local mutex held. */
+/* Keep a copy of sess and of chain under key; returns the entry; with
+ * the local mutex held. */
 static local_entry_t *local_put(const char *key, SSL_SESSION *sess,
                                 STACK_OF(X509) *chain,
                                 apr_time_t validated_at, apr_time_t expiry)
@@ -475,12 +475,14 @@ static local_entry_t *local_put(const char *key, SSL_SESSION *sess,
     else {
         shared_at = e->shared_at;
     }
-    if (!SSL_SESSION_up_ref(sess)) {
+    local_clear(e);
+    /* A private copy: the connection that brought sess goes on using it,
+     * and OpenSSL updates a session in place when a later ticket arrives
+     * on its connection; other threads only ever copy ours. */
+    if (!(e->sess = SSL_SESSION_dup(sess))) {
         return NULL;
     }
-    local_clear(e);
     apr_cpystrn(e->key, key, sizeof(e->key));
-    e->sess = sess;
     e->chain = X509_chain_up_ref(chain);
     e->validated_at = validated_at;
     e->expiry = expiry;
@@ -740,6 +742,10 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
             apr_thread_mutex_unlock(local_mutex);
         }
     }
+    ap_log_cerror(APLOG_MARK, APLOG_TRACE3, 0, c,
+                  "backend %s: session %s (%s)", st->backend_name,
+                  st->resume_chain ? "offered" : "not offered",
+                  sess ? (checked ? "local, checked" : "found") : "none");
     SSL_SESSION_free(sess);
     apr_pool_destroy(tp);
 }
