@@ -302,6 +302,15 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
     if (!refused && st->reason != REENCRYPT_OK) {
         apr_atomic_inc64(&sl->reported[st->reason]);
     }
+    /* The facts of a busy backend change rarely: within the second of the
+     * last update, with the same result and key, leave them (and the
+     * global mutex) alone. The unlocked reads only decide whether to
+     * update; strings in a slot always end within their buffer. */
+    if (!refused && sl->last_time == (apr_int64_t)apr_time_sec(apr_time_now())
+        && st->result && !strcmp(sl->last_result, st->result)
+        && st->peer_pin && !strcmp(sl->pin, st->peer_pin)) {
+        return;
+    }
     if (apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return;
     }
