@@ -251,9 +251,8 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
  * anchors, not mod_ssl's store); its verdict answers every call. */
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
-    SSL *ssl = X509_STORE_CTX_get_ex_data(ctx,
-                   SSL_get_ex_data_X509_STORE_CTX_idx());
-    reencrypt_conn_t *st = ssl ? SSL_get_ex_data(ssl, ssl_ex_idx) : NULL;
+    reencrypt_conn_t *st = reencrypt_ssl_conn_of(
+        X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
 
     (void)ok;
     if (!st) {
@@ -367,8 +366,7 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
                                       ? sk_X509_value(st->resume_chain, 0)
                                       : NULL),
                                st->chain_len, ssl, 0);
-    if (st->r) {
-        reencrypt_ssl_set_env(st, st->r);
-    }
+    /* the request's variables were set by check_peer(), which ran for
+     * this handshake, full (verify_cb) or resumed (above) */
     return OK;
 }
