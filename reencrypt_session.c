@@ -448,14 +448,46 @@ static local_entry_t *local_find(const char *key)
     return NULL;
 }
 
-/* Keep a copy of sess and of chain under key; returns the entry; with
+/* A private copy of sess and a reference to chain, made before the
+ * local mutex is taken: the connection that brought sess goes on using
+ * it, and OpenSSL updates a session in place when a later ticket arrives
+ * on its connection; other threads only ever copy ours. */
+typedef struct {
+    SSL_SESSION *sess;
+    STACK_OF(X509) *chain;
+} local_copy_t;
+
+static int local_copy_make(local_copy_t *cp, SSL_SESSION *sess,
+                           STACK_OF(X509) *chain)
+{
+    cp->sess = SSL_SESSION_dup(sess);
+    cp->chain = cp->sess ? X509_chain_up_ref(chain) : NULL;
+    if (!cp->chain) {
+        SSL_SESSION_free(cp->sess);
+        cp->sess = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+static void local_copy_free(local_copy_t *cp)
+{
+    SSL_SESSION_free(cp->sess);
+    sk_X509_pop_free(cp->chain, X509_free);
+    cp->sess = NULL;
+    cp->chain = NULL;
+}
+
+/* Keep cp under key, taking it over; what it replaces is handed back in
+ * cp, to be freed once the mutex is released. Returns the entry; with
  * the local mutex held. */
-static local_entry_t *local_put(const char *key, SSL_SESSION *sess,
-                                STACK_OF(X509) *chain,
+static local_entry_t *local_put(const char *key, local_copy_t *cp,
                                 apr_time_t validated_at, apr_time_t expiry)
 {
     local_entry_t *e = local_find(key), *oldest = NULL;
     apr_time_t shared_at = 0;
+    SSL_SESSION *old_sess;
+    STACK_OF(X509) *old_chain;
     int i;
 
     if (!e) {
@@ -475,22 +507,17 @@ static local_entry_t *local_put(const char *key, SSL_SESSION *sess,
     else {
         shared_at = e->shared_at;
     }
-    local_clear(e);
-    /* A private copy: the connection that brought sess goes on using it,
-     * and OpenSSL updates a session in place when a later ticket arrives
-     * on its connection; other threads only ever copy ours. */
-    if (!(e->sess = SSL_SESSION_dup(sess))) {
-        return NULL;
-    }
+    old_sess = e->sess;
+    old_chain = e->chain;
+    memset(e, 0, sizeof(*e));
     apr_cpystrn(e->key, key, sizeof(e->key));
-    e->chain = X509_chain_up_ref(chain);
+    e->sess = cp->sess;
+    e->chain = cp->chain;
     e->validated_at = validated_at;
     e->expiry = expiry;
     e->shared_at = shared_at;
-    if (!e->chain) {
-        local_clear(e);
-        return NULL;
-    }
+    cp->sess = old_sess;
+    cp->chain = old_chain;
     return e;
 }
 
@@ -532,6 +559,7 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     unsigned int len = 0;
     apr_time_t expiry, now;
     apr_status_t rv = APR_EGENERAL;
+    local_copy_t cp;
     int share = 1;
 
     if (!session_enabled(st) || !st->session_key || !chain
@@ -543,17 +571,20 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     if (expiry <= now) {
         return;
     }
-    if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
-        local_entry_t *e = local_put(st->session_key, sess, chain,
-                                     st->validated_at, expiry);
+    if (local_mutex && local_copy_make(&cp, sess, chain)) {
+        if (apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+            local_entry_t *e = local_put(st->session_key, &cp,
+                                         st->validated_at, expiry);
 
-        if (e && e->shared_at && now - e->shared_at < apr_time_from_sec(1)) {
-            share = 0;          /* this child wrote it a moment ago */
+            if (e->shared_at && now - e->shared_at < apr_time_from_sec(1)) {
+                share = 0;      /* this child wrote it a moment ago */
+            }
+            else {
+                e->shared_at = now;
+            }
+            apr_thread_mutex_unlock(local_mutex);
         }
-        else if (e) {
-            e->shared_at = now;
-        }
-        apr_thread_mutex_unlock(local_mutex);
+        local_copy_free(&cp);   /* what was replaced, or cp if unlocked */
     }
     if (!share) {
         return;
@@ -660,7 +691,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     conn_rec *c = st->c;
     unsigned char *blob;
     unsigned int len = SESSION_BLOB_MAX;
-    SSL_SESSION *sess = NULL;
+    SSL_SESSION *sess = NULL, *shared = NULL;
     STACK_OF(X509) *chain = NULL;
     apr_time_t validated = 0, now = apr_time_now();
     apr_time_t second = apr_time_from_sec(apr_time_sec(now));
@@ -677,12 +708,13 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     }
     apr_pool_create(&tp, c->pool);
 
-    /* this child's decoded copy first */
+    /* this child's decoded copy first: references under the mutex, the
+     * connection's own copy of the session made after it */
     if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
         local_entry_t *e = local_find(st->session_key);
 
-        if (e && e->expiry > now) {
-            sess = SSL_SESSION_dup(e->sess);
+        if (e && e->expiry > now && SSL_SESSION_up_ref(e->sess)) {
+            shared = e->sess;
             chain = X509_chain_up_ref(e->chain);
             validated = e->validated_at;
             checked = (e->passed_at == second);
@@ -691,9 +723,16 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
             local_clear(e);
         }
         apr_thread_mutex_unlock(local_mutex);
+        if (shared) {
+            sess = chain ? SSL_SESSION_dup(shared) : NULL;
+            SSL_SESSION_free(shared);
+        }
         if (chain) {
             apr_pool_cleanup_register(c->pool, chain, chain_cleanup,
                                       apr_pool_cleanup_null);
+        }
+        if (!sess) {
+            chain = NULL;           /* freed with c->pool */
         }
     }
     if (!sess) {
@@ -708,11 +747,15 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
         }
         if (rv == APR_SUCCESS
             && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
-            if (local_mutex
-                && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
-                local_put(st->session_key, sess, chain, validated,
-                          session_expiry(st, sess, validated));
-                apr_thread_mutex_unlock(local_mutex);
+            local_copy_t cp;
+
+            if (local_mutex && local_copy_make(&cp, sess, chain)) {
+                if (apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+                    local_put(st->session_key, &cp, validated,
+                              session_expiry(st, sess, validated));
+                    apr_thread_mutex_unlock(local_mutex);
+                }
+                local_copy_free(&cp);
             }
         }
         else if (rv == APR_SUCCESS) {

@@ -206,6 +206,17 @@ static status_slot_t *slot_of(reencrypt_conn_t *st)
     if (st->slot < 0) {
         return NULL;                /* no room: counted as unknown */
     }
+    /* A claimed slot is never released and its names never change once
+     * in_use is set (after them), so a connection finds its backend's
+     * slot without the global mutex; only claiming one takes it. With a
+     * new backend connection per request this runs for every request. */
+    for (i = 0; i < nslots; i++) {
+        if ((sl = slot_at(i)) != NULL && apr_atomic_read32(&sl->in_use)
+            && !strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
+            st->slot = (int)i + 1;
+            return sl;
+        }
+    }
     if (apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return NULL;
     }
@@ -228,7 +239,7 @@ static status_slot_t *slot_of(reencrypt_conn_t *st)
         memset(free_slot, 0, sizeof(*free_slot));
         copy_str(free_slot->backend, sizeof(free_slot->backend), backend);
         copy_str(free_slot->sni, sizeof(free_slot->sni), sni);
-        free_slot->in_use = 1;
+        apr_atomic_set32(&free_slot->in_use, 1);    /* after the names */
         st->slot = (int)free_i + 1;
     }
     else {

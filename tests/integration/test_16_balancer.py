@@ -1,0 +1,191 @@
+"""Balancer members under a policy.
+
+A re-encrypting load balancer usually spreads requests over several
+backends with mod_proxy_balancer.  The policy of the scope that proxies to
+balancer://app applies to every member: each member's handshake is checked
+on its own, a member that fails the policy is refused (502, no request byte
+reaches it, one RE00010 line naming that member) and mod_proxy_balancer
+then puts it in error state for its retry= seconds, so the following
+requests go to the members that pass.  Sessions are kept per member.
+"""
+
+import pytest
+
+from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
+from httpd import MODULES_DIR
+
+BALANCER_MODULES = (
+    f'LoadModule slotmem_shm_module "{MODULES_DIR}/mod_slotmem_shm.so"\n'
+    f'LoadModule proxy_balancer_module "{MODULES_DIR}/mod_proxy_balancer.so"\n'
+    f'LoadModule lbmethod_byrequests_module '
+    f'"{MODULES_DIR}/mod_lbmethod_byrequests.so"\n')
+
+
+def _balancer_vhost(pki, members, member_params="retry=60", policy=(),
+                    in_section=False):
+    """The policy in the virtual host, or (in_section) in the balancer's
+    <Proxy> section, whose opening line then carries the balancer's
+    parameters: only then does mod_proxy attach the section to the
+    balancer (mod_proxy.c proxysection), which is where mod_proxy_hcheck
+    finds it."""
+    rules = ["ReencryptEngine On",
+             f'ReencryptCACertificateFile "{pki.ca_file}"',
+             "ReencryptSNI good.test",
+             *policy]
+    lines = ["SSLProxyEngine On"]
+    if not in_section:
+        lines += rules
+    if in_section:
+        lines.append("<Proxy balancer://app lbmethod=byrequests>")
+        lines += ["    " + rule for rule in rules]
+    else:
+        lines.append("<Proxy balancer://app>")
+    for be in members:
+        lines.append(f"    BalancerMember https://127.0.0.1:{be.port} "
+                     f"{member_params}")
+    if not in_section:
+        lines.append("    ProxySet lbmethod=byrequests")
+    lines += ["</Proxy>",
+              "ProxyPass / balancer://app/"]
+    return "\n".join(lines)
+
+
+def _get(env, path):
+    r = env.get(path)
+    return r.status, r.text
+
+
+def test_reencrypt_16_001_every_member_verified(env, backend, module_so,
+                                                pki):
+    """Two members that pass: requests alternate, every one is served with
+    the policy's SNI, and no member is refused."""
+    a, b = backend("good"), backend("good-ec")
+    env.write_config(vhost=_balancer_vhost(pki, [a, b]),
+                     server=BALANCER_MODULES)
+    env.start()
+    for i in range(6):
+        status, text = _get(env, f"/lb{i}")
+        assert status == 200, env.error_log()
+        assert text == f"backend-ok /lb{i}\n"
+    assert len(a.requests) == 3 and len(b.requests) == 3, (
+        a.describe(), b.describe())
+    assert set(a.snis) == {"good.test"} and set(b.snis) == {"good.test"}
+    assert not re10_lines(env)
+
+
+@pytest.mark.parametrize("in_section", [False, True],
+                         ids=["policy-in-vhost", "policy-in-proxy-section"])
+def test_reencrypt_16_002_refused_member_leaves_the_rotation(env, backend,
+                                                             module_so,
+                                                             pki,
+                                                             in_section):
+    """One member presents a chain from another CA: the one request sent
+    to it is refused (502, no request byte reaches it, one RE00010 line
+    naming that member), mod_proxy_balancer puts it in error state, and
+    the next requests are all served by the good member."""
+    good, impostor = backend("good"), backend("other-ca")
+    env.write_config(vhost=_balancer_vhost(pki, [good, impostor],
+                                           in_section=in_section),
+                     server=BALANCER_MODULES)
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    statuses = [_get(env, f"/rot{i}")[0] for i in range(8)]
+    assert statuses.count(502) == 1, (statuses, env.error_log())
+    assert statuses.count(200) == 7, (statuses, env.error_log())
+    assert statuses.index(502) <= 1, statuses   # within the first rotation
+    impostor.wait_settled()
+    assert impostor.accepted == 1, impostor.describe()
+    assert impostor.app_bytes == 0, impostor.received[:300]
+    assert impostor.handshakes_ok == 0, impostor.describe()
+    assert len(good.requests) == 7, good.describe()
+    lines = re10_lines(env)
+    assert len(lines) == 1, "\n".join(ln.raw for ln in lines)
+    m = RE10_RE.search(lines[0].rest)
+    assert m, lines[0].raw
+    assert m.group("backend") == f"127.0.0.1:{impostor.port}"
+    assert m.group("reason") == "untrusted-chain"
+
+
+def test_reencrypt_16_003_pin_per_member_scope(env, backend, module_so,
+                                               pki):
+    """A pin set for the balancer scope holds for every member: the member
+    whose key is not pinned (neither the current nor the backup pin) is
+    refused with pin-mismatch."""
+    pinned, other = backend("good"), backend("good-ec")
+    env.write_config(
+        vhost=_balancer_vhost(pki, [pinned, other],
+                              policy=[f"ReencryptPin {pki.pin('good')} "
+                                      f"{pki.pin('good-next')}"]),
+        server=BALANCER_MODULES)
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    statuses = [_get(env, f"/pin{i}")[0] for i in range(6)]
+    assert statuses.count(502) == 1, (statuses, env.error_log())
+    assert other.app_bytes == 0
+    assert len(pinned.requests) == 5, pinned.describe()
+    m = RE10_RE.search(re10_lines(env)[0].rest)
+    assert m.group("backend") == f"127.0.0.1:{other.port}"
+    assert m.group("reason") == "pin-mismatch"
+
+
+def test_reencrypt_16_004_sessions_kept_per_member(env, backend, module_so,
+                                                   pki):
+    """A new connection per request to each member: after its first (full)
+    handshake every member resumes its own sessions; no member is offered
+    a session another member issued (that would show as a declined offer,
+    i.e. a second full handshake)."""
+    a, b = backend("good"), backend("good-ec")
+    env.write_config(vhost=_balancer_vhost(pki, [a, b],
+                                           "retry=60 disablereuse=On"),
+                     server=BALANCER_MODULES)
+    env.start()
+    for i in range(10):
+        status, _ = _get(env, f"/sess{i}")
+        assert status == 200, env.error_log()
+    for be in (a, b):
+        be.wait_settled()
+        assert be.handshakes_ok == 5, be.describe()
+        assert be.full == 1, be.describe()
+        assert be.resumed == 4, be.describe()
+
+
+HCHECK_MODULES = BALANCER_MODULES + (
+    f'LoadModule proxy_hcheck_module "{MODULES_DIR}/mod_proxy_hcheck.so"\n')
+
+
+@pytest.mark.parametrize("in_section", [False, True],
+                         ids=["policy-in-vhost", "policy-in-proxy-section"])
+def test_reencrypt_16_005_health_check_under_the_policy(env, backend,
+                                                        module_so, pki,
+                                                        in_section):
+    """mod_proxy_hcheck's checks of a member run under the policy of the
+    virtual host merged with the balancer's <Proxy> section: a member that
+    fails it is marked down by the health check, before any client
+    request is sent to it."""
+    good, impostor = backend("good"), backend("other-ca")
+    env.write_config(
+        vhost=_balancer_vhost(pki, [good, impostor],
+                              "retry=60 hcmethod=GET hcuri=/hc "
+                              "hcinterval=1 hcfails=1 hcpasses=1",
+                              in_section=in_section),
+        server=HCHECK_MODULES)
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    # two checks of the impostor: the first one's verdict is applied
+    # before the watchdog starts the second, hcinterval later
+    impostor.wait_for(lambda be: be.accepted >= 2, timeout=10,
+                      what="two health checks of the impostor")
+    good.wait_for(lambda be: ("GET", "/hc") in be.requests, timeout=10,
+                  what="a health check of the good member")
+    statuses = [_get(env, f"/hc-client{i}")[0] for i in range(6)]
+    assert statuses == [200] * 6, (statuses, env.error_log())
+    impostor.wait_settled()
+    assert impostor.app_bytes == 0, impostor.received[:300]
+    assert impostor.handshakes_ok == 0, impostor.describe()
+    lines = re10_lines(env)
+    assert lines, env.error_log()
+    for ln in lines:
+        m = RE10_RE.search(ln.rest)
+        assert m and m.group("backend") == f"127.0.0.1:{impostor.port}", \
+            ln.raw
+        assert m.group("reason") == "untrusted-chain", ln.raw
