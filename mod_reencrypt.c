@@ -15,7 +15,10 @@
  * mod_reencrypt.c: module record, directive table and hook registration.
  * The work is done in reencrypt_config.c (configuration),
  * reencrypt_proxy.c (mod_proxy side), reencrypt_ssl.c (mod_ssl side),
- * reencrypt_policy.c and reencrypt_verify.c (pure logic).
+ * reencrypt_session.c (session resumption), reencrypt_status.c
+ * (statistics and their views), reencrypt_cache.c (once-a-day warnings),
+ * and the pure units reencrypt_policy.c, reencrypt_verify.c and
+ * reencrypt_seal.c.
  */
 
 #include <dlfcn.h>

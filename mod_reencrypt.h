@@ -27,6 +27,7 @@
 #include "mod_ssl_openssl.h"
 
 #include "reencrypt_policy.h"
+#include "reencrypt_seal.h"
 #include "reencrypt_verify.h"
 #include "reencrypt_version.h"
 
@@ -97,6 +98,10 @@ typedef struct {
 typedef struct {
     const char *session_cache;   /**< ReencryptSessionCache, NULL unset */
     int status_backends;         /**< ReencryptStatusBackends, -1 unset */
+    /** ReencryptSessionCacheKey: its file, and the keys read from it */
+    const char *session_key_file;
+    const reencrypt_seal_keys_t *session_keys;
+    int session_key_readable;    /**< the file is readable by all users */
 } reencrypt_srv_conf;
 
 /* reencrypt_config.c */

@@ -31,6 +31,8 @@
 #include "ap_socache.h"
 #include "mod_proxy.h"
 
+#include <openssl/crypto.h>
+
 #include "mod_reencrypt.h"
 
 APLOG_USE_MODULE(reencrypt);
@@ -308,6 +310,80 @@ static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
     return NULL;
 }
 
+/* Largest key file read: a few keys and comments. */
+#define SESSION_KEY_FILE_MAX 16384
+
+static apr_status_t keys_cleanup(void *data)
+{
+    OPENSSL_cleanse(data, sizeof(reencrypt_seal_keys_t));
+    return APR_SUCCESS;
+}
+
+static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
+                                         const char *arg)
+{
+    reencrypt_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                                  &reencrypt_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path;
+    reencrypt_seal_keys_t *keys;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t len;
+    apr_status_t rv;
+    char *text;
+
+    (void)dcfg;
+    if (err) {
+        return err;
+    }
+    if (!(path = ap_server_root_relative(cmd->pool, arg))) {
+        return apr_psprintf(cmd->pool, "%s: invalid file path '%s'",
+                            cmd->cmd->name, arg);
+    }
+    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool))
+        != APR_SUCCESS
+        || (rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_PROT
+                                        | APR_FINFO_TYPE, f))
+           != APR_SUCCESS) {
+        char buf[120];
+
+        return apr_psprintf(cmd->pool, "%s: cannot read '%s': %s",
+                            cmd->cmd->name, path,
+                            apr_strerror(rv, buf, sizeof(buf)));
+    }
+    if (fi.filetype != APR_REG || fi.size > SESSION_KEY_FILE_MAX) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a key file (a "
+                            "regular file of at most %d bytes)",
+                            cmd->cmd->name, path, SESSION_KEY_FILE_MAX);
+    }
+    len = (apr_size_t)fi.size;
+    text = apr_palloc(cmd->temp_pool, len + 1);
+    rv = apr_file_read_full(f, text, len, &len);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        char buf[120];
+
+        return apr_psprintf(cmd->pool, "%s: cannot read '%s': %s",
+                            cmd->cmd->name, path,
+                            apr_strerror(rv, buf, sizeof(buf)));
+    }
+    keys = apr_palloc(cmd->pool, sizeof(*keys));
+    apr_pool_cleanup_register(cmd->pool, keys, keys_cleanup,
+                              apr_pool_cleanup_null);
+    err = reencrypt_seal_keys_parse(cmd->temp_pool, text, len, keys);
+    OPENSSL_cleanse(text, len);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: '%s', %s", cmd->cmd->name, path,
+                            err);
+    }
+    sc->session_key_file = path;
+    sc->session_keys = keys;
+    sc->session_key_readable = (fi.protection & APR_FPROT_WREAD) != 0;
+    return NULL;
+}
+
 static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
                                        const char *arg)
 {
@@ -378,6 +454,10 @@ const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptSessionCache", set_session_cache, NULL, RSRC_CONF,
                   "none|<provider>[:<args>]: where backend sessions are "
                   "kept (default shmcb)"),
+    AP_INIT_TAKE1("ReencryptSessionCacheKey", set_session_cache_key, NULL,
+                  RSRC_CONF,
+                  "file of keys (base64 of 32 bytes, one per line; the "
+                  "first seals): seal the entries of the session cache"),
     AP_INIT_TAKE1("ReencryptStatusBackends", set_status_backends, NULL,
                   RSRC_CONF,
                   "0..4096: backends (backend and SNI) with statistics "
@@ -577,6 +657,21 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
     return OK;
 }
 
+/* A key file of ReencryptSessionCacheKey that every user can read gives
+ * away what the key protects. */
+static void warn_key_file(server_rec *s)
+{
+    const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                        &reencrypt_module);
+
+    if (sc->session_keys && sc->session_key_readable) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00031)
+                     "ReencryptSessionCacheKey %s is readable by every "
+                     "user: make it readable by root only (chmod 600)",
+                     sc->session_key_file);
+    }
+}
+
 int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -594,6 +689,9 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     reencrypt_warn_cache_wanted = cx.any_warn_window;
     reencrypt_any_policy = cx.any_policy;
+    if (cx.warn) {
+        warn_key_file(s);
+    }
     return OK;
 }
 
@@ -609,5 +707,6 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     }
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
+    warn_key_file(s);
     return OK;
 }

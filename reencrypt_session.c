@@ -62,6 +62,8 @@ static const ap_socache_provider_t *sess_provider;
 static ap_socache_instance_t *sess_cache;
 static apr_global_mutex_t *sess_mutex;     /* only for NOTMPSAFE ones */
 static const char *sess_spec;
+/* ReencryptSessionCacheKey: entries are sealed under these keys */
+static const reencrypt_seal_keys_t *sess_keys;
 
 /* Set by the startup checks: some scope turns the engine on. */
 int reencrypt_any_policy;
@@ -105,6 +107,7 @@ static apr_status_t sess_cleanup(void *data)
     }
     sess_mutex = NULL;
     sess_provider = NULL;
+    sess_keys = NULL;
     return APR_SUCCESS;
 }
 
@@ -164,8 +167,10 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, sess_cleanup, apr_pool_cleanup_null);
+    sess_keys = sc->session_keys;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00024)
-                 "backend TLS sessions are kept in '%s'", sess_spec);
+                 "backend TLS sessions are kept in '%s'%s", sess_spec,
+                 sess_keys ? ", sealed (ReencryptSessionCacheKey)" : "");
     return OK;
 }
 
@@ -591,6 +596,14 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     }
     apr_pool_create(&tp, c->pool);
     blob = blob_make(tp, sess, chain, st->validated_at, &len);
+    if (blob && sess_keys) {
+        apr_size_t slen = 0;
+
+        blob = reencrypt_seal(tp, sess_keys,
+                              (const unsigned char *)st->session_key,
+                              strlen(st->session_key), blob, len, &slen);
+        len = (unsigned int)slen;
+    }
     if (blob) {
         if (sess_lock()) {
             rv = sess_provider->store(sess_cache, c->base_server,
@@ -690,7 +703,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
 {
     conn_rec *c = st->c;
     unsigned char *blob;
-    unsigned int len = SESSION_BLOB_MAX;
+    unsigned int len = SESSION_BLOB_MAX + REENCRYPT_SEAL_OVERHEAD;
     SSL_SESSION *sess = NULL, *shared = NULL;
     STACK_OF(X509) *chain = NULL;
     apr_time_t validated = 0, now = apr_time_now();
@@ -745,6 +758,25 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
                                      blob, &len, tp);
             sess_unlock();
         }
+        if (rv == APR_SUCCESS && sess_keys) {
+            /* sealed under one of our keys for this very cache key, or
+             * not ours to use: planted, or from a proxy with other keys
+             * (left alone; the next full handshake replaces it) */
+            apr_size_t plen = 0;
+
+            blob = reencrypt_unseal(tp, sess_keys,
+                                    (const unsigned char *)st->session_key,
+                                    strlen(st->session_key), blob, len,
+                                    &plen);
+            len = (unsigned int)plen;
+            if (!blob) {
+                ap_log_cerror(APLOG_MARK, APLOG_TRACE2, 0, c,
+                              "backend %s: a cached session that is not "
+                              "sealed under ReencryptSessionCacheKey was "
+                              "not used", st->backend_name);
+                rv = APR_NOTFOUND;
+            }
+        }
         if (rv == APR_SUCCESS
             && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
             local_copy_t cp;
@@ -758,8 +790,12 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
                 local_copy_free(&cp);
             }
         }
-        else if (rv == APR_SUCCESS) {
-            reencrypt_session_forget(st);   /* unreadable: drop it */
+        else if (rv == APR_SUCCESS && (sess_keys || len < 4
+                                       || memcmp(blob, REENCRYPT_SEAL_MAGIC,
+                                                 4))) {
+            /* unreadable: drop it (a sealed one is left to the proxies
+             * that have the key) */
+            reencrypt_session_forget(st);
         }
     }
     if (sess && !checked && !reencrypt_ssl_chain_passes(st, chain, tp)) {

@@ -13,11 +13,14 @@
 
 /*
  * libFuzzer target for the directive argument parsers and the name
- * rules of reencrypt_policy.c. The first byte picks the parser, the
- * rest is the argument as httpd would pass it (a NUL-terminated
- * string). Besides "does not crash" (with ASan and UBSan), it checks
- * properties a parser must keep: an accepted value is in range, an
- * error names the directive, an accepted name round-trips.
+ * rules of reencrypt_policy.c, and for reencrypt_seal.c: the key file
+ * parser and the opening of session cache entries. The first byte picks
+ * the target (0xf0 and above: reencrypt_seal.c), the rest is the input:
+ * an argument as httpd would pass it (a NUL-terminated string), a key
+ * file, or a cache entry. Besides "does not crash" (with ASan and
+ * UBSan), it checks properties a parser must keep: an accepted value is
+ * in range, an error names the directive, an accepted name round-trips,
+ * no entry opens unless it was sealed under the key and cache key.
  */
 
 #include <stdint.h>
@@ -30,6 +33,7 @@
 #include <apr_tables.h>
 
 #include "reencrypt_policy.h"
+#include "reencrypt_seal.h"
 
 static apr_pool_t *pool;
 
@@ -52,6 +56,47 @@ static int starts_with(const char *s, const char *prefix)
     return s && !strncmp(s, prefix, strlen(prefix));
 }
 
+/* Selector bytes 0xf0 and above: the key file parser, and the opening
+ * of session cache entries, which may come from a cache on the network:
+ * never a crash, and nothing opens that was not sealed under the key. */
+static void fuzz_seal(uint8_t selector, const uint8_t *data, size_t size)
+{
+    static const char key_text[] =
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+    reencrypt_seal_keys_t keys;
+    apr_size_t olen = 0;
+    const char *err;
+
+    if (selector < 0xf8) {
+        err = reencrypt_seal_keys_parse(pool, (const char *)data, size,
+                                        &keys);
+        CHECK(err ? (keys.nkeys >= 0
+                     && keys.nkeys <= REENCRYPT_SEAL_MAX_KEYS)
+                  : (keys.nkeys >= 1
+                     && keys.nkeys <= REENCRYPT_SEAL_MAX_KEYS));
+        return;
+    }
+    CHECK(!reencrypt_seal_keys_parse(pool, key_text, sizeof(key_text) - 1,
+                                     &keys));
+    /* an input from the fuzzer was not sealed under this key: it must
+     * not open, whatever its header says */
+    CHECK(!reencrypt_unseal(pool, &keys, (const unsigned char *)"rs:k", 4,
+                            data, size, &olen));
+    if (size > 0) {
+        /* and what is sealed opens, under the same cache key only */
+        apr_size_t slen = 0;
+        unsigned char *sealed = reencrypt_seal(pool, &keys, data, 1, data,
+                                               size, &slen);
+        unsigned char *open;
+
+        CHECK(sealed && slen == size + REENCRYPT_SEAL_OVERHEAD);
+        open = reencrypt_unseal(pool, &keys, data, 1, sealed, slen, &olen);
+        CHECK(open && olen == size && !memcmp(open, data, size));
+        CHECK(!reencrypt_unseal(pool, &keys, (const unsigned char *)"", 0,
+                                sealed, slen, &olen));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *arg, *err, *name = NULL, *sep;
@@ -66,6 +111,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     arg = apr_pstrmemdup(pool, (const char *)data + 1, size - 1);
 
+    if (data[0] >= 0xf0) {
+        fuzz_seal(data[0], data + 1, size - 1);
+        apr_pool_clear(pool);
+        return 0;
+    }
     switch (data[0] % 9) {
     case 0:
         err = reencrypt_parse_int(pool, "ReencryptVerifyDepth", arg,

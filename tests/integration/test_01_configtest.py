@@ -277,3 +277,95 @@ def test_reencrypt_01_062_engine_on_without_anchor_fails_start(
     rc, out = env.start(check=False)
     _assert_no_anchor(env, "ReencryptEngine On", rc, out)
     assert not env.running
+
+
+# ------------------------------------------------ ReencryptSessionCacheKey
+
+SESSION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def _write_key_file(env, text, mode=0o600):
+    path = os.path.join(env.root, "conf", "session.key")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_reencrypt_01_070_session_cache_key_valid(env, module_so, pki):
+    """A key file with a current and an older key passes, and nothing is
+    said about a file only its owner reads."""
+    path = _write_key_file(env, f"# current\n{SESSION_KEY}\n\n"
+                                "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n")
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert rc == 0, out
+    assert "Syntax OK" in out
+    assert "RE00031" not in out
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "no key in it"),
+    ("# only a comment\n", "no key in it"),
+    (f"{SESSION_KEY}\nnot-a-key\n",
+     "line 2: not the base64 of 32 bytes (make a key with: openssl rand "
+     "-base64 32)"),
+    ("AAECAwQFBgcICQoLDA0ODw==\n", "line 1: not the base64 of 32 bytes"),
+    (f"{SESSION_KEY}\n" * 9, "line 9: more than 8 keys"),
+], ids=["empty", "comment-only", "bad-line", "short-key", "nine-keys"])
+def test_reencrypt_01_071_session_cache_key_bad_file(env, module_so, pki,
+                                                     content, message):
+    path = _write_key_file(env, content)
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    out = assert_syntax_error(env, "ReencryptSessionCacheKey",
+                              f"ReencryptSessionCacheKey: '{path}', "
+                              f"{message}")
+    assert SESSION_KEY not in out and "AAECAwQF" not in out
+
+
+def test_reencrypt_01_072_session_cache_key_missing_file(env, module_so,
+                                                         pki):
+    path = os.path.join(env.root, "conf", "no-such.key")
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    assert_syntax_error(env, "ReencryptSessionCacheKey",
+                        f"ReencryptSessionCacheKey: cannot read '{path}': "
+                        "No such file or directory")
+
+
+def test_reencrypt_01_073_session_cache_key_not_a_file(env, module_so, pki):
+    path = os.path.join(env.root, "conf")
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    assert_syntax_error(env, "ReencryptSessionCacheKey",
+                        f"ReencryptSessionCacheKey: '{path}' is not a key "
+                        "file (a regular file of at most 16384 bytes)")
+
+
+def test_reencrypt_01_074_session_cache_key_in_virtual_host(env, module_so,
+                                                            pki):
+    path = _write_key_file(env, SESSION_KEY + "\n")
+    env.write_config(vhost=vhost(f'ReencryptSessionCacheKey "{path}"',
+                                 ca=pki.ca_file))
+    assert_syntax_error(env, "ReencryptSessionCacheKey",
+                        "ReencryptSessionCacheKey cannot occur within "
+                        "<VirtualHost> section")
+
+
+def test_reencrypt_01_075_session_cache_key_readable_by_all(env, module_so,
+                                                            pki):
+    """A key file that every user can read: the configuration passes with
+    an RE00031 warning, which the running server logs too."""
+    path = _write_key_file(env, SESSION_KEY + "\n", mode=0o644)
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert rc == 0, out
+    assert (f"RE00031: ReencryptSessionCacheKey {path} is readable by "
+            "every user: make it readable by root only (chmod 600)") in out
+    env.expect_log("RE00031")
+    env.start()
+    assert [ln for ln in env.log_lines() if ln.tag == "RE00031"
+            and ln.level == "warn"], env.error_log()

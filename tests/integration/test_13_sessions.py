@@ -21,14 +21,18 @@ handshake.  `ProxyPass ... disablereuse=On` makes every request a new
 backend connection, so every request is a handshake.
 """
 
+import base64
 import datetime
 import math
 import os
+import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -662,17 +666,21 @@ def test_reencrypt_13_020_children_resume_each_others_sessions(
 
 # --------------------------------------------------------- several servers
 
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
 @pytest.mark.parametrize("kind", ["memcache", "redis"])
 def test_reencrypt_13_021_servers_share_sessions(
-        make_env, backend, module_so, pki, cache_daemon, kind):
+        make_env, backend, module_so, pki, cache_daemon, kind, sealed):
     """Two servers with one external cache: server A makes the only full
-    handshake, server B's very first handshake resumes A's session."""
+    handshake, server B's very first handshake resumes A's session; the
+    same when both seal the cache with one ReencryptSessionCacheKey."""
     daemon = cache_daemon(kind)
     be = backend("good")
     a, b = make_env("a"), make_env("b")
     for e in (a, b):
-        e.write_config(loglevel="warn reencrypt:debug",
-                       server=daemon.server_directives(),
+        server = daemon.server_directives()
+        if sealed:
+            server += f'\nReencryptSessionCacheKey "{_key_file(e, KEY_1)}"'
+        e.write_config(loglevel="warn reencrypt:debug", server=server,
                        vhost=_vhost(e, be, "ReencryptSNI good.test",
                                     ca=pki.ca_file))
         e.start()
@@ -686,6 +694,8 @@ def test_reencrypt_13_021_servers_share_sessions(
     assert [bool(m.group("resumed")) for m in re14_matches(b)] == [
         True, True], b.error_log()
     assert daemon.proc.poll() is None, daemon.output()
+    assert any("RE00024" in ln.rest and "sealed (ReencryptSessionCacheKey)"
+               in ln.rest for ln in a.log_lines()) == sealed, a.error_log()
 
 
 @pytest.mark.parametrize("change", ["pin", "anchors-path", "verify-name"])
@@ -819,3 +829,136 @@ def test_reencrypt_13_030_virtual_hosts_keep_their_sessions(
                                "/one/3"]) == [
         "full", "resumed", "full", "resumed", "resumed"]
     assert not _offered(be, "/two/1"), be.describe()
+
+
+# ------------------------------------------- sealed cache (CacheKey)
+
+KEY_1 = base64.b64encode(bytes(range(32))).decode()
+KEY_2 = base64.b64encode(bytes(range(32, 64))).decode()
+
+
+def _key_file(env, *keys):
+    """A key file of ReencryptSessionCacheKey (mode 600) in env's conf."""
+    path = os.path.join(env.root, "conf", "session.key")
+    with open(path, "w") as f:
+        f.write("# keys of the session cache\n" + "\n".join(keys) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def _keyed_server(env, daemon, be, pki, *keys):
+    """Configure env for daemon's cache, sealed with keys (none: not
+    sealed), proxying to be under a plain policy."""
+    server = daemon.server_directives()
+    if keys:
+        server += f'\nReencryptSessionCacheKey "{_key_file(env, *keys)}"'
+    env.write_config(server=server, vhost=_vhost(
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file))
+
+
+def _memcached_values(daemon):
+    """Every value held by the test's memcached (lru_crawler metadump,
+    then get), as bytes."""
+    def talk(sock, cmd, end):
+        sock.sendall(cmd)
+        data = b""
+        deadline = time.monotonic() + 5
+        while not data.endswith(end) and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    with socket.create_connection(("127.0.0.1", daemon.port),
+                                  timeout=5) as s:
+        dump = talk(s, b"lru_crawler metadump all\r\n", b"END\r\n")
+        keys = [urllib.parse.unquote(m.group(1).decode())
+                for m in re.finditer(rb"key=(\S+)", dump)]
+        values = []
+        for k in keys:
+            reply = talk(s, f"get {k}\r\n".encode(), b"END\r\n")
+            head, _, rest = reply.partition(b"\r\n")
+            if head.startswith(b"VALUE"):
+                size = int(head.split()[3])
+                values.append(rest[:size])
+        return values
+
+
+def test_reencrypt_13_041_sealed_entries_show_nothing(
+        make_env, backend, module_so, pki, cache_daemon):
+    """What memcached holds: without a key the session and the backend's
+    certificate are readable in the entry; with a key the entry is
+    sealed (RSE1) and neither shows."""
+    be = backend("good")
+    cn = b"good.test"
+    seen = {}
+    daemon = cache_daemon("memcache")
+    for keyed in (False, True):
+        with socket.create_connection(("127.0.0.1", daemon.port),
+                                      timeout=5) as s:
+            s.sendall(b"flush_all\r\n")
+            assert s.recv(100) == b"OK\r\n"
+        e = make_env("keyed" if keyed else "plain")
+        _keyed_server(e, daemon, be, pki, *([KEY_1] if keyed else []))
+        e.start()
+        _get_ok(e, "/one")
+        values = _memcached_values(daemon)
+        assert len(values) == 1, values
+        seen[keyed] = values[0]
+        e.stop()
+    assert seen[False].startswith(b"RES2") and cn in seen[False]
+    assert seen[True].startswith(b"RSE1"), seen[True][:8]
+    assert cn not in seen[True] and b"RES2" not in seen[True]
+
+
+@pytest.mark.parametrize("writer", ["other-key", "no-key"])
+def test_reencrypt_13_042_entry_without_our_key_is_not_used(
+        make_env, backend, module_so, pki, cache_daemon, writer):
+    """An entry for the very same cache key that is not sealed under our
+    key -- written by a server with another key, or planted by one
+    without any -- is never offered: server B makes a full, verified
+    handshake and goes on resuming its own sessions."""
+    daemon = cache_daemon("memcache")
+    be = backend("good")
+    a, b = make_env("a"), make_env("b")
+    _keyed_server(a, daemon, be, pki,
+                  *([KEY_2] if writer == "other-key" else []))
+    _keyed_server(b, daemon, be, pki, KEY_1)
+    for e in (a, b):
+        e.start()
+    for p in ("/a/1", "/a/2"):
+        _get_ok(a, p)
+    assert _sessions(a, be, ["/a/1", "/a/2"]) == ["full", "resumed"]
+    assert len(_memcached_values(daemon)) == 1
+    for p in ("/b/1", "/b/2"):
+        _get_ok(b, p)
+    assert not _offered(be, "/b/1"), be.describe()
+    assert _sessions(b, be, ["/b/1", "/b/2"]) == ["full", "resumed"]
+    assert be.full == 2 and be.resumed == 2, be.describe()
+
+
+def test_reencrypt_13_043_key_rotation(make_env, backend, module_so, pki,
+                                       cache_daemon):
+    """Rotation: server B has a new key first and the old one below it;
+    it resumes the session server A sealed under the old key, and the
+    sessions it writes itself are sealed under the new one, which A (old
+    key only) cannot use."""
+    daemon = cache_daemon("memcache")
+    be = backend("good")
+    a, b = make_env("a"), make_env("b")
+    _keyed_server(a, daemon, be, pki, KEY_1)
+    _keyed_server(b, daemon, be, pki, KEY_2, KEY_1)
+    for e in (a, b):
+        e.start()
+    _get_ok(a, "/a/1")
+    _get_ok(b, "/b/1")
+    assert _sessions(a, be, ["/a/1"]) == ["full"]
+    assert _sessions(b, be, ["/b/1"]) == ["resumed"]
+    # B stored its new session sealed under KEY_2: A, which holds KEY_1
+    # only and keeps no copy of its own after a restart, cannot open it
+    a.stop()
+    a.start()
+    _get_ok(a, "/a/2")
+    assert _sessions(a, be, ["/a/2"]) == ["full"]
+    assert not _offered(be, "/a/2"), be.describe()
