@@ -657,18 +657,29 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
     return OK;
 }
 
-/* A key file of ReencryptSessionCacheKey that every user can read gives
- * away what the key protects. */
-static void warn_key_file(server_rec *s)
+/* The session cache's exposure: a key file of ReencryptSessionCacheKey
+ * that every user can read gives away what the key protects; sessions
+ * sent unsealed to a cache on the network can be read and planted. */
+static void warn_session_cache(const check_ctx_t *cx, server_rec *s,
+                               apr_pool_t *ptemp)
 {
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
+    const char *host;
 
     if (sc->session_keys && sc->session_key_readable) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00031)
                      "ReencryptSessionCacheKey %s is readable by every "
                      "user: make it readable by root only (chmod 600)",
                      sc->session_key_file);
+    }
+    if (cx->any_policy && !sc->session_keys
+        && (host = reencrypt_cache_remote_host(ptemp, sc->session_cache))) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00032)
+                     "ReencryptSessionCache %s: backend sessions go to %s "
+                     "over the network unsealed, where they can be read "
+                     "and planted: set ReencryptSessionCacheKey",
+                     sc->session_cache, host);
     }
 }
 
@@ -690,7 +701,7 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     reencrypt_warn_cache_wanted = cx.any_warn_window;
     reencrypt_any_policy = cx.any_policy;
     if (cx.warn) {
-        warn_key_file(s);
+        warn_session_cache(&cx, s, ptemp);
     }
     return OK;
 }
@@ -707,6 +718,6 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     }
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
-    warn_key_file(s);
+    warn_session_cache(&cx, s, ptemp);
     return OK;
 }

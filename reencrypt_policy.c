@@ -783,3 +783,64 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
     }
     return names;
 }
+
+/* ------------------------------------------------------------------ */
+/* Session cache                                                       */
+
+static int host_is_loopback(const char *host)
+{
+    unsigned char ip[16];
+    static const unsigned char v6_loopback[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
+                                                   0, 0, 0, 0, 0, 0, 0, 1 };
+    apr_size_t len = strlen(host);
+
+    switch (reencrypt_ip_parse(host, ip)) {
+    case 4:
+        return ip[0] == 127;
+    case 16:
+        return !memcmp(ip, v6_loopback, sizeof(ip));
+    default:
+        break;
+    }
+    if (len && host[len - 1] == '.') {
+        len--;
+    }
+    return len == 9 && !strncasecmp(host, "localhost", 9);
+}
+
+const char *reencrypt_cache_remote_host(apr_pool_t *p, const char *spec)
+{
+    const char *rest;
+    char *list, *item, *state = NULL;
+
+    if (!spec) {
+        return NULL;
+    }
+    if (!strncasecmp(spec, "memcache:", 9)) {
+        rest = spec + 9;
+    }
+    else if (!strncasecmp(spec, "redis:", 6)) {
+        rest = spec + 6;
+    }
+    else {
+        return NULL;
+    }
+    list = apr_pstrdup(p, rest);
+    for (item = apr_strtok(list, ",", &state); item;
+         item = apr_strtok(NULL, ",", &state)) {
+        char *host = NULL, *scope = NULL;
+        apr_port_t port = 0;
+
+        while (*item == ' ' || *item == '\t') {
+            item++;
+        }
+        if (apr_parse_addr_port(&host, &scope, &port, item, p)
+            != APR_SUCCESS || !host) {
+            return item;        /* not understood: not known to be local */
+        }
+        if (!host_is_loopback(host)) {
+            return host;
+        }
+    }
+    return NULL;
+}

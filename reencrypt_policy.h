@@ -251,6 +251,12 @@ const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host);
 
+/** For a ReencryptSessionCache value of a networked provider
+ *  ("memcache:" or "redis:" followed by host[:port][,host[:port]]...),
+ *  the first host that is not on loopback (127.0.0.0/8, ::1, localhost),
+ *  from p; NULL for other providers, or when every host is local. */
+const char *reencrypt_cache_remote_host(apr_pool_t *p, const char *spec);
+
 #ifdef __cplusplus
 }
 #endif

@@ -369,3 +369,37 @@ def test_reencrypt_01_075_session_cache_key_readable_by_all(env, module_so,
     env.start()
     assert [ln for ln in env.log_lines() if ln.tag == "RE00031"
             and ln.level == "warn"], env.error_log()
+
+
+MEMCACHE_MODULE = ('LoadModule socache_memcache_module '
+                   '"/usr/lib/apache2/modules/mod_socache_memcache.so"')
+
+
+@pytest.mark.parametrize("cache,keyed,warned", [
+    ("memcache:10.0.5.21:11211", False, "10.0.5.21"),
+    ("memcache:127.0.0.1:11211,cache.example.internal:11211", False,
+     "cache.example.internal"),
+    ("memcache:10.0.5.21:11211", True, None),
+    ("memcache:127.0.0.1:11211", False, None),
+    ("memcache:localhost:11211", False, None),
+], ids=["remote", "one-remote-of-two", "remote-sealed", "loopback",
+        "localhost"])
+def test_reencrypt_01_076_unsealed_remote_session_cache(env, module_so, pki,
+                                                        cache, keyed,
+                                                        warned):
+    """A session cache on the network without ReencryptSessionCacheKey:
+    the configuration passes with an RE00032 warning that names the host;
+    none for a cache on loopback or a sealed one."""
+    server = [MEMCACHE_MODULE, f"ReencryptSessionCache {cache}"]
+    if keyed:
+        path = _write_key_file(env, SESSION_KEY + "\n")
+        server.append(f'ReencryptSessionCacheKey "{path}"')
+    env.write_config(server="\n".join(server), vhost=vhost(ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert rc == 0, out
+    if warned:
+        assert (f"RE00032: ReencryptSessionCache {cache}: backend sessions "
+                f"go to {warned} over the network unsealed, where they can "
+                "be read and planted: set ReencryptSessionCacheKey") in out
+    else:
+        assert "RE00032" not in out, out

@@ -1332,6 +1332,62 @@ static void test_expected_names(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* reencrypt_cache_remote_host                                         */
+
+typedef struct {
+    const char *spec;
+    const char *remote;     /* wanted: the first remote host, or NULL */
+} remote_case_t;
+
+static const remote_case_t remote_cases[] = {
+    { NULL, NULL },
+    { "shmcb", NULL },
+    { "shmcb:/var/run/x(512000)", NULL },
+    { "none", NULL },
+    { "dbm:/tmp/cache", NULL },
+    { "memcache:127.0.0.1:11211", NULL },
+    { "memcache:127.8.9.10:11211", NULL },
+    { "MEMCACHE:localhost:11211", NULL },
+    { "memcache:LocalHost.:11211", NULL },
+    { "memcache:[::1]:11211", NULL },
+    { "memcache:127.0.0.1", NULL },
+    { "memcache:127.0.0.1:11211,localhost:11212", NULL },
+    { "memcache:10.0.5.21:11211", "10.0.5.21" },
+    { "memcache:127.0.0.1:11211,10.0.5.21:11211", "10.0.5.21" },
+    { "memcache:127.0.0.1:11211, 10.0.5.22:11211", "10.0.5.22" },
+    { "memcache:cache.example.internal:11211", "cache.example.internal" },
+    { "memcache:localhost.example:11211", "localhost.example" },
+    { "memcache:128.0.0.1:11211", "128.0.0.1" },
+    { "memcache:[2001:db8::1]:11211", "2001:db8::1" },
+    { "memcache:[::2]:11211", "::2" },
+    { "redis:127.0.0.1:6379", NULL },
+    { "redis:10.0.5.21:6379", "10.0.5.21" },
+    { "redis:[bad", "[bad" },
+};
+
+static const char *remote_one(apr_pool_t *p, const remote_case_t *c)
+{
+    WANT_STR("remote host", reencrypt_cache_remote_host(p, c->spec),
+             c->remote);
+    return NULL;
+}
+
+static void test_cache_remote_host(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "remote_cases");
+    for (i = 0; i < N_ELEMS(remote_cases); i++) {
+        walk_case(&w, (int)i, remote_cases[i].spec ? remote_cases[i].spec
+                                                   : "(null)",
+                  NULL, remote_one(p, &remote_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
@@ -1354,6 +1410,7 @@ int main(void)
         T(test_policy_id_off),
         T(test_sni_for),
         T(test_expected_names),
+        T(test_cache_remote_host),
     };
     int rc;
 
