@@ -1,0 +1,89 @@
+"""HTTP/2 backends (ProxyPass h2://...) under a policy.
+
+mod_proxy_http2 opens its TLS backend connections through mod_proxy and
+mod_ssl like mod_proxy_http does, so the policy applies to them the same
+way. The backend here is a private Apache with mod_http2 (Protocols h2),
+which logs the protocol of each request it serves.
+"""
+
+import os
+
+from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
+from httpd import MODULES_DIR
+
+BODY = "served over h2\n"
+
+
+def _h2_backend(make_env):
+    be = make_env("h2backend")
+    with open(os.path.join(be.root, "htdocs", "h2.txt"), "w") as f:
+        f.write(BODY)
+    be.write_config(
+        reencrypt=None,
+        server=(f'LoadModule http2_module "{MODULES_DIR}/mod_http2.so"\n'
+                'Protocols h2 http/1.1\n'
+                'LogFormat "%H %U %>s" proto\n'
+                f'CustomLog "{be.access_log_file}" proto'),
+        vhost=f'DocumentRoot "{be.root}/htdocs"\n'
+              f'<Directory "{be.root}/htdocs">\n'
+              '    Require all granted\n'
+              '</Directory>')
+    be.start()
+    return be
+
+
+def _frontend(env, be, ca):
+    env.write_config(
+        server=(f'LoadModule proxy_http2_module '
+                f'"{MODULES_DIR}/mod_proxy_http2.so"'),
+        vhost="\n".join([
+            "SSLProxyEngine On",
+            "ReencryptEngine On",
+            f'ReencryptCACertificateFile "{ca}"',
+            "ReencryptSNI localhost",
+            f"ProxyPass / h2://127.0.0.1:{be.port}/"]))
+    env.start()
+
+
+def _backend_lines(be):
+    try:
+        with open(be.access_log_file) as f:
+            return f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
+def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
+    """An h2:// backend that passes the policy serves the request over
+    HTTP/2 (the backend logs HTTP/2.0), with no RE00010 line."""
+    be = _h2_backend(make_env)
+    fe = make_env("frontend")
+    _frontend(fe, be, pki.ca_file)
+    r = fe.get("/h2.txt")
+    assert r.status == 200, (r, fe.error_log(), be.error_log())
+    assert r.text == BODY
+    be.access_lines(1)
+    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"]
+    assert not re10_lines(fe)
+
+
+def test_reencrypt_17_002_h2_backend_refused(make_env, module_so, pki):
+    """An h2:// backend whose chain does not lead to the policy's anchor
+    is refused and serves nothing. mod_proxy_http2 answers the client
+    itself, with 503, after one more attempt on a new connection, which
+    is refused too: one RE00010 line per attempt."""
+    be = _h2_backend(make_env)
+    fe = make_env("frontend")
+    fe.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    be.expect_log_re(r"\[ssl:")
+    _frontend(fe, be, pki.other_ca_file)
+    r = fe.get("/h2.txt")
+    assert r.status == 503, (r, fe.error_log())
+    assert _backend_lines(be) == []
+    lines = re10_lines(fe)
+    assert len(lines) == 2, fe.error_log()
+    for line in lines:
+        m = RE10_RE.search(line.rest)
+        assert m and m.group("backend") == f"127.0.0.1:{be.port}", line.raw
+        assert m.group("reason") == "untrusted-chain", line.raw
+        assert line.level == "error", line.raw
