@@ -188,14 +188,43 @@ static void copy_str(char *dst, apr_size_t size, const char *src)
     apr_cpystrn(dst, src ? src : "", size);
 }
 
+/* The slot (index + 1) in use for backend and SNI, or 0; with free_at,
+ * also the first free slot (index + 1, or 0) in the same pass.
+ * A claimed slot is never released and its names never change once
+ * in_use is set (after them), so this may run without the global mutex
+ * to find a slot; claiming one takes the mutex. */
+static unsigned int slot_find(const char *backend, const char *sni,
+                              unsigned int *free_at)
+{
+    status_slot_t *sl;
+    unsigned int i;
+
+    for (i = 0; i < nslots; i++) {
+        if (!(sl = slot_at(i))) {
+            continue;
+        }
+        if (apr_atomic_read32(&sl->in_use)) {
+            if (!strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
+                return i + 1;
+            }
+        }
+        else if (free_at && !*free_at) {
+            *free_at = i + 1;
+        }
+    }
+    return 0;
+}
+
 /* The slot of this connection's backend and SNI, found or claimed once
- * per connection and remembered in st->slot. */
+ * per connection and remembered in st->slot. With a new backend
+ * connection per request this runs for every request: only a backend's
+ * first connection takes the global mutex. */
 static status_slot_t *slot_of(reencrypt_conn_t *st)
 {
     const char *backend = st->backend_name ? st->backend_name : "?";
     const char *sni = st->sni ? st->sni : "";
-    status_slot_t *sl, *free_slot = NULL;
-    unsigned int i, free_i = 0;
+    status_slot_t *sl = NULL;
+    unsigned int found, free_at = 0;
 
     if (!slots) {
         return NULL;
@@ -206,41 +235,23 @@ static status_slot_t *slot_of(reencrypt_conn_t *st)
     if (st->slot < 0) {
         return NULL;                /* no room: counted as unknown */
     }
-    /* A claimed slot is never released and its names never change once
-     * in_use is set (after them), so a connection finds its backend's
-     * slot without the global mutex; only claiming one takes it. With a
-     * new backend connection per request this runs for every request. */
-    for (i = 0; i < nslots; i++) {
-        if ((sl = slot_at(i)) != NULL && apr_atomic_read32(&sl->in_use)
-            && !strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
-            st->slot = (int)i + 1;
-            return sl;
-        }
+    if ((found = slot_find(backend, sni, NULL)) != 0) {
+        st->slot = (int)found;
+        return slot_at(found - 1);
     }
     if (apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return NULL;
     }
-    for (i = 0; i < nslots; i++) {
-        if (!(sl = slot_at(i))) {
-            continue;
-        }
-        if (sl->in_use && !strcmp(sl->backend, backend)
-            && !strcmp(sl->sni, sni)) {
-            st->slot = (int)i + 1;
-            apr_global_mutex_unlock(status_mutex);
-            return sl;
-        }
-        if (!sl->in_use && !free_slot) {
-            free_slot = sl;
-            free_i = i;
-        }
+    if ((found = slot_find(backend, sni, &free_at)) != 0) {
+        st->slot = (int)found;
+        sl = slot_at(found - 1);
     }
-    if (free_slot) {
-        memset(free_slot, 0, sizeof(*free_slot));
-        copy_str(free_slot->backend, sizeof(free_slot->backend), backend);
-        copy_str(free_slot->sni, sizeof(free_slot->sni), sni);
-        apr_atomic_set32(&free_slot->in_use, 1);    /* after the names */
-        st->slot = (int)free_i + 1;
+    else if (free_at && (sl = slot_at(free_at - 1)) != NULL) {
+        memset(sl, 0, sizeof(*sl));
+        copy_str(sl->backend, sizeof(sl->backend), backend);
+        copy_str(sl->sni, sizeof(sl->sni), sni);
+        apr_atomic_set32(&sl->in_use, 1);   /* after the names */
+        st->slot = (int)free_at;
     }
     else {
         st->slot = -1;
@@ -249,7 +260,7 @@ static status_slot_t *slot_of(reencrypt_conn_t *st)
                       "ReencryptStatusBackends)", backend);
     }
     apr_global_mutex_unlock(status_mutex);
-    return free_slot;
+    return sl;
 }
 
 static void cert_facts(status_slot_t *sl, X509 *leaf, int chain_len,
