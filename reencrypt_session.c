@@ -117,7 +117,7 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
     struct ap_socache_hints hints;
-    const char *name, *args = NULL, *err, *colon;
+    const char *name, *args, *err;
     apr_status_t rv;
 
     (void)plog;
@@ -129,12 +129,7 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (!strcasecmp(sess_spec, "none")) {
         return OK;
     }
-    colon = ap_strchr_c(sess_spec, ':');
-    name = colon ? apr_pstrmemdup(ptemp, sess_spec, colon - sess_spec)
-                 : sess_spec;
-    if (colon) {
-        args = colon + 1;
-    }
+    name = reencrypt_cache_provider(ptemp, sess_spec, &args);
     sess_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                        AP_SOCACHE_PROVIDER_VERSION);
     if (!sess_provider) {
@@ -526,6 +521,39 @@ static local_entry_t *local_put(const char *key, local_copy_t *cp,
     return e;
 }
 
+/* Keep a private copy of sess and chain under key: copied before the
+ * local mutex is taken, what it replaces freed after. With written_at
+ * set (a session this child may also write to the shared cache), say
+ * whether to write it: not if this child wrote the key within the last
+ * second; the entry then records written_at. */
+static int local_keep(const char *key, SSL_SESSION *sess,
+                      STACK_OF(X509) *chain, apr_time_t validated_at,
+                      apr_time_t expiry, apr_time_t written_at)
+{
+    local_copy_t cp;
+    int share = 1;
+
+    if (!local_mutex || !local_copy_make(&cp, sess, chain)) {
+        return share;
+    }
+    if (apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
+        local_entry_t *e = local_put(key, &cp, validated_at, expiry);
+
+        if (written_at) {
+            if (e->shared_at
+                && written_at - e->shared_at < apr_time_from_sec(1)) {
+                share = 0;
+            }
+            else {
+                e->shared_at = written_at;
+            }
+        }
+        apr_thread_mutex_unlock(local_mutex);
+    }
+    local_copy_free(&cp);       /* what was replaced, or cp if unlocked */
+    return share;
+}
+
 static void local_forget(const char *key)
 {
     local_entry_t *e;
@@ -564,8 +592,6 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     unsigned int len = 0;
     apr_time_t expiry, now;
     apr_status_t rv = APR_EGENERAL;
-    local_copy_t cp;
-    int share = 1;
 
     if (!session_enabled(st) || !st->session_key || !chain
         || !SSL_SESSION_is_resumable(sess) || !st->validated_at) {
@@ -576,23 +602,9 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     if (expiry <= now) {
         return;
     }
-    if (local_mutex && local_copy_make(&cp, sess, chain)) {
-        if (apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
-            local_entry_t *e = local_put(st->session_key, &cp,
-                                         st->validated_at, expiry);
-
-            if (e->shared_at && now - e->shared_at < apr_time_from_sec(1)) {
-                share = 0;      /* this child wrote it a moment ago */
-            }
-            else {
-                e->shared_at = now;
-            }
-            apr_thread_mutex_unlock(local_mutex);
-        }
-        local_copy_free(&cp);   /* what was replaced, or cp if unlocked */
-    }
-    if (!share) {
-        return;
+    if (!local_keep(st->session_key, sess, chain, st->validated_at, expiry,
+                    now)) {
+        return;                 /* this child wrote it a moment ago */
     }
     apr_pool_create(&tp, c->pool);
     blob = blob_make(tp, sess, chain, st->validated_at, &len);
@@ -779,16 +791,8 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
         }
         if (rv == APR_SUCCESS
             && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
-            local_copy_t cp;
-
-            if (local_mutex && local_copy_make(&cp, sess, chain)) {
-                if (apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
-                    local_put(st->session_key, &cp, validated,
-                              session_expiry(st, sess, validated));
-                    apr_thread_mutex_unlock(local_mutex);
-                }
-                local_copy_free(&cp);
-            }
+            local_keep(st->session_key, sess, chain, validated,
+                       session_expiry(st, sess, validated), 0);
         }
         else if (rv == APR_SUCCESS && (sess_keys || len < 4
                                        || memcmp(blob, REENCRYPT_SEAL_MAGIC,
