@@ -327,11 +327,9 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     const char *path;
     reencrypt_seal_keys_t *keys;
-    apr_file_t *f;
-    apr_finfo_t fi;
-    apr_size_t len;
-    apr_status_t rv;
-    char *text;
+    apr_fileperms_t perms = 0;
+    apr_size_t len = 0;
+    char *text = NULL;
 
     (void)dcfg;
     if (err) {
@@ -341,33 +339,10 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
         return apr_psprintf(cmd->pool, "%s: invalid file path '%s'",
                             cmd->cmd->name, arg);
     }
-    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool))
-        != APR_SUCCESS
-        || (rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_PROT
-                                        | APR_FINFO_TYPE, f))
-           != APR_SUCCESS) {
-        char buf[120];
-
-        return apr_psprintf(cmd->pool, "%s: cannot read '%s': %s",
-                            cmd->cmd->name, path,
-                            apr_strerror(rv, buf, sizeof(buf)));
-    }
-    if (fi.filetype != APR_REG || fi.size > SESSION_KEY_FILE_MAX) {
-        apr_file_close(f);
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a key file (a "
-                            "regular file of at most %d bytes)",
-                            cmd->cmd->name, path, SESSION_KEY_FILE_MAX);
-    }
-    len = (apr_size_t)fi.size;
-    text = apr_palloc(cmd->temp_pool, len + 1);
-    rv = apr_file_read_full(f, text, len, &len);
-    apr_file_close(f);
-    if (rv != APR_SUCCESS && rv != APR_EOF) {
-        char buf[120];
-
-        return apr_psprintf(cmd->pool, "%s: cannot read '%s': %s",
-                            cmd->cmd->name, path,
-                            apr_strerror(rv, buf, sizeof(buf)));
+    if ((err = reencrypt_read_file(cmd->temp_pool, cmd->cmd->name, path,
+                                   SESSION_KEY_FILE_MAX, &text, &len,
+                                   &perms)) != NULL) {
+        return apr_pstrdup(cmd->pool, err);
     }
     keys = apr_palloc(cmd->pool, sizeof(*keys));
     apr_pool_cleanup_register(cmd->pool, keys, keys_cleanup,
@@ -380,7 +355,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     }
     sc->session_key_file = path;
     sc->session_keys = keys;
-    sc->session_key_readable = (fi.protection & APR_FPROT_WREAD) != 0;
+    sc->session_key_readable = (perms & APR_FPROT_WREAD) != 0;
     return NULL;
 }
 
@@ -614,14 +589,13 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
     const char *spec = sc->session_cache ? sc->session_cache : "shmcb";
-    const char *colon, *name;
+    const char *name, *args;
 
     if (!cx->any_policy) {
         return OK;
     }
     if (strcasecmp(spec, "none")) {
-        colon = ap_strchr_c(spec, ':');
-        name = colon ? apr_pstrmemdup(ptemp, spec, colon - spec) : spec;
+        name = reencrypt_cache_provider(ptemp, spec, &args);
         if (!ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                 AP_SOCACHE_PROVIDER_VERSION)) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,

@@ -785,6 +785,56 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
 }
 
 /* ------------------------------------------------------------------ */
+/* Files                                                               */
+
+const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
+                                const char *path, apr_size_t max,
+                                char **text, apr_size_t *len,
+                                apr_fileperms_t *perms)
+{
+    apr_file_t *fd = NULL;
+    apr_finfo_t finfo;
+    apr_status_t rv;
+    char errbuf[256];
+
+    rv = apr_file_open(&fd, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE
+                                       | APR_FINFO_PROT, fd);
+    }
+    if (rv != APR_SUCCESS) {
+        if (fd) {
+            apr_file_close(fd);
+        }
+        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
+                            apr_strerror(rv, errbuf, sizeof(errbuf)));
+    }
+    if (finfo.filetype != APR_REG) {
+        apr_file_close(fd);
+        return apr_psprintf(p, "%s: '%s' is not a regular file", directive,
+                            path);
+    }
+    if (finfo.size < 0 || (apr_uint64_t)finfo.size > (apr_uint64_t)max) {
+        apr_file_close(fd);
+        return apr_psprintf(p, "%s: '%s' is larger than %" APR_SIZE_T_FMT
+                            " bytes", directive, path, max);
+    }
+    *len = (apr_size_t)finfo.size;
+    *text = apr_palloc(p, *len + 1);
+    rv = apr_file_read_full(fd, *text, *len, len);
+    apr_file_close(fd);
+    if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && *len == 0)) {
+        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
+                            apr_strerror(rv, errbuf, sizeof(errbuf)));
+    }
+    (*text)[*len] = '\0';
+    if (perms) {
+        *perms = finfo.protection;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Session cache                                                       */
 
 static int host_is_loopback(const char *host)
@@ -808,21 +858,26 @@ static int host_is_loopback(const char *host)
     return len == 9 && !strncasecmp(host, "localhost", 9);
 }
 
+const char *reencrypt_cache_provider(apr_pool_t *p, const char *spec,
+                                     const char **args)
+{
+    const char *colon = strchr(spec, ':');
+
+    *args = colon ? colon + 1 : NULL;
+    return colon ? apr_pstrmemdup(p, spec, (apr_size_t)(colon - spec))
+                 : spec;
+}
+
 const char *reencrypt_cache_remote_host(apr_pool_t *p, const char *spec)
 {
-    const char *rest;
+    const char *name, *rest;
     char *list, *item, *state = NULL;
 
     if (!spec) {
         return NULL;
     }
-    if (!strncasecmp(spec, "memcache:", 9)) {
-        rest = spec + 9;
-    }
-    else if (!strncasecmp(spec, "redis:", 6)) {
-        rest = spec + 6;
-    }
-    else {
+    name = reencrypt_cache_provider(p, spec, &rest);
+    if (!rest || (strcasecmp(name, "memcache") && strcasecmp(name, "redis"))) {
         return NULL;
     }
     list = apr_pstrdup(p, rest);

@@ -24,6 +24,7 @@
 #ifndef REENCRYPT_POLICY_H
 #define REENCRYPT_POLICY_H
 
+#include <apr_file_io.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -250,6 +251,21 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
 const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host);
+
+/** Read the regular file path, of at most max bytes, for directive:
+ *  its content (NUL-terminated, from p) in *text and *len, and, with
+ *  perms, its permission bits. Returns NULL, or an error message that
+ *  starts with the directive's name. */
+const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
+                                const char *path, apr_size_t max,
+                                char **text, apr_size_t *len,
+                                apr_fileperms_t *perms);
+
+/** Split a ReencryptSessionCache value "provider[:arguments]": returns
+ *  the provider's name (from p, or spec itself) and sets *args to the
+ *  arguments, or NULL without a colon. */
+const char *reencrypt_cache_provider(apr_pool_t *p, const char *spec,
+                                     const char **args);
 
 /** For a ReencryptSessionCache value of a networked provider
  *  ("memcache:" or "redis:" followed by host[:port][,host[:port]]...),

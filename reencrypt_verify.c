@@ -225,47 +225,20 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
                                    const char *path,
                                    const reencrypt_anchors_t **out)
 {
-    apr_file_t *fd = NULL;
-    apr_finfo_t finfo;
-    apr_status_t rv;
     apr_size_t len;
-    char *buf, errbuf[256];
+    char *buf;
+    const char *msg;
     BIO *bio;
     X509 *x;
     X509_STORE *store;
     reencrypt_anchors_t *a;
     unsigned long err;
 
-    rv = apr_file_open(&fd, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE, fd);
+    msg = reencrypt_read_file(p, directive, path, ANCHORS_FILE_MAX, &buf,
+                              &len, NULL);
+    if (msg) {
+        return msg;
     }
-    if (rv != APR_SUCCESS) {
-        if (fd) {
-            apr_file_close(fd);
-        }
-        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
-                            apr_strerror(rv, errbuf, sizeof(errbuf)));
-    }
-    if (finfo.filetype != APR_REG) {
-        apr_file_close(fd);
-        return apr_psprintf(p, "%s: '%s' is not a regular file", directive,
-                            path);
-    }
-    if (finfo.size > ANCHORS_FILE_MAX) {
-        apr_file_close(fd);
-        return apr_psprintf(p, "%s: '%s' is larger than %d bytes", directive,
-                            path, ANCHORS_FILE_MAX);
-    }
-    len = (apr_size_t)finfo.size;
-    buf = apr_palloc(p, len + 1);
-    rv = apr_file_read_full(fd, buf, len, &len);
-    apr_file_close(fd);
-    if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && len == 0)) {
-        return apr_psprintf(p, "%s: cannot read '%s' (%s)", directive, path,
-                            apr_strerror(rv, errbuf, sizeof(errbuf)));
-    }
-    buf[len] = '\0';
 
     a = apr_pcalloc(p, sizeof(*a));
     a->path = apr_pstrdup(p, path);
