@@ -96,14 +96,28 @@ def assert_refused(env, be, reason, path="/", host=None, backend=None,
     assert be.handshakes_ok == 0, (
         "the backend completed a TLS handshake; the proxy must abort it:\n"
         + be.describe())
-    lines = re10_lines(env)
+    return assert_one_re10(env, be, reason, backend)
+
+
+def assert_one_re10(env, be, reason, backend=None):
+    """The error log has exactly one RE00010 line, at level error, of the
+    documented shape, naming backend (default: be's address) and reason.
+    Returns the regex match."""
+    return _the_one_line(env, be, "RE00010", re10_lines(env), "error",
+                         RE10_RE, backend, reason)
+
+
+def _the_one_line(env, be, tag, lines, level, regex, backend, reason):
+    """lines (of tag) are exactly one, at level, of the documented shape
+    (regex), naming backend (default: be's address) and reason. Returns
+    the regex match."""
     assert len(lines) == 1, (
-        "expected exactly one RE00010 line, got:\n"
+        f"expected exactly one {tag} line, got:\n"
         + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
     line = lines[0]
-    assert line.level == "error", line.raw
-    m = RE10_RE.search(line.rest)
-    assert m, f"RE00010 line does not have the documented shape: {line.raw}"
+    assert line.level == level, line.raw
+    m = regex.search(line.rest)
+    assert m, f"{tag} line does not have the documented shape: {line.raw}"
     if backend is None:
         backend = f"127.0.0.1:{be.port}"
     assert m.group("backend") == backend, line.raw
@@ -149,19 +163,8 @@ def assert_reported(env, be, reason, path="/", host=None, backend=None):
     assert r.text == f"backend-ok {path}\n", r.text[:300]
     assert ("GET", path) in be.requests
     assert not re10_lines(env), re10_lines(env)
-    lines = re18_lines(env)
-    assert len(lines) == 1, (
-        "expected exactly one RE00018 line, got:\n"
-        + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
-    line = lines[0]
-    assert line.level == "warn", line.raw
-    m = RE18_RE.search(line.rest)
-    assert m, f"RE00018 line does not have the documented shape: {line.raw}"
-    if backend is None:
-        backend = f"127.0.0.1:{be.port}"
-    assert m.group("backend") == backend, line.raw
-    assert m.group("reason") == reason, line.raw
-    return m
+    return _the_one_line(env, be, "RE00018", re18_lines(env), "warn",
+                         RE18_RE, backend, reason)
 
 
 # ----------------------------------------------------------------- sessions

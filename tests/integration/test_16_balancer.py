@@ -11,7 +11,8 @@ requests go to the members that pass.  Sessions are kept per member.
 
 import pytest
 
-from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, assert_one_re10,
+                    re10_lines)
 from httpd import MODULES_DIR
 
 BALANCER_MODULES = (
@@ -98,12 +99,7 @@ def test_reencrypt_16_002_refused_member_leaves_the_rotation(env, backend,
     assert impostor.app_bytes == 0, impostor.received[:300]
     assert impostor.handshakes_ok == 0, impostor.describe()
     assert len(good.requests) == 7, good.describe()
-    lines = re10_lines(env)
-    assert len(lines) == 1, "\n".join(ln.raw for ln in lines)
-    m = RE10_RE.search(lines[0].rest)
-    assert m, lines[0].raw
-    assert m.group("backend") == f"127.0.0.1:{impostor.port}"
-    assert m.group("reason") == "untrusted-chain"
+    assert_one_re10(env, impostor, "untrusted-chain")
 
 
 def test_reencrypt_16_003_pin_per_member_scope(env, backend, module_so,
@@ -123,9 +119,7 @@ def test_reencrypt_16_003_pin_per_member_scope(env, backend, module_so,
     assert statuses.count(502) == 1, (statuses, env.error_log())
     assert other.app_bytes == 0
     assert len(pinned.requests) == 5, pinned.describe()
-    m = RE10_RE.search(re10_lines(env)[0].rest)
-    assert m.group("backend") == f"127.0.0.1:{other.port}"
-    assert m.group("reason") == "pin-mismatch"
+    assert_one_re10(env, other, "pin-mismatch")
 
 
 def test_reencrypt_16_004_sessions_kept_per_member(env, backend, module_so,
