@@ -180,6 +180,7 @@ unsigned char *reencrypt_unseal(apr_pool_t *p,
                                 const unsigned char *sealed, apr_size_t len,
                                 apr_size_t *outlen)
 {
+    unsigned char tag[REENCRYPT_SEAL_TAG_LEN];
     apr_size_t clen;
     unsigned char *out;
     int i;
@@ -190,21 +191,14 @@ unsigned char *reencrypt_unseal(apr_pool_t *p,
     }
     clen = len - REENCRYPT_SEAL_OVERHEAD;
     out = apr_palloc(p, clen + 1);
+    /* only read here; gcm() writes it when sealing, hence the copy */
+    memcpy(tag, sealed + HEAD_LEN + clen, sizeof(tag));
     for (i = 0; i < keys->nkeys; i++) {
-        if (memcmp(sealed + 4, keys->id[i], REENCRYPT_SEAL_ID_LEN)) {
-            continue;
-        }
-        /* the tag is only a read here; gcm() wants it writable when
-         * sealing, hence the copy */
-        {
-            unsigned char tag[REENCRYPT_SEAL_TAG_LEN];
-
-            memcpy(tag, sealed + HEAD_LEN + clen, sizeof(tag));
-            if (gcm(0, keys->key[i], sealed, aad, aadlen, sealed + HEAD_LEN,
-                    clen, out, tag)) {
-                *outlen = clen;
-                return out;
-            }
+        if (!memcmp(sealed + 4, keys->id[i], REENCRYPT_SEAL_ID_LEN)
+            && gcm(0, keys->key[i], sealed, aad, aadlen, sealed + HEAD_LEN,
+                   clen, out, tag)) {
+            *outlen = clen;
+            return out;
         }
     }
     OPENSSL_cleanse(out, clen);
