@@ -30,7 +30,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from backend import TLSBackend  # noqa: E402
-from httpd import APACHE2, MODULES_DIR, HttpdEnv, module_path  # noqa: E402
+from httpd import (APACHE2, ENVIRONMENT_WARNINGS, MODULES_DIR,  # noqa: E402
+                   HttpdEnv, module_path)
 from pki import TestPKI  # noqa: E402
 
 _ENVS_KEY = pytest.StashKey()
@@ -39,8 +40,13 @@ _ENVS_KEY = pytest.StashKey()
 def pytest_report_header(config):
     mod = module_path()
     state = "present" if os.path.exists(mod) else "MISSING"
-    return [f"apache2: {APACHE2}, modules: {MODULES_DIR}",
-            f"mod_reencrypt under test: {mod} ({state})"]
+    lines = [f"apache2: {APACHE2}, modules: {MODULES_DIR}",
+             f"mod_reencrypt under test: {mod} ({state})"]
+    for tag, (cause, fix) in sorted(ENVIRONMENT_WARNINGS.items()):
+        lines.append(f"WARNING from this machine, not from a test: every "
+                     f"httpd logs {tag}: {cause}; fix: {fix}. The error-log "
+                     f"guard lets {tag} pass in every test of this run.")
+    return lines
 
 
 def pytest_sessionstart(session):

@@ -53,6 +53,41 @@ MODULE_ALIASES = {
 # levels the error-log guard refuses unless a test declared the line
 GUARDED_LEVELS = ("emerg", "alert", "crit", "error", "warn")
 
+
+def _version_tuple(text):
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def environment_warnings():
+    """Warnings every httpd on this machine logs whatever its configuration,
+    as {tag: (cause, fix)}: what the machine's packages cause, not a test.
+
+    AH01882: mod_ssl was built against a newer OpenSSL than the libssl3
+    installed (Debian's apache2 depends on "libssl3 (>= 3.0.0)" only, so
+    installing it does not upgrade an older libssl3)."""
+    found = {}
+    mod_ssl = os.path.join(MODULES_DIR, "mod_ssl.so")
+    try:
+        with open(mod_ssl, "rb") as f:
+            m = re.search(rb"OpenSSL (\d+\.\d+\.\d+)[a-z]* \d+ [A-Z][a-z]+ \d+",
+                          f.read())
+    except OSError:
+        m = None
+    if m:
+        built = m.group(1).decode()
+        lv = re.search(r"(\d+\.\d+\.\d+)", ssl.OPENSSL_VERSION)
+        loaded = lv.group(1) if lv else built
+        if _version_tuple(built) > _version_tuple(loaded):
+            found["AH01882"] = (
+                f"mod_ssl was built against OpenSSL {built}, the installed "
+                f"libssl3 is {loaded}",
+                "apt-get install libssl3 openssl (tests/run and "
+                "tools/match-libssl do it)")
+    return found
+
+
+ENVIRONMENT_WARNINGS = environment_warnings()
+
 LOG_LINE_RE = re.compile(
     r"^\[(?P<date>[^\]]+)\] \[(?:(?P<module>[^:\]\s]+):)?"
     r"(?P<level>emerg|alert|crit|error|warn|notice|info|debug|trace\d)\]"
@@ -449,6 +484,8 @@ class HttpdEnv:
                 continue
             if ln.tag and ln.tag in self._expected_tags:
                 continue
+            if ln.tag and ln.tag in ENVIRONMENT_WARNINGS:
+                continue    # reported once at the start of the run
             if any(rx.search(ln.raw) for rx in self._expected_res):
                 continue
             bad.append(ln.raw)
