@@ -102,6 +102,7 @@ typedef struct {
     const char *session_key_file;
     const reencrypt_seal_keys_t *session_keys;
     int session_key_readable;    /**< the file is readable by all users */
+    int session_key_none;        /**< ReencryptSessionCacheKey none */
 } reencrypt_srv_conf;
 
 /* reencrypt_config.c */

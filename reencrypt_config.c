@@ -17,6 +17,7 @@
  * (and by apachectl -t). Parsing itself lives in reencrypt_policy.c.
  */
 
+#include "apr_file_info.h"
 #include "apr_hash.h"
 #include "apr_strings.h"
 
@@ -32,6 +33,7 @@
 #include "mod_proxy.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "mod_reencrypt.h"
 
@@ -265,6 +267,7 @@ static const char *set_mode(cmd_parms *cmd, void *dcfg, const char *arg)
         return apr_psprintf(cmd->pool, "%s: '%s' is not Enforce or Report",
                             cmd->cmd->name, arg);
     }
+    pol->mode_where = where(cmd);
     return NULL;
 }
 
@@ -275,8 +278,13 @@ static const char *set_duration(cmd_parms *cmd, void *dcfg, const char *arg)
     reencrypt_policy_t *pol = dcfg;
     apr_int64_t *field = (apr_int64_t *)((char *)pol
                                          + (apr_size_t)cmd->info);
+    const char *err;
 
-    return reencrypt_parse_duration(cmd->pool, cmd->cmd->name, arg, field);
+    err = reencrypt_parse_duration(cmd->pool, cmd->cmd->name, arg, field);
+    if (!err && field == &pol->clock_skew) {
+        pol->skew_where = where(cmd);
+    }
+    return err;
 }
 
 static const char *set_session_reuse(cmd_parms *cmd, void *dcfg,
@@ -335,6 +343,17 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     if (err) {
         return err;
     }
+    if (sc->session_key_file || sc->session_key_none) {
+        return apr_psprintf(cmd->pool, "%s: already set to '%s'; one key "
+                            "file holds every key (up to 8)", cmd->cmd->name,
+                            sc->session_key_none ? "none"
+                                                 : sc->session_key_file);
+    }
+    if (!strcasecmp(arg, "none")) {
+        /* the explicit choice to trust a cache as it is */
+        sc->session_key_none = 1;
+        return NULL;
+    }
     if (!(path = ap_server_root_relative(cmd->pool, arg))) {
         return apr_psprintf(cmd->pool, "%s: invalid file path '%s'",
                             cmd->cmd->name, arg);
@@ -375,7 +394,139 @@ static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
                                &sc->status_backends);
 }
 
+/* ------------------------------------------------------------------ */
+/* mod_ssl's directives, read by the module too                        */
+
+/* httpd hands a directive to every module that declares it, one after
+ * the other until one of them returns an error (server/config.c,
+ * ap_walk_config_sub), so the module reads these with the arguments and
+ * in the scopes mod_ssl reads them, whatever the LoadModule order. The
+ * handlers only take note: what is wrong with a value is mod_ssl's to
+ * say, and mod_ssl must be loaded for them to mean anything. */
+
+/* Largest certificate file digested */
+#define CLIENT_CERT_FILE_MAX (1024 * 1024)
+
+static const char *need_mod_ssl(cmd_parms *cmd)
+{
+    if (!ap_find_linked_module("mod_ssl.c")) {
+        return apr_psprintf(cmd->pool, "%s is a directive of mod_ssl, which "
+                            "is not loaded (LoadModule ssl_module ...)",
+                            cmd->cmd->name);
+    }
+    return NULL;
+}
+
+static void digest_cert_file(apr_pool_t *p, EVP_MD_CTX *md,
+                             const char *directive, const char *path)
+{
+    char *text = NULL;
+    apr_size_t len = 0;
+
+    EVP_DigestUpdate(md, "file", 5);
+    if (reencrypt_read_file(p, directive, path, CLIENT_CERT_FILE_MAX, &text,
+                            &len, NULL) != NULL
+        || reencrypt_digest_pem_certs(md, text, len) == 0) {
+        /* mod_ssl refuses it, or loads no certificate from it: tell it
+         * from any other by its name */
+        EVP_DigestUpdate(md, path, strlen(path) + 1);
+    }
+    if (text) {
+        OPENSSL_cleanse(text, len);     /* it may hold the private key */
+    }
+}
+
+/* The SHA-256 of the certificates a client certificate directive names
+ * (a file, or every file of a directory, in the order mod_ssl reads
+ * them: ssl_engine_init.c, ssl_init_ca_cert_path). */
+static const unsigned char *client_certs_id(cmd_parms *cmd, const char *arg,
+                                            int is_dir)
+{
+    const char *path = ap_server_root_relative(cmd->temp_pool, arg);
+    unsigned char *id = apr_pcalloc(cmd->pool, REENCRYPT_CLIENT_ID_LEN);
+    unsigned int idlen = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    EVP_DigestUpdate(md, cmd->cmd->name, strlen(cmd->cmd->name) + 1);
+    if (!path || ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_DUMP) {
+        EVP_DigestUpdate(md, arg, strlen(arg) + 1);
+    }
+    else if (!is_dir) {
+        digest_cert_file(cmd->temp_pool, md, cmd->cmd->name, path);
+    }
+    else if (apr_dir_open(&dir, path, cmd->temp_pool) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_TYPE | APR_FINFO_NAME, dir)
+               == APR_SUCCESS) {
+            if (fi.filetype != APR_DIR) {
+                digest_cert_file(cmd->temp_pool, md, cmd->cmd->name,
+                                 apr_pstrcat(cmd->temp_pool, path, "/",
+                                             fi.name, NULL));
+            }
+        }
+        apr_dir_close(dir);
+    }
+    else {
+        EVP_DigestUpdate(md, path, strlen(path) + 1);
+    }
+    if (!EVP_DigestFinal_ex(md, id, &idlen)
+        || idlen != REENCRYPT_CLIENT_ID_LEN) {
+        id = NULL;
+    }
+    EVP_MD_CTX_free(md);
+    return id;
+}
+
+static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
+                                     const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *name = cmd->cmd->name;
+    const unsigned char *id;
+    const char *err;
+
+    if ((err = need_mod_ssl(cmd)) != NULL) {
+        return err;
+    }
+    id = client_certs_id(cmd, arg, !strcasecmp(name,
+                                       "SSLProxyMachineCertificatePath"));
+    if (!id) {
+        return apr_psprintf(cmd->pool, "%s: cannot compute a digest",
+                            name);
+    }
+    if (!strcasecmp(name, "SSLProxyMachineCertificateFile")) {
+        pol->client_cert_file = id;
+    }
+    else if (!strcasecmp(name, "SSLProxyMachineCertificatePath")) {
+        pol->client_cert_path = id;
+    }
+    else {
+        pol->client_chain_file = id;
+    }
+    return NULL;
+}
+
+static const char *note_check_peer_expire(cmd_parms *cmd, void *dcfg,
+                                          int flag)
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *err;
+
+    if ((err = need_mod_ssl(cmd)) != NULL) {
+        return err;
+    }
+    pol->ssl_check_peer_expire = flag ? 1 : 0;
+    return NULL;
+}
+
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
+/* mod_ssl's scope for its proxy directives (mod_ssl.c, SSL_CMD_PXY) */
+#define SSL_PROXY_SCOPE (RSRC_CONF | PROXY_CONF)
 #define RE_FIELD(f) ((void *)APR_OFFSETOF(reencrypt_policy_t, f))
 
 const command_rec reencrypt_cmds[] = {
@@ -437,6 +588,20 @@ const command_rec reencrypt_cmds[] = {
                   RSRC_CONF,
                   "0..4096: backends (backend and SNI) with statistics "
                   "(default 64, 0 turns statistics off)"),
+    /* mod_ssl's, read by the module too (see note_client_certs) */
+    AP_INIT_TAKE1("SSLProxyMachineCertificateFile", note_client_certs, NULL,
+                  SSL_PROXY_SCOPE,
+                  "mod_ssl's; mod_reencrypt keeps what it presents apart"),
+    AP_INIT_TAKE1("SSLProxyMachineCertificatePath", note_client_certs, NULL,
+                  SSL_PROXY_SCOPE,
+                  "mod_ssl's; mod_reencrypt keeps what it presents apart"),
+    AP_INIT_TAKE1("SSLProxyMachineCertificateChainFile", note_client_certs,
+                  NULL, SSL_PROXY_SCOPE,
+                  "mod_ssl's; mod_reencrypt keeps what it presents apart"),
+    AP_INIT_FLAG("SSLProxyCheckPeerExpire", note_check_peer_expire, NULL,
+                 SSL_PROXY_SCOPE,
+                 "mod_ssl's; mod_reencrypt warns where it overrides "
+                 "ReencryptClockSkew or ReencryptMode Report"),
     { NULL }
 };
 
@@ -520,6 +685,34 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                          "ReencryptCheckName Off with ReencryptEngine On at "
                          "%s and no pin: any certificate issued under the "
                          "trust anchors is accepted", pol->engine_where);
+        }
+    }
+    if (pol->ssl_check_peer_expire != 0 && cx->warn) {
+        /* mod_ssl's own validity check (on by default) runs after the
+         * policy and knows neither leniency: it refuses what they let
+         * through (RE00020 at run time) */
+        const char *lenient = NULL, *at = NULL;
+
+        if (reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT) {
+            lenient = "ReencryptMode Report";
+            at = pol->mode_where;
+        }
+        else if (reencrypt_policy_clock_skew(pol) > 0) {
+            lenient = "ReencryptClockSkew";
+            at = pol->skew_where;
+        }
+        if (lenient && first_time(cx, ptemp, apr_pstrcat(ptemp, "expire:",
+                                                         at, NULL))) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00035)
+                         "%s at %s (in %s): mod_ssl's "
+                         "SSLProxyCheckPeerExpire is %s there and refuses "
+                         "an expired or not yet valid backend certificate "
+                         "before this setting can let it through: set "
+                         "'SSLProxyCheckPeerExpire Off' in that scope (the "
+                         "policy checks validity itself)", lenient,
+                         at ? at : "?", scope_name(ptemp, s),
+                         pol->ssl_check_peer_expire == 1 ? "On"
+                                                         : "On by default");
         }
     }
     if (reencrypt_policy_warn_within(pol) > 0) {
@@ -607,6 +800,21 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
                          spec, name, name, name, name);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        if (reencrypt_cache_is_networked(ptemp, spec) && !sc->session_keys
+            && !sc->session_key_none) {
+            /* whoever can write to the cache could make this server
+             * resume a session of their choosing with a backend */
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         RELOGNO(00033) "ReencryptSessionCache %s: a "
+                         "session cache outside this machine's shared "
+                         "memory must be sealed: set "
+                         "'ReencryptSessionCacheKey <file>' with a key "
+                         "the servers sharing the cache hold (see "
+                         "docs/sessions.md), or "
+                         "'ReencryptSessionCacheKey none' to trust "
+                         "whatever the cache holds", spec);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     if (cx->any_warn_window
         && !ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
@@ -633,13 +841,14 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
 
 /* The session cache's exposure: a key file of ReencryptSessionCacheKey
  * that every user can read gives away what the key protects; sessions
- * sent unsealed to a cache on the network can be read and planted. */
+ * kept unsealed in a cache others can reach (the explicit choice of
+ * 'ReencryptSessionCacheKey none') can be read and planted: said at
+ * every start. */
 static void warn_session_cache(const check_ctx_t *cx, server_rec *s,
                                apr_pool_t *ptemp)
 {
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
-    const char *host;
 
     if (sc->session_keys && sc->session_key_readable) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00031)
@@ -647,13 +856,16 @@ static void warn_session_cache(const check_ctx_t *cx, server_rec *s,
                      "user: make it readable by root only (chmod 600)",
                      sc->session_key_file);
     }
-    if (cx->any_policy && !sc->session_keys
-        && (host = reencrypt_cache_remote_host(ptemp, sc->session_cache))) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00032)
-                     "ReencryptSessionCache %s: backend sessions go to %s "
-                     "over the network unsealed, where they can be read "
-                     "and planted: set ReencryptSessionCacheKey",
-                     sc->session_cache, host);
+    if (cx->any_policy && sc->session_key_none
+        && reencrypt_cache_is_networked(ptemp, sc->session_cache)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00034)
+                     "ReencryptSessionCacheKey none: backend sessions in "
+                     "ReencryptSessionCache %s are stored and used "
+                     "unsealed: whoever can read that cache learns their "
+                     "secrets, and whoever can write to it can make this "
+                     "server resume a session of their choosing with a "
+                     "backend, with no verified handshake",
+                     sc->session_cache);
     }
 }
 

@@ -486,6 +486,7 @@ void reencrypt_policy_init(reencrypt_policy_t *pol)
     pol->clock_skew = REENCRYPT_UNSET;
     pol->session_reuse = REENCRYPT_UNSET;
     pol->session_timeout = REENCRYPT_UNSET;
+    pol->ssl_check_peer_expire = REENCRYPT_UNSET;
 }
 
 void reencrypt_policy_merge(reencrypt_policy_t *out,
@@ -534,15 +535,41 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
                          ? child->refuse_within : parent->refuse_within;
     out->warn_within = child->warn_within != REENCRYPT_UNSET
                        ? child->warn_within : parent->warn_within;
-    out->clock_skew = child->clock_skew != REENCRYPT_UNSET
-                      ? child->clock_skew : parent->clock_skew;
-    out->mode = child->mode != REENCRYPT_MODE_UNSET ? child->mode
-                                                    : parent->mode;
+    if (child->clock_skew != REENCRYPT_UNSET) {
+        out->clock_skew = child->clock_skew;
+        out->skew_where = child->skew_where;
+    }
+    else {
+        out->clock_skew = parent->clock_skew;
+        out->skew_where = parent->skew_where;
+    }
+    if (child->mode != REENCRYPT_MODE_UNSET) {
+        out->mode = child->mode;
+        out->mode_where = child->mode_where;
+    }
+    else {
+        out->mode = parent->mode;
+        out->mode_where = parent->mode_where;
+    }
     out->session_reuse = child->session_reuse != REENCRYPT_UNSET
                          ? child->session_reuse : parent->session_reuse;
     out->session_timeout = child->session_timeout != REENCRYPT_UNSET
                            ? child->session_timeout
                            : parent->session_timeout;
+    /* each of mod_ssl's directives on its own, as mod_ssl merges them
+     * (ssl_engine_config.c, modssl_ctx_cfg_merge_proxy) */
+    out->client_cert_file = child->client_cert_file
+                            ? child->client_cert_file
+                            : parent->client_cert_file;
+    out->client_cert_path = child->client_cert_path
+                            ? child->client_cert_path
+                            : parent->client_cert_path;
+    out->client_chain_file = child->client_chain_file
+                             ? child->client_chain_file
+                             : parent->client_chain_file;
+    out->ssl_check_peer_expire =
+        child->ssl_check_peer_expire != REENCRYPT_UNSET
+        ? child->ssl_check_peer_expire : parent->ssl_check_peer_expire;
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
@@ -673,6 +700,12 @@ static apr_uint64_t fnv_i64(apr_uint64_t h, apr_int64_t v)
     return fnv_bytes(h, &v, sizeof(v));
 }
 
+static apr_uint64_t fnv_client_id(apr_uint64_t h, const unsigned char *id)
+{
+    return id ? fnv_bytes(fnv_int(h, 1), id, REENCRYPT_CLIENT_ID_LEN)
+              : fnv_int(h, 0);
+}
+
 apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
 {
     apr_uint64_t h = FNV_OFFSET;
@@ -717,7 +750,48 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     h = fnv_i64(h, reencrypt_policy_clock_skew(pol));
     h = fnv_int(h, (int)reencrypt_policy_mode(pol));
     /* session reuse and timeout leave out: they change no verdict */
+    h = fnv_client_id(h, pol->client_cert_file);
+    h = fnv_client_id(h, pol->client_cert_path);
+    h = fnv_client_id(h, pol->client_chain_file);
     return h ? h : 1;
+}
+
+static void hex_append(char *out, const unsigned char *id)
+{
+    static const char digits[] = "0123456789abcdef";
+    int i;
+
+    if (!id) {
+        *out++ = '-';
+    }
+    else {
+        for (i = 0; i < REENCRYPT_CLIENT_ID_LEN; i++) {
+            *out++ = digits[id[i] >> 4];
+            *out++ = digits[id[i] & 0x0f];
+        }
+    }
+    *out = '\0';
+}
+
+const char *reencrypt_policy_client_id(apr_pool_t *p,
+                                       const reencrypt_policy_t *pol)
+{
+    const unsigned char *ids[3];
+    char *out, *o;
+    int i;
+
+    ids[0] = pol->client_cert_file;
+    ids[1] = pol->client_cert_path;
+    ids[2] = pol->client_chain_file;
+    o = out = apr_palloc(p, 3 * (2 * REENCRYPT_CLIENT_ID_LEN + 1));
+    for (i = 0; i < 3; i++) {
+        if (i) {
+            *o++ = '|';
+        }
+        hex_append(o, ids[i]);
+        o += strlen(o);
+    }
+    return out;
 }
 
 const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
@@ -837,27 +911,6 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
 /* ------------------------------------------------------------------ */
 /* Session cache                                                       */
 
-static int host_is_loopback(const char *host)
-{
-    unsigned char ip[16];
-    static const unsigned char v6_loopback[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
-                                                   0, 0, 0, 0, 0, 0, 0, 1 };
-    apr_size_t len = strlen(host);
-
-    switch (reencrypt_ip_parse(host, ip)) {
-    case 4:
-        return ip[0] == 127;
-    case 16:
-        return !memcmp(ip, v6_loopback, sizeof(ip));
-    default:
-        break;
-    }
-    if (len && host[len - 1] == '.') {
-        len--;
-    }
-    return len == 9 && !strncasecmp(host, "localhost", 9);
-}
-
 const char *reencrypt_cache_provider(apr_pool_t *p, const char *spec,
                                      const char **args)
 {
@@ -868,34 +921,14 @@ const char *reencrypt_cache_provider(apr_pool_t *p, const char *spec,
                  : spec;
 }
 
-const char *reencrypt_cache_remote_host(apr_pool_t *p, const char *spec)
+int reencrypt_cache_is_networked(apr_pool_t *p, const char *spec)
 {
-    const char *name, *rest;
-    char *list, *item, *state = NULL;
+    const char *name, *args;
 
     if (!spec) {
-        return NULL;
+        return 0;                       /* the default: shmcb */
     }
-    name = reencrypt_cache_provider(p, spec, &rest);
-    if (!rest || (strcasecmp(name, "memcache") && strcasecmp(name, "redis"))) {
-        return NULL;
-    }
-    list = apr_pstrdup(p, rest);
-    for (item = apr_strtok(list, ",", &state); item;
-         item = apr_strtok(NULL, ",", &state)) {
-        char *host = NULL, *scope = NULL;
-        apr_port_t port = 0;
-
-        while (*item == ' ' || *item == '\t') {
-            item++;
-        }
-        if (apr_parse_addr_port(&host, &scope, &port, item, p)
-            != APR_SUCCESS || !host) {
-            return item;        /* not understood: not known to be local */
-        }
-        if (!host_is_loopback(host)) {
-            return host;
-        }
-    }
-    return NULL;
+    name = reencrypt_cache_provider(p, spec, &args);
+    return strcasecmp(name, "none") && strcasecmp(name, "shmcb")
+           && strcasecmp(name, "dbm");
 }

@@ -119,10 +119,27 @@ typedef struct {
     apr_int64_t refuse_within;           /**< seconds; -1 unset */
     apr_int64_t warn_within;             /**< seconds; -1 unset */
     apr_int64_t clock_skew;              /**< seconds; -1 unset */
+    const char *skew_where;              /**< "file:line" of the skew */
     reencrypt_mode_e mode;
+    const char *mode_where;              /**< "file:line" of the mode */
     int session_reuse;                   /**< -1 unset, 0 Off, 1 On */
     apr_int64_t session_timeout;         /**< seconds; -1 unset */
+    /** What mod_ssl presents to a backend from this scope, as the module
+     *  reads mod_ssl's own directives: SHA-256 digests
+     *  (REENCRYPT_CLIENT_ID_LEN bytes) of the certificates named by
+     *  SSLProxyMachineCertificateFile, ...Path and ...ChainFile; NULL
+     *  where the scope does not set them. Part of the policy identity:
+     *  a backend connection or session made with one client identity
+     *  never serves another. */
+    const unsigned char *client_cert_file;
+    const unsigned char *client_cert_path;
+    const unsigned char *client_chain_file;
+    /** mod_ssl's SSLProxyCheckPeerExpire in this scope: -1 unset */
+    int ssl_check_peer_expire;
 } reencrypt_policy_t;
+
+/** Length of a client identity digest (SHA-256). */
+#define REENCRYPT_CLIENT_ID_LEN  32
 
 /** Default of ReencryptSessionTimeout, in seconds. */
 #define REENCRYPT_SESSION_TIMEOUT_DEFAULT 300
@@ -226,6 +243,13 @@ apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol);
 int reencrypt_policy_session_reuse(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol);
 
+/** The client identity of an effective policy, for keys and logs: the
+ *  three digests of the client certificate directives in hex, "-" for
+ *  each one not set ("-|-|-": mod_ssl presents no client certificate).
+ *  From p. */
+const char *reencrypt_policy_client_id(apr_pool_t *p,
+                                       const reencrypt_policy_t *pol);
+
 /** Cross-directive check of an effective policy that is on. Returns
  *  NULL, or a sentence (from p) saying what is wrong. */
 const char *reencrypt_policy_lint(apr_pool_t *p,
@@ -267,11 +291,11 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
 const char *reencrypt_cache_provider(apr_pool_t *p, const char *spec,
                                      const char **args);
 
-/** For a ReencryptSessionCache value of a networked provider
- *  ("memcache:" or "redis:" followed by host[:port][,host[:port]]...),
- *  the first host that is not on loopback (127.0.0.0/8, ::1, localhost),
- *  from p; NULL for other providers, or when every host is local. */
-const char *reencrypt_cache_remote_host(apr_pool_t *p, const char *spec);
+/** Does a ReencryptSessionCache value name a cache that more than this
+ *  machine's server can reach: any provider but none, shmcb (shared
+ *  memory) and dbm (a file), e.g. memcache or redis? NULL is the
+ *  default, shmcb. */
+int reencrypt_cache_is_networked(apr_pool_t *p, const char *spec);
 
 #ifdef __cplusplus
 }

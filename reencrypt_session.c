@@ -56,7 +56,7 @@ APLOG_USE_MODULE(reencrypt);
 
 #define SESSION_MUTEX_TYPE  "reencrypt-session"
 #define SESSION_BLOB_MAX    (48 * 1024)
-#define SESSION_MAGIC       "RES2"
+#define SESSION_MAGIC       "RES3"
 
 static const ap_socache_provider_t *sess_provider;
 static ap_socache_instance_t *sess_cache;
@@ -232,13 +232,71 @@ static void sess_unlock(void)
 
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
 
+/* The TLS settings of a proxy context that a resumed session must
+ * match: mod_ssl gives every virtual host and every <Proxy> section with
+ * SSLProxy* directives a context of its own (SSLProxyProtocol,
+ * SSLProxyCipherSuite, ... may differ), and the module sets the
+ * offered session's id context on the connection (session_context_cb),
+ * so nothing in OpenSSL keeps a session within the settings it was made
+ * with: the cache key does. SHA-256 of versions, options, security level
+ * and ciphers (TLS 1.3 suites included), in hex. */
+static int ctx_ex_idx = -1;
+
+static const char *ctx_settings_id(apr_pool_t *p, SSL_CTX *ctx)
+{
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    EVP_MD_CTX *d = EVP_MD_CTX_new();
+    long v[4];
+    uint64_t opts = SSL_CTX_get_options(ctx);
+    int n;
+    char *hex;
+
+    if (!d || !EVP_DigestInit_ex(d, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(d);
+        return NULL;
+    }
+    v[0] = SSL_CTX_get_min_proto_version(ctx);
+    v[1] = SSL_CTX_get_max_proto_version(ctx);
+    v[2] = SSL_CTX_get_security_level(ctx);
+    v[3] = sk_SSL_CIPHER_num(ciphers);
+    EVP_DigestUpdate(d, v, sizeof(v));
+    EVP_DigestUpdate(d, &opts, sizeof(opts));
+    for (n = 0; n < sk_SSL_CIPHER_num(ciphers); n++) {
+        const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(ciphers,
+                                                                   n));
+        EVP_DigestUpdate(d, name, strlen(name) + 1);
+    }
+    if (!EVP_DigestFinal_ex(d, md, &mdlen)) {
+        mdlen = 0;
+    }
+    EVP_MD_CTX_free(d);
+    if (!mdlen) {
+        return NULL;
+    }
+    hex = apr_palloc(p, 2 * mdlen + 1);
+    for (i = 0; i < mdlen; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
 int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
                                   int is_proxy, SSL_CTX *ctx)
 {
     (void)s;
-    (void)p;
     if (!is_proxy || !reencrypt_any_policy) {
         return DECLINED;
+    }
+    /* computed once here, in the parent, for the connections' keys */
+    if (ctx_ex_idx < 0) {
+        ctx_ex_idx = SSL_CTX_get_ex_new_index(0, "mod_reencrypt settings",
+                                              NULL, NULL, NULL);
+    }
+    if (ctx_ex_idx >= 0) {
+        SSL_CTX_set_ex_data(ctx, ctx_ex_idx,
+                            (void *)ctx_settings_id(p, ctx));
     }
     /* mod_ssl gave this proxy context its server-side cache mode and,
      * with SSLSessionCache, its server cache callbacks
@@ -258,27 +316,47 @@ int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
 /* ------------------------------------------------------------------ */
 /* Keys and blobs                                                      */
 
-/* The key: backend, SNI, policy identity, and the virtual host whose
- * proxy context makes the connection -- each has its own TLS client
- * settings (a client certificate, SSLProxyMachineCertificateFile, for
- * one), and mod_ssl gives each connection that virtual host's session
- * context. Named as mod_ssl names it (server name and port), so that
- * balancers configured alike share sessions through memcache or redis. */
-static const char *session_key(apr_pool_t *p, const reencrypt_conn_t *st)
+/* The key: everything that must match for a session to be usable by a
+ * connection, and must never differ between the connection that made it
+ * and the one that resumes it:
+ *  - backend and SNI;
+ *  - the identity of the policy, which includes the client certificates
+ *    mod_ssl presents from the connection's scope
+ *    (SSLProxyMachineCertificate*: a resumed session carries the client
+ *    identity of the handshake that made it, without sending the
+ *    certificate again; see reencrypt_policy_client_id);
+ *  - the TLS settings of the proxy context that makes the connection
+ *    (ctx_settings_id);
+ *  - the virtual host whose proxy context it is, named as mod_ssl names
+ *    it (server name and port), so that balancers configured alike share
+ *    sessions through memcache or redis. */
+static const char *session_key(apr_pool_t *p, const reencrypt_conn_t *st,
+                               SSL *ssl)
 {
     server_rec *s = st->c->base_server;
-    const char *id = apr_psprintf(p, "%s|%s|%016" APR_UINT64_T_HEX_FMT
-                                  "|%s:%u",
-                                  st->backend_name ? st->backend_name : "",
-                                  st->sni ? st->sni : "", st->established_id,
-                                  s->server_hostname ? s->server_hostname
-                                                     : "",
-                                  (unsigned)s->port);
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    const char *settings = ctx_ex_idx >= 0 ? SSL_CTX_get_ex_data(ctx,
+                                                                 ctx_ex_idx)
+                                           : NULL;
+    const char *id;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char *hex, *h;
     unsigned int i;
 
+    if (!settings) {
+        /* a context the init_server hook did not see */
+        settings = ctx_settings_id(p, ctx);
+    }
+    if (!settings) {
+        return NULL;                    /* no key, no resumption */
+    }
+    id = apr_psprintf(p, "%s|%s|%016" APR_UINT64_T_HEX_FMT "|%s|%s|%s:%u",
+                      st->backend_name ? st->backend_name : "",
+                      st->sni ? st->sni : "", st->established_id,
+                      reencrypt_policy_client_id(p, &st->policy), settings,
+                      s->server_hostname ? s->server_hostname : "",
+                      (unsigned)s->port);
     if (!EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL)) {
         return NULL;
     }
@@ -309,16 +387,19 @@ static apr_uint32_t get_u32(const unsigned char *b)
            | ((apr_uint32_t)b[2] << 8) | (apr_uint32_t)b[3];
 }
 
-/* "RES2" | u32 validated_at | u32 len | session DER | u32 n |
+/* "RES3" | u32 validated_at | u32 expiry | u32 len | session DER | u32 n |
  * (u32 len | cert DER) * n
- * validated_at: when the chain was last validated in a full handshake
- * (seconds since the epoch, modulo 2^32). */
+ * validated_at: when the chain was last validated in a full handshake;
+ * expiry: when the session stops being usable, by the timeout of the
+ * scope that stored it (both in seconds since the epoch, modulo 2^32).
+ * Sealed (ReencryptSessionCacheKey), both are authenticated: a sealed
+ * entry written back after its time is still refused. */
 static unsigned char *blob_make(apr_pool_t *p, SSL_SESSION *sess,
                                 STACK_OF(X509) *chain, apr_time_t validated,
-                                unsigned int *len)
+                                apr_time_t expiry, unsigned int *len)
 {
     int slen = i2d_SSL_SESSION(sess, NULL), i, n = sk_X509_num(chain);
-    apr_size_t total = 4 + 4 + 4 + (apr_size_t)slen + 4;
+    apr_size_t total = 4 + 4 + 4 + 4 + (apr_size_t)slen + 4;
     unsigned char *blob, *b;
 
     if (slen <= 0) {
@@ -339,6 +420,8 @@ static unsigned char *blob_make(apr_pool_t *p, SSL_SESSION *sess,
     memcpy(b, SESSION_MAGIC, 4);
     b += 4;
     put_u32(b, (apr_uint32_t)apr_time_sec(validated));
+    b += 4;
+    put_u32(b, (apr_uint32_t)apr_time_sec(expiry));
     b += 4;
     put_u32(b, (apr_uint32_t)slen);
     b += 4;
@@ -362,22 +445,42 @@ static apr_status_t chain_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* Parse a blob; on success *sess must be freed by the caller and
- * *chain is tied to pool p. */
+/* Seconds modulo 2^32 back to a time near now */
+static apr_time_t u32_time(apr_uint32_t v, apr_time_t now)
+{
+    apr_int64_t nows = (apr_int64_t)apr_time_sec(now);
+    apr_int64_t t = (nows & ~(apr_int64_t)0xffffffff) | (apr_int64_t)v;
+
+    if (t > nows + 0x80000000LL) {
+        t -= 0x100000000LL;
+    }
+    else if (t < nows - 0x80000000LL) {
+        t += 0x100000000LL;
+    }
+    return apr_time_from_sec((apr_time_t)t);
+}
+
+/* Parse a blob; on success (the whole of it, nothing left over) *sess
+ * must be freed by the caller and *chain is tied to pool p; on failure
+ * both are NULL. */
 static int blob_parse(apr_pool_t *p, const unsigned char *blob,
                       unsigned int len, SSL_SESSION **sess,
-                      STACK_OF(X509) **chain, apr_time_t *validated)
+                      STACK_OF(X509) **chain, apr_time_t *validated,
+                      apr_time_t *expiry)
 {
     const unsigned char *b = blob, *end = blob + len, *q;
+    apr_time_t now = apr_time_now();
     apr_uint32_t slen, n, i;
 
     *sess = NULL;
     *chain = NULL;
-    if (len < 16 || memcmp(b, SESSION_MAGIC, 4)) {
+    if (len < 20 || memcmp(b, SESSION_MAGIC, 4)) {
         return 0;
     }
     b += 4;
-    *validated = apr_time_from_sec((apr_time_t)get_u32(b));
+    *validated = u32_time(get_u32(b), now);
+    b += 4;
+    *expiry = u32_time(get_u32(b), now);
     b += 4;
     slen = get_u32(b);
     b += 4;
@@ -418,11 +521,15 @@ static int blob_parse(apr_pool_t *p, const unsigned char *blob,
         }
         b += clen;
     }
-    return b == end;
+    if (b == end) {
+        return 1;
+    }
 
 bad:
+    /* the chain goes with p */
     SSL_SESSION_free(*sess);
     *sess = NULL;
+    *chain = NULL;
     return 0;
 }
 
@@ -607,7 +714,7 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
         return;                 /* this child wrote it a moment ago */
     }
     apr_pool_create(&tp, c->pool);
-    blob = blob_make(tp, sess, chain, st->validated_at, &len);
+    blob = blob_make(tp, sess, chain, st->validated_at, expiry, &len);
     if (blob && sess_keys) {
         apr_size_t slen = 0;
 
@@ -718,7 +825,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     unsigned int len = SESSION_BLOB_MAX + REENCRYPT_SEAL_OVERHEAD;
     SSL_SESSION *sess = NULL, *shared = NULL;
     STACK_OF(X509) *chain = NULL;
-    apr_time_t validated = 0, now = apr_time_now();
+    apr_time_t validated = 0, expiry = 0, now = apr_time_now();
     apr_time_t second = apr_time_from_sec(apr_time_sec(now));
     apr_pool_t *tp;
     apr_status_t rv;
@@ -727,7 +834,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     if (!session_enabled(st)) {
         return;
     }
-    st->session_key = session_key(c->pool, st);
+    st->session_key = session_key(c->pool, st, ssl);
     if (!st->session_key) {
         return;
     }
@@ -790,9 +897,30 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
             }
         }
         if (rv == APR_SUCCESS
-            && blob_parse(c->pool, blob, len, &sess, &chain, &validated)) {
-            local_keep(st->session_key, sess, chain, validated,
-                       session_expiry(st, sess, validated), 0);
+            && blob_parse(c->pool, blob, len, &sess, &chain, &validated,
+                          &expiry)) {
+            /* the storing scope's time, and this scope's own if it is
+             * shorter: a copy never outlives either */
+            apr_time_t own = session_expiry(st, sess, validated);
+
+            if (own < expiry) {
+                expiry = own;
+            }
+            if (expiry <= now) {
+                /* past its time: the cache should not have it (written
+                 * back, or a clock step): never offered */
+                ap_log_cerror(APLOG_MARK, APLOG_TRACE2, 0, c,
+                              "backend %s: a cached session past its "
+                              "time was not used", st->backend_name);
+                SSL_SESSION_free(sess);
+                sess = NULL;
+                chain = NULL;           /* freed with c->pool */
+                reencrypt_session_forget(st);
+            }
+            else {
+                local_keep(st->session_key, sess, chain, validated, expiry,
+                           0);
+            }
         }
         else if (rv == APR_SUCCESS && (sess_keys || len < 4
                                        || memcmp(blob, REENCRYPT_SEAL_MAGIC,

@@ -734,3 +734,41 @@ int reencrypt_reason_x509_error(reencrypt_reason_e reason)
     }
     return X509_V_ERR_UNSPECIFIED;
 }
+
+int reencrypt_digest_pem_certs(EVP_MD_CTX *md, const char *pem,
+                               apr_size_t len)
+{
+    BIO *bio;
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long dlen = 0;
+    int n = 0;
+
+    if (len > INT_MAX || !(bio = BIO_new_mem_buf(pem, (int)len))) {
+        return 0;
+    }
+    while (PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+        if (!strcmp(name, PEM_STRING_X509) || !strcmp(name, PEM_STRING_X509_OLD)
+            || !strcmp(name, PEM_STRING_X509_TRUSTED)) {
+            unsigned char d[EVP_MAX_MD_SIZE];
+            unsigned int dl = 0;
+
+            if (EVP_Digest(data, (size_t)dlen, d, &dl, EVP_sha256(), NULL)) {
+                EVP_DigestUpdate(md, d, dl);
+                n++;
+            }
+        }
+        else {
+            /* a key: forget it at once */
+            OPENSSL_cleanse(data, (size_t)dlen);
+        }
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        name = header = NULL;
+        data = NULL;
+    }
+    ERR_clear_error();          /* the end of the text reads as an error */
+    BIO_free(bio);
+    return n;
+}

@@ -92,6 +92,12 @@ typedef struct {
                                *   sk_X509_pop_free(chain, X509_free) */
 } reencrypt_verdict_t;
 
+/** Digest the certificates of PEM text into a SHA-256 context: the DER
+ *  of each CERTIFICATE block, in order (keys and other blocks are
+ *  skipped, never parsed). Returns the number of certificates. */
+int reencrypt_digest_pem_certs(EVP_MD_CTX *md, const char *pem,
+                               apr_size_t len);
+
 /** Load every PEM certificate of path into a new X509_STORE. On
  *  success returns NULL and fills *out (allocated from p; the store is
  *  freed by a cleanup on p). On failure returns a message (from p) that

@@ -23,7 +23,13 @@ Rules:
   - every such directive has a <directivesynopsis> with <name>Name</name>
     in docs/mod_reencrypt.xml, with <description>, <syntax> and
     <contextlist>;
-  - every directive documented in either file is declared in the code.
+  - every directive documented in either file is declared in the code;
+  - mod_ssl's directives that the module reads too (declared with names
+    starting with "SSL") are no directives of the module: each must be
+    named in docs/directives.md's section "mod_ssl's directives read by
+    mod_reencrypt" and have a <directivesynopsis location="mod_ssl"> in
+    docs/mod_reencrypt.xml, as the Apache manual refers to another
+    module's directive.
 
 Usage: check_directive_docs.py [SOURCE_DIR]   (default: top of this tree)
 Prints one line per failed check and "N passed, M failed" at the end;
@@ -110,6 +116,8 @@ def main(argv):
         print("0 passed, 1 failed")
         return 2
     res.check(bool(code), "no AP_INIT_*(\"Name\", ...) in %s/*.c" % top)
+    foreign = {n: w for n, w in code.items() if n.startswith("SSL")}
+    code = {n: w for n, w in code.items() if n not in foreign}
 
     md_text = xml_text = None
     for path in (md_path, xml_path):
@@ -147,12 +155,26 @@ def main(argv):
         for name in sorted(md_documented - set(code)):
             res.check(False, "docs/directives.md documents %s, which the "
                       "code does not declare" % name)
+        read = None
+        m = re.search(r"^## mod_ssl's directives read by mod_reencrypt\s*$"
+                      r"(.*?)(?=^## |\Z)", md_text, re.M | re.S)
+        if m:
+            read = m.group(1)
+        for name, where in sorted(foreign.items()):
+            res.check(read is not None and name in read,
+                      "%s (%s, mod_ssl's) is not named in docs/directives.md"
+                      "'s section \"mod_ssl's directives read by "
+                      "mod_reencrypt\"" % (name, where))
 
     # docs/mod_reencrypt.xml
     if xml_text is not None:
         synopses = {}
+        elsewhere = set()
         for m in SYNOPSIS.finditer(xml_text):
             if m.group(1) and "location=" in m.group(1):
+                n = XML_NAME.search(m.group(2))
+                if n:
+                    elsewhere.add(n.group(1))
                 continue            # a directive of another module
             n = XML_NAME.search(m.group(2))
             if n:
@@ -175,9 +197,14 @@ def main(argv):
         for name in sorted(set(synopses) - set(code)):
             res.check(False, "docs/mod_reencrypt.xml documents %s, which "
                       "the code does not declare" % name)
+        for name, where in sorted(foreign.items()):
+            res.check(name in elsewhere,
+                      "%s (%s, mod_ssl's) has no <directivesynopsis "
+                      "location=\"mod_ssl\"> in docs/mod_reencrypt.xml"
+                      % (name, where))
 
-    print("%d directives in the code: %s"
-          % (len(code), ", ".join(sorted(code))))
+    print("%d directives in the code: %s; of mod_ssl's, read too: %s"
+          % (len(code), ", ".join(sorted(code)), ", ".join(sorted(foreign))))
     return res.finish()
 
 

@@ -211,6 +211,24 @@ def re14_matches(env):
     return out
 
 
+def assert_lenient_warned(env, directive):
+    """apache2 -t passes and warns (RE00035, with the directive's
+    file:line) that mod_ssl's SSLProxyCheckPeerExpire, on in that scope,
+    refuses what the lenient directive would let through."""
+    rc, out = env.configtest()
+    assert rc == 0, out
+    m = re.search(r"RE00035: (\S+(?: \S+)?) at (\S+):(\d+) \(in [^)]*\): "
+                  r"mod_ssl's SSLProxyCheckPeerExpire is On by default there "
+                  r"and refuses an expired or not yet valid backend "
+                  r"certificate before this setting can let it through: set "
+                  r"'SSLProxyCheckPeerExpire Off' in that scope", out)
+    assert m, out
+    assert m.group(1) == directive, out
+    with open(m.group(2)) as f:
+        line = f.read().splitlines()[int(m.group(3)) - 1]
+    assert line.strip().startswith(directive.split(" ")[0]), line
+
+
 def assert_modssl_refused_lenient(env, be, path):
     """GET path is answered 502 because mod_ssl's own expiry check refused
     a backend that the policy let through (Report mode, clock skew): the

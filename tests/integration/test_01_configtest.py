@@ -375,31 +375,91 @@ MEMCACHE_MODULE = ('LoadModule socache_memcache_module '
                    '"/usr/lib/apache2/modules/mod_socache_memcache.so"')
 
 
-@pytest.mark.parametrize("cache,keyed,warned", [
-    ("memcache:10.0.5.21:11211", False, "10.0.5.21"),
-    ("memcache:127.0.0.1:11211,cache.example.internal:11211", False,
-     "cache.example.internal"),
-    ("memcache:10.0.5.21:11211", True, None),
-    ("memcache:127.0.0.1:11211", False, None),
-    ("memcache:localhost:11211", False, None),
-], ids=["remote", "one-remote-of-two", "remote-sealed", "loopback",
-        "localhost"])
-def test_reencrypt_01_076_unsealed_remote_session_cache(env, module_so, pki,
-                                                        cache, keyed,
-                                                        warned):
-    """A session cache on the network without ReencryptSessionCacheKey:
-    the configuration passes with an RE00032 warning that names the host;
-    none for a cache on loopback or a sealed one."""
-    server = [MEMCACHE_MODULE, f"ReencryptSessionCache {cache}"]
-    if keyed:
+REDIS_MODULE = ('LoadModule socache_redis_module '
+                '"/usr/lib/apache2/modules/mod_socache_redis.so"')
+DBM_MODULE = ('LoadModule socache_dbm_module '
+              '"/usr/lib/apache2/modules/mod_socache_dbm.so"')
+SEALING_ERROR = ("a session cache outside this machine's shared memory "
+                 "must be sealed: set 'ReencryptSessionCacheKey <file>' with "
+                 "a key the servers sharing the cache hold (see "
+                 "docs/sessions.md), or 'ReencryptSessionCacheKey none' to "
+                 "trust whatever the cache holds")
+
+
+@pytest.mark.parametrize("cache,key,outcome", [
+    ("memcache:10.0.5.21:11211", None, "refused"),
+    ("memcache:127.0.0.1:11211", None, "refused"),
+    ("memcache:localhost:11211", None, "refused"),
+    ("redis:127.0.0.1:6379", None, "refused"),
+    ("memcache:127.0.0.1:11211", "file", "ok"),
+    ("redis:127.0.0.1:6379", "file", "ok"),
+    ("memcache:127.0.0.1:11211", "none", "warned"),
+    ("redis:127.0.0.1:6379", "NONE", "warned"),
+    ("shmcb", None, "ok"),
+    (None, None, "ok"),
+    ("dbm:cache/sessions", None, "ok"),
+    ("shmcb", "none", "ok"),
+], ids=["memcache-remote", "memcache-loopback", "memcache-localhost",
+        "redis", "memcache-sealed", "redis-sealed", "memcache-none",
+        "redis-none", "shmcb", "default", "dbm", "shmcb-none"])
+def test_reencrypt_01_076_network_session_cache_must_be_sealed(
+        env, module_so, pki, cache, key, outcome):
+    """A session cache that others can reach (memcache, redis, even on
+    loopback, where every local user can write to it) must be sealed:
+    without ReencryptSessionCacheKey apachectl -t fails with RE00033,
+    which names the cache and both ways out; 'ReencryptSessionCacheKey
+    none' is the explicit choice to trust it, said by RE00034; shared
+    memory and a dbm file need no key."""
+    server = [MEMCACHE_MODULE, REDIS_MODULE, DBM_MODULE]
+    if cache:
+        server.append(f"ReencryptSessionCache {cache}")
+    if key == "file":
         path = _write_key_file(env, SESSION_KEY + "\n")
         server.append(f'ReencryptSessionCacheKey "{path}"')
+    elif key:
+        server.append(f"ReencryptSessionCacheKey {key}")
     env.write_config(server="\n".join(server), vhost=vhost(ca=pki.ca_file))
     rc, out = env.configtest()
+    if outcome == "refused":
+        assert rc != 0, out
+        assert (f"RE00033: ReencryptSessionCache {cache}: {SEALING_ERROR}"
+                in out), out
+        return
     assert rc == 0, out
-    if warned:
-        assert (f"RE00032: ReencryptSessionCache {cache}: backend sessions "
-                f"go to {warned} over the network unsealed, where they can "
-                "be read and planted: set ReencryptSessionCacheKey") in out
+    assert "RE00033" not in out, out
+    if outcome == "warned":
+        assert (f"RE00034: ReencryptSessionCacheKey none: backend sessions "
+                f"in ReencryptSessionCache {cache} are stored and used "
+                "unsealed") in out, out
     else:
-        assert "RE00032" not in out, out
+        assert "RE00034" not in out, out
+
+
+def test_reencrypt_01_077_unsealed_cache_warned_at_every_start(
+        env, module_so, pki):
+    """'ReencryptSessionCacheKey none' with memcache: the server starts,
+    and says at every start, and after a graceful restart, what it
+    trusts."""
+    env.write_config(server="\n".join([
+        MEMCACHE_MODULE, "ReencryptSessionCache memcache:127.0.0.1:9",
+        "ReencryptSessionCacheKey none"]), vhost=vhost(ca=pki.ca_file))
+    env.expect_log("RE00034")
+    env.start()
+    env.wait_log("RE00034")
+    assert len(env.lines_with("RE00034")) == 1, env.error_log()
+    env.graceful()
+    assert len(env.lines_with("RE00034")) == 2, env.error_log()
+
+
+def test_reencrypt_01_078_session_cache_key_set_twice(env, module_so, pki):
+    """ReencryptSessionCacheKey twice (a file and none, or two files) is
+    a configuration error that names the first value: one file holds
+    every key."""
+    path = _write_key_file(env, SESSION_KEY + "\n")
+    env.write_config(server="\n".join([
+        f'ReencryptSessionCacheKey "{path}"', "ReencryptSessionCacheKey none"]),
+        vhost=vhost(ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert rc != 0, out
+    assert (f"ReencryptSessionCacheKey: already set to '{path}'; one key "
+            "file holds every key (up to 8)") in out, out

@@ -15,7 +15,8 @@ import socket
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_lenient_warned,
+                    asn1_time,
                     assert_modssl_refused_lenient, assert_refused,
                     assert_served, assert_time_near, policy_vhost,
                     re10_lines)
@@ -359,7 +360,8 @@ def test_reencrypt_10_024_skew_needs_modssl_expiry_check_off(
         be.url_ip, "ReencryptSNI good.test", "ReencryptClockSkew 5m",
         ca=pki.ca_file))
     assert "SSLProxyCheckPeerExpire" not in env.conf_text
-    env.expect_log("RE00020", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    assert_lenient_warned(env, "ReencryptClockSkew")
+    env.expect_log("RE00020", "RE00035", *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     assert_modssl_refused_lenient(env, be, "/skew-modssl")
     assert pki[leaf].not_before > _now(), "the test ran too slowly"

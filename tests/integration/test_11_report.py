@@ -19,7 +19,8 @@ import re
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, access_log_directives,
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_lenient_warned,
+                    access_log_directives,
                     asn1_time, assert_modssl_refused_lenient,
                     assert_refused, assert_reported,
                     assert_served, assert_time_near, policy_vhost,
@@ -166,6 +167,7 @@ def test_reencrypt_11_005_report_in_location_only(env, backend, module_so,
     ReencryptMode Report
 </Location>
 """)
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     assert_refused(env, be, "untrusted-chain", path="/enforced")
     env.expect_log("RE00018")
@@ -190,6 +192,7 @@ def test_reencrypt_11_006_report_explicit_enforce_in_location(
     ReencryptMode Enforce
 </Location>
 """)
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     m = assert_refused(env, be, "name-mismatch", path="/strict/x")
     assert m.group("expected") == '"backend.test" (SNI)'
@@ -208,6 +211,7 @@ def test_reencrypt_11_007_report_each_request_logged(env, backend,
         "ReencryptSNI good.test", f"ReencryptPin {a} {b}", ca=pki.ca_file)
         + "\n" + access_log_directives(env))
     env.expect_log("RE00018")
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     for i in range(3):
         r = env.get(f"/r{i}")
@@ -231,7 +235,9 @@ def test_reencrypt_11_010_modssl_expiry_check_refuses_report(
         be.url_ip, "ReencryptMode Report", "ReencryptSNI good.test",
         ca=pki.ca_file))
     assert "SSLProxyCheckPeerExpire" not in env.conf_text
-    env.expect_log("RE00018", "RE00020", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    assert_lenient_warned(env, "ReencryptMode Report")
+    env.expect_log("RE00018", "RE00020", "RE00035",
+                   *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     assert_modssl_refused_lenient(env, be, "/modssl")
     # the module itself reported the violation before mod_ssl refused
@@ -247,6 +253,7 @@ def test_reencrypt_11_011_modssl_does_not_interfere_otherwise(
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptMode Report", "ReencryptSNI good.test",
         ca=pki.ca_file))
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     assert_reported(env, be, "untrusted-chain")
     assert not [ln for ln in env.log_lines() if "RE00020:" in ln.rest]

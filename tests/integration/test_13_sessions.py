@@ -196,6 +196,7 @@ def test_reencrypt_13_003_report_mode_violation_never_stored(
         env, be, "ReencryptMode Report", "ReencryptSNI good.test",
         ca=pki.ca_file))
     env.expect_log("RE00018")
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     paths = [f"/report/{i}" for i in range(5)]
     for p in paths:
@@ -222,6 +223,7 @@ def test_reencrypt_13_004_modssl_refusal_leaves_no_session(
         env, be, "ReencryptSNI good.test", "ReencryptClockSkew 3h",
         ca=pki.ca_file))
     env.expect_log("RE00020", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     for i in range(3):
         r = env.get(f"/skew/{i}")
@@ -574,11 +576,18 @@ class CacheDaemon:
                 f"{self.proc.returncode}; its output:\n{self.output()}")
         assert self.proc.poll() is None, self.output()
 
-    def server_directives(self):
-        """LoadModule of the socache provider + ReencryptSessionCache."""
-        return (f'LoadModule {self.module}_module '
-                f'"{MODULES_DIR}/mod_{self.module}.so"\n'
-                f"ReencryptSessionCache {self.kind}:127.0.0.1:{self.port}")
+    def server_directives(self, unsealed_env=None):
+        """LoadModule of the socache provider + ReencryptSessionCache;
+        with unsealed_env, also 'ReencryptSessionCacheKey none' (the
+        cache is trusted unsealed, and that server says so: RE00034).
+        Without, the caller adds ReencryptSessionCacheKey."""
+        out = (f'LoadModule {self.module}_module '
+               f'"{MODULES_DIR}/mod_{self.module}.so"\n'
+               f"ReencryptSessionCache {self.kind}:127.0.0.1:{self.port}")
+        if unsealed_env is not None:
+            unsealed_env.expect_log("RE00034")
+            out += "\nReencryptSessionCacheKey none"
+        return out
 
     def output(self):
         try:
@@ -677,9 +686,11 @@ def test_reencrypt_13_021_servers_share_sessions(
     be = backend("good")
     a, b = make_env("a"), make_env("b")
     for e in (a, b):
-        server = daemon.server_directives()
         if sealed:
-            server += f'\nReencryptSessionCacheKey "{_key_file(e, KEY_1)}"'
+            server = (daemon.server_directives()
+                      + f'\nReencryptSessionCacheKey "{_key_file(e, KEY_1)}"')
+        else:
+            server = daemon.server_directives(e)
         e.write_config(loglevel="warn reencrypt:debug", server=server,
                        vhost=_vhost(e, be, "ReencryptSNI good.test",
                                     ca=pki.ca_file))
@@ -721,7 +732,7 @@ def test_reencrypt_13_022_servers_with_other_policies_do_not_share(
         os.chmod(copy, 0o644)
         other["ca"] = copy
     for e, pol in ((a, base), (b, other)):
-        e.write_config(server=daemon.server_directives(), vhost=_vhost(
+        e.write_config(server=daemon.server_directives(e), vhost=_vhost(
             e, be, "ReencryptSNI good.test",
             f"ReencryptVerifyName {pol['name']}",
             "ReencryptPin " + " ".join(pol["pin"]), ca=pol["ca"]))
@@ -757,7 +768,7 @@ def test_reencrypt_13_023_graceful_restart(
     anchors = os.path.join(env.root, "conf", "anchors.pem")
     shutil.copyfile(pki.ca_file, anchors)
     os.chmod(anchors, 0o644)
-    server = (cache_daemon(cache).server_directives()
+    server = (cache_daemon(cache).server_directives(env)
               if cache != "shmcb" else "")
     pins = [pki.pin("good"), pki.pin("good-next")]
 
@@ -849,9 +860,11 @@ def _key_file(env, *keys):
 def _keyed_server(env, daemon, be, pki, *keys):
     """Configure env for daemon's cache, sealed with keys (none: not
     sealed), proxying to be under a plain policy."""
-    server = daemon.server_directives()
     if keys:
-        server += f'\nReencryptSessionCacheKey "{_key_file(env, *keys)}"'
+        server = (daemon.server_directives()
+                  + f'\nReencryptSessionCacheKey "{_key_file(env, *keys)}"')
+    else:
+        server = daemon.server_directives(env)
     env.write_config(server=server, vhost=_vhost(
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
 
@@ -907,9 +920,9 @@ def test_reencrypt_13_041_sealed_entries_show_nothing(
         assert len(values) == 1, values
         seen[keyed] = values[0]
         e.stop()
-    assert seen[False].startswith(b"RES2") and cn in seen[False]
+    assert seen[False].startswith(b"RES3") and cn in seen[False]
     assert seen[True].startswith(b"RSE1"), seen[True][:8]
-    assert cn not in seen[True] and b"RES2" not in seen[True]
+    assert cn not in seen[True] and b"RES3" not in seen[True]
 
 
 @pytest.mark.parametrize("writer", ["other-key", "no-key"])

@@ -125,6 +125,7 @@ def test_reencrypt_14_006_report_on_reused_connection(env, backend,
         f"ReencryptPin {pki.pin('other-root')} {pki.pin('wild')}",
         ca=pki.ca_file) + "\n" + access_log_directives(env))
     env.expect_log("RE00018")
+    env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
     for i in range(3):
         _get(env, f"/rep{i}")

@@ -993,6 +993,136 @@ static void test_policy_merge_three_levels(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The client identity read from mod_ssl's directives                  */
+
+static const unsigned char ID_A[REENCRYPT_CLIENT_ID_LEN] = { 0xaa, 1, 2 };
+static const unsigned char ID_A2[REENCRYPT_CLIENT_ID_LEN] = { 0xaa, 1, 2 };
+static const unsigned char ID_B[REENCRYPT_CLIENT_ID_LEN] = { 0xbb, 9 };
+
+typedef struct {
+    const char *label;
+    const unsigned char *p_file, *p_path, *p_chain;
+    const unsigned char *c_file, *c_path, *c_chain;
+    int p_expire, c_expire;
+    /* wanted after the merge: 'p' parent's, 'c' child's, '0' none */
+    const char *want;           /* file, path, chain, expire */
+} client_merge_case_t;
+
+static const client_merge_case_t client_merge_cases[] = {
+    { "nothing set", NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, "000-" },
+    { "file in parent only", ID_A, NULL, NULL, NULL, NULL, NULL, -1, -1,
+      "p00-" },
+    { "file in child only", NULL, NULL, NULL, ID_B, NULL, NULL, -1, -1,
+      "c00-" },
+    { "file in both: child's", ID_A, NULL, NULL, ID_B, NULL, NULL, -1, -1,
+      "c00-" },
+    { "each directive on its own: parent file, child path",
+      ID_A, NULL, NULL, NULL, ID_B, NULL, -1, -1, "pc0-" },
+    { "chain in parent, file in child",
+      NULL, NULL, ID_A, ID_B, NULL, NULL, -1, -1, "c0p-" },
+    { "expire Off in parent only", NULL, NULL, NULL, NULL, NULL, NULL, 0,
+      -1, "000p" },
+    { "expire On in child over Off", NULL, NULL, NULL, NULL, NULL, NULL, 0,
+      1, "000c" },
+};
+
+static const char *client_merge_one(apr_pool_t *p,
+                                    const client_merge_case_t *c)
+{
+    reencrypt_policy_t parent, child, out;
+    const unsigned char *got[3], *pv[3], *cv[3];
+    int i;
+
+    reencrypt_policy_init(&parent);
+    reencrypt_policy_init(&child);
+    parent.client_cert_file = c->p_file;
+    parent.client_cert_path = c->p_path;
+    parent.client_chain_file = c->p_chain;
+    parent.ssl_check_peer_expire = c->p_expire;
+    child.client_cert_file = c->c_file;
+    child.client_cert_path = c->c_path;
+    child.client_chain_file = c->c_chain;
+    child.ssl_check_peer_expire = c->c_expire;
+    memset(&out, 0x5a, sizeof(out));
+    reencrypt_policy_merge(&out, &parent, &child);
+    got[0] = out.client_cert_file;
+    got[1] = out.client_cert_path;
+    got[2] = out.client_chain_file;
+    pv[0] = c->p_file;
+    pv[1] = c->p_path;
+    pv[2] = c->p_chain;
+    cv[0] = c->c_file;
+    cv[1] = c->c_path;
+    cv[2] = c->c_chain;
+    for (i = 0; i < 3; i++) {
+        const unsigned char *want = c->want[i] == 'p' ? pv[i]
+                                    : c->want[i] == 'c' ? cv[i] : NULL;
+        if (got[i] != want) {
+            return apr_psprintf(p, "digest %d is not the %c scope's", i,
+                                c->want[i]);
+        }
+    }
+    if (out.ssl_check_peer_expire
+        != (c->want[3] == 'p' ? c->p_expire
+            : c->want[3] == 'c' ? c->c_expire : REENCRYPT_UNSET)) {
+        return apr_psprintf(p, "ssl_check_peer_expire is %d",
+                            out.ssl_check_peer_expire);
+    }
+    return NULL;
+}
+
+static void test_policy_client_merge(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "client_merge");
+    for (i = 0; i < N_ELEMS(client_merge_cases); i++) {
+        walk_case(&w, (int)i, client_merge_cases[i].label, NULL,
+                  client_merge_one(p, &client_merge_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* The client identity is part of the policy's: another certificate, or
+ * none, gives another id; the same bytes elsewhere give the same. */
+static void test_policy_client_id(void **state)
+{
+    apr_pool_t *p = *state;
+    static const scope_t base = { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4),
+                                  "good.test", REENCRYPT_SNI_NAME,
+                                  "s.test" };
+    reencrypt_policy_t a, b;
+    const char *id;
+
+    build(p, &a, &base);
+    build(p, &b, &base);
+    assert_true(reencrypt_policy_id(&a) == reencrypt_policy_id(&b));
+    assert_string_equal(reencrypt_policy_client_id(p, &a), "-|-|-");
+    a.client_cert_file = ID_A;
+    assert_true(reencrypt_policy_id(&a) != reencrypt_policy_id(&b));
+    b.client_cert_file = ID_A2;
+    assert_true(reencrypt_policy_id(&a) == reencrypt_policy_id(&b));
+    b.client_cert_file = ID_B;
+    assert_true(reencrypt_policy_id(&a) != reencrypt_policy_id(&b));
+    /* the same digest under another directive is another identity */
+    b.client_cert_file = NULL;
+    b.client_cert_path = ID_A;
+    assert_true(reencrypt_policy_id(&a) != reencrypt_policy_id(&b));
+    b.client_cert_path = NULL;
+    b.client_chain_file = ID_A;
+    assert_true(reencrypt_policy_id(&a) != reencrypt_policy_id(&b));
+    id = reencrypt_policy_client_id(p, &a);
+    assert_int_equal(strlen(id), 2 * REENCRYPT_CLIENT_ID_LEN + 4);
+    assert_true(!strncmp(id, "aa0102", 6));
+    assert_string_equal(id + 2 * REENCRYPT_CLIENT_ID_LEN, "|-|-");
+    /* a policy that is off stays 0 */
+    a.engine = 0;
+    assert_true(reencrypt_policy_id(&a) == 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* reencrypt_policy_id                                                 */
 
 #define BASE { ENG_ON, "a.conf:1", ANCH_A, DEPTH(4), "good.test,127.0.0.1", \
@@ -1332,57 +1462,48 @@ static void test_expected_names(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* reencrypt_cache_remote_host                                         */
+/* reencrypt_cache_is_networked                                        */
 
 typedef struct {
     const char *spec;
-    const char *remote;     /* wanted: the first remote host, or NULL */
-} remote_case_t;
+    int networked;          /* wanted */
+} networked_case_t;
 
-static const remote_case_t remote_cases[] = {
-    { NULL, NULL },
-    { "shmcb", NULL },
-    { "shmcb:/var/run/x(512000)", NULL },
-    { "none", NULL },
-    { "dbm:/tmp/cache", NULL },
-    { "memcache:127.0.0.1:11211", NULL },
-    { "memcache:127.8.9.10:11211", NULL },
-    { "MEMCACHE:localhost:11211", NULL },
-    { "memcache:LocalHost.:11211", NULL },
-    { "memcache:[::1]:11211", NULL },
-    { "memcache:127.0.0.1", NULL },
-    { "memcache:127.0.0.1:11211,localhost:11212", NULL },
-    { "memcache:10.0.5.21:11211", "10.0.5.21" },
-    { "memcache:127.0.0.1:11211,10.0.5.21:11211", "10.0.5.21" },
-    { "memcache:127.0.0.1:11211, 10.0.5.22:11211", "10.0.5.22" },
-    { "memcache:cache.example.internal:11211", "cache.example.internal" },
-    { "memcache:localhost.example:11211", "localhost.example" },
-    { "memcache:128.0.0.1:11211", "128.0.0.1" },
-    { "memcache:[2001:db8::1]:11211", "2001:db8::1" },
-    { "memcache:[::2]:11211", "::2" },
-    { "redis:127.0.0.1:6379", NULL },
-    { "redis:10.0.5.21:6379", "10.0.5.21" },
-    { "redis:[bad", "[bad" },
+static const networked_case_t networked_cases[] = {
+    { NULL, 0 },
+    { "shmcb", 0 },
+    { "SHMCB", 0 },
+    { "shmcb:/var/run/x(512000)", 0 },
+    { "none", 0 },
+    { "dbm:/tmp/cache", 0 },
+    { "memcache:127.0.0.1:11211", 1 },
+    { "MEMCACHE:localhost:11211", 1 },
+    { "memcache:[::1]:11211", 1 },
+    { "memcache:10.0.5.21:11211", 1 },
+    { "redis:127.0.0.1:6379", 1 },
+    { "redis", 1 },
+    { "dc:cache.example:5555", 1 },
+    { "shmcbx", 1 },
 };
 
-static const char *remote_one(apr_pool_t *p, const remote_case_t *c)
+static const char *networked_one(apr_pool_t *p, const networked_case_t *c)
 {
-    WANT_STR("remote host", reencrypt_cache_remote_host(p, c->spec),
-             c->remote);
+    WANT_INT("networked", reencrypt_cache_is_networked(p, c->spec),
+             c->networked);
     return NULL;
 }
 
-static void test_cache_remote_host(void **state)
+static void test_cache_is_networked(void **state)
 {
     apr_pool_t *p = *state;
     walk_t w;
     size_t i;
 
-    walk_start(&w, "remote_cases");
-    for (i = 0; i < N_ELEMS(remote_cases); i++) {
-        walk_case(&w, (int)i, remote_cases[i].spec ? remote_cases[i].spec
-                                                   : "(null)",
-                  NULL, remote_one(p, &remote_cases[i]));
+    walk_start(&w, "networked_cases");
+    for (i = 0; i < N_ELEMS(networked_cases); i++) {
+        walk_case(&w, (int)i, networked_cases[i].spec
+                              ? networked_cases[i].spec : "(null)",
+                  NULL, networked_one(p, &networked_cases[i]));
     }
     walk_end(&w);
 }
@@ -1405,12 +1526,14 @@ int main(void)
         T(test_policy_getters),
         T(test_policy_merge),
         T(test_policy_merge_three_levels),
+        T(test_policy_client_merge),
+        T(test_policy_client_id),
         T(test_policy_id),
         T(test_policy_id_all_distinct),
         T(test_policy_id_off),
         T(test_sni_for),
         T(test_expected_names),
-        T(test_cache_remote_host),
+        T(test_cache_is_networked),
     };
     int rc;
 

@@ -649,6 +649,89 @@ static const digest_step_t digest_steps[] = {
     { "root and intermediate again", { C_ROOT, C_INTER }, NULL, 1 },
 };
 
+/* The digest of a client certificate file: the certificates' DER in
+ * order, never the keys. */
+static const char *pem_digest(apr_pool_t *p, const char *pem, int *n,
+                              unsigned char *out)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return "no digest";
+    }
+    *n = reencrypt_digest_pem_certs(md, pem, strlen(pem));
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+    (void)p;
+    return len == 32 ? NULL : "short digest";
+}
+
+static const char *key_pem(apr_pool_t *p, int id)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len;
+    const char *s;
+
+    if (!bio || !PEM_write_bio_PrivateKey(bio, keys[id], NULL, NULL, 0,
+                                          NULL, NULL)) {
+        BIO_free(bio);
+        return NULL;
+    }
+    len = BIO_get_mem_data(bio, &data);
+    s = apr_pstrmemdup(p, data, (apr_size_t)len);
+    BIO_free(bio);
+    return s;
+}
+
+static void test_digest_pem_certs(void **state)
+{
+    apr_pool_t *p = *state;
+    static const int good[] = { C_GOOD, C_NONE };
+    static const int client[] = { C_CLIENT, C_NONE };
+    static const int good_inter[] = { C_GOOD, C_INTER, C_NONE };
+    static const int inter_good[] = { C_INTER, C_GOOD, C_NONE };
+    unsigned char a[32], b[32], c[32], d[32], e[32], f[32];
+    const char *key_good = key_pem(p, C_GOOD);
+    const char *key_root = key_pem(p, C_ROOT);
+    int n = -1;
+
+    assert_non_null(key_good);
+    assert_non_null(key_root);
+    /* a certificate alone, and with its key before or after it */
+    assert_null(pem_digest(p, pem_of(p, good), &n, a));
+    assert_int_equal(n, 1);
+    assert_null(pem_digest(p, apr_pstrcat(p, pem_of(p, good), key_good,
+                                          NULL), &n, b));
+    assert_int_equal(n, 1);
+    assert_memory_equal(a, b, 32);
+    assert_null(pem_digest(p, apr_pstrcat(p, key_good, pem_of(p, good),
+                                          NULL), &n, b));
+    assert_int_equal(n, 1);
+    assert_memory_equal(a, b, 32);
+    /* another key with the same certificate: the key is not digested */
+    assert_null(pem_digest(p, apr_pstrcat(p, pem_of(p, good), key_root,
+                                          NULL), &n, c));
+    assert_memory_equal(a, c, 32);
+    /* another certificate, and the order of several, count */
+    assert_null(pem_digest(p, pem_of(p, client), &n, d));
+    assert_true(memcmp(a, d, 32) != 0);
+    assert_null(pem_digest(p, pem_of(p, good_inter), &n, e));
+    assert_int_equal(n, 2);
+    assert_null(pem_digest(p, pem_of(p, inter_good), &n, f));
+    assert_int_equal(n, 2);
+    assert_true(memcmp(e, f, 32) != 0);
+    /* no certificate: a key alone, garbage, nothing */
+    assert_null(pem_digest(p, key_good, &n, f));
+    assert_int_equal(n, 0);
+    assert_null(pem_digest(p, "not PEM at all\n", &n, f));
+    assert_int_equal(n, 0);
+    assert_null(pem_digest(p, "", &n, f));
+    assert_int_equal(n, 0);
+}
+
 static void test_anchors_digest(void **state)
 {
     apr_pool_t *p = *state;
@@ -1313,6 +1396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_anchors_load),
         T(test_anchors_digest),
+        T(test_digest_pem_certs),
         T(test_verify),
         T(test_cert_matches),
         T(test_san_str),
