@@ -785,6 +785,32 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
 }
 
 /* ------------------------------------------------------------------ */
+/* Backend addresses                                                   */
+
+/* The schemes mod_proxy's handlers speak HTTP or TLS with. APR's
+ * apr_uri_port_of_scheme() knows http and https but not the WebSocket
+ * and HTTP/2 ones, for which it gives 0. */
+static const struct {
+    const char *scheme;
+    apr_port_t port;
+} default_ports[] = {
+    { "https", 443 }, { "wss", 443 }, { "h2", 443 },
+    { "http", 80 }, { "ws", 80 }, { "h2c", 80 },
+};
+
+apr_port_t reencrypt_port_of_scheme(const char *scheme)
+{
+    size_t i, n = sizeof(default_ports) / sizeof(default_ports[0]);
+
+    for (i = 0; scheme && i < n; i++) {
+        if (!strcasecmp(scheme, default_ports[i].scheme)) {
+            return default_ports[i].port;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Files                                                               */
 
 const char *reencrypt_read_file(apr_pool_t *p, const char *directive,

@@ -25,6 +25,7 @@
 #define REENCRYPT_POLICY_H
 
 #include <apr_file_io.h>
+#include <apr_network_io.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -251,6 +252,10 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
 const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host);
+
+/** The port a backend URL of scheme (https, wss, h2, http, ws, h2c; any
+ *  case) means when it names none, or 0 for another scheme. */
+apr_port_t reencrypt_port_of_scheme(const char *scheme);
 
 /** Read the regular file path, of at most max bytes, for directive:
  *  its content (NUL-terminated, from p) in *text and *len, and, with

@@ -98,8 +98,15 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
     cur->policy_id = reencrypt_policy_id(cur->policy);
     if (url && apr_uri_parse(r->pool, url, &uri) == APR_SUCCESS
         && uri.hostname) {
-        apr_port_t port = uri.port ? uri.port
-                                   : apr_uri_port_of_scheme(uri.scheme);
+        apr_port_t port = uri.port;
+
+        if (!port) {
+            /* wss:// and h2:// name no port: 443, not APR's 0 */
+            port = reencrypt_port_of_scheme(uri.scheme);
+        }
+        if (!port) {
+            port = apr_uri_port_of_scheme(uri.scheme);
+        }
 
         cur->backend_host = uri.hostname;
         cur->backend_name = apr_psprintf(r->pool,
