@@ -101,7 +101,8 @@ typedef struct {
     /** ReencryptSessionCacheKey: its file, and the keys read from it */
     const char *session_key_file;
     const reencrypt_seal_keys_t *session_keys;
-    int session_key_readable;    /**< the file is readable by all users */
+    apr_fileperms_t session_key_perms; /**< the file's permission bits */
+    apr_gid_t session_key_group;       /**< and its group */
 } reencrypt_srv_conf;
 
 /* reencrypt_config.c */

@@ -816,7 +816,7 @@ apr_port_t reencrypt_port_of_scheme(const char *scheme)
 const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                                 const char *path, apr_size_t max,
                                 char **text, apr_size_t *len,
-                                apr_fileperms_t *perms)
+                                apr_finfo_t *info)
 {
     apr_file_t *fd = NULL;
     apr_finfo_t finfo;
@@ -826,7 +826,8 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
     rv = apr_file_open(&fd, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv == APR_SUCCESS) {
         rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE
-                                       | APR_FINFO_PROT, fd);
+                                       | APR_FINFO_PROT | APR_FINFO_OWNER,
+                               fd);
     }
     if (rv != APR_SUCCESS) {
         if (fd) {
@@ -854,8 +855,8 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                             apr_strerror(rv, errbuf, sizeof(errbuf)));
     }
     (*text)[*len] = '\0';
-    if (perms) {
-        *perms = finfo.protection;
+    if (info) {
+        *info = finfo;
     }
     return NULL;
 }
