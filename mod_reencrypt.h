@@ -46,8 +46,10 @@
 extern module AP_MODULE_DECLARE_DATA reencrypt_module;
 
 /** The proxy request a thread is handling, from the scheme handler to
- *  the request_status hook. Lets the connection-level hooks (which see
- *  only the backend conn_rec) attribute a handshake to its request. */
+ *  the request_status hook (or, where mod_proxy skips that hook, to the
+ *  end of the request: reencrypt_proxy.c). Lets the connection-level
+ *  hooks (which see only the backend conn_rec) attribute a handshake to
+ *  its request. */
 typedef struct {
     request_rec *r;                   /**< NULL when no proxy request */
     ap_conf_vector_t *per_dir_config; /**< r->per_dir_config at the time */
@@ -101,7 +103,8 @@ typedef struct {
     /** ReencryptSessionCacheKey: its file, and the keys read from it */
     const char *session_key_file;
     const reencrypt_seal_keys_t *session_keys;
-    int session_key_readable;    /**< the file is readable by all users */
+    apr_fileperms_t session_key_perms; /**< the file's permission bits */
+    apr_gid_t session_key_group;       /**< and its group */
     int session_key_none;        /**< ReencryptSessionCacheKey none */
 } reencrypt_srv_conf;
 

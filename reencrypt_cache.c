@@ -34,7 +34,14 @@
 APLOG_USE_MODULE(reencrypt);
 
 #define NOTES_MUTEX_TYPE "reencrypt-notes"
-#define NOTES_CACHE_SIZE "65536"
+/* The shmcb argument, in the form mod_socache_shmcb documents:
+ * "/path/to/datafile(size)". shmcb uses anonymous shared memory where
+ * the system has it and the file only where it has not; the file is
+ * then kept in DefaultRuntimeDir, under the name shmcb itself would
+ * give the namespace "mod_reencrypt-notes". 64 KiB hold some hundreds
+ * of notes (key of 72 bytes, value of 1). */
+#define NOTES_CACHE_FILE "socache-shmcb-mod_reencrypt-notes.cache"
+#define NOTES_CACHE_SIZE 65536
 
 /* Set by the startup checks when some scope has a warning window. */
 int reencrypt_warn_cache_wanted;
@@ -68,7 +75,7 @@ int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
     struct ap_socache_hints hints;
-    const char *err;
+    const char *err, *file;
     apr_status_t rv;
 
     (void)plog;
@@ -81,8 +88,12 @@ int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (!notes_provider) {
         return HTTP_INTERNAL_SERVER_ERROR;  /* check_config said why */
     }
-    err = notes_provider->create(&notes_cache, NOTES_CACHE_SIZE, ptemp,
-                                 pconf);
+    file = ap_runtime_dir_relative(ptemp, NOTES_CACHE_FILE);
+    err = file ? notes_provider->create(&notes_cache,
+                                        apr_psprintf(ptemp, "%s(%d)", file,
+                                                     NOTES_CACHE_SIZE),
+                                        ptemp, pconf)
+               : "DefaultRuntimeDir is not a valid path";
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00015)
                      "cannot create the shared notes cache: %s", err);

@@ -20,6 +20,7 @@
 #include "apr_file_info.h"
 #include "apr_hash.h"
 #include "apr_strings.h"
+#include "apr_user.h"
 
 #include "httpd.h"
 #include "http_config.h"
@@ -335,7 +336,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     const char *path;
     reencrypt_seal_keys_t *keys;
-    apr_fileperms_t perms = 0;
+    apr_finfo_t info;
     apr_size_t len = 0;
     char *text = NULL;
 
@@ -360,7 +361,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     }
     if ((err = reencrypt_read_file(cmd->temp_pool, cmd->cmd->name, path,
                                    SESSION_KEY_FILE_MAX, &text, &len,
-                                   &perms)) != NULL) {
+                                   &info)) != NULL) {
         return apr_pstrdup(cmd->pool, err);
     }
     keys = apr_palloc(cmd->pool, sizeof(*keys));
@@ -374,7 +375,8 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     }
     sc->session_key_file = path;
     sc->session_keys = keys;
-    sc->session_key_readable = (perms & APR_FPROT_WREAD) != 0;
+    sc->session_key_perms = info.protection;
+    sc->session_key_group = info.group;
     return NULL;
 }
 
@@ -839,22 +841,50 @@ static int check_providers(const check_ctx_t *cx, server_rec *s,
     return OK;
 }
 
+/* APR's permission bits (APR_FPROT_*, one hexadecimal digit each for
+ * user, group and others) as the octal mode chmod takes. */
+static unsigned int unix_mode(apr_fileperms_t perms)
+{
+    return (((perms >> 8) & 7) << 6) | (((perms >> 4) & 7) << 3)
+           | (perms & 7);
+}
+
 /* The session cache's exposure: a key file of ReencryptSessionCacheKey
- * that every user can read gives away what the key protects; sessions
- * kept unsealed in a cache others can reach (the explicit choice of
- * 'ReencryptSessionCacheKey none') can be read and planted: said at
- * every start. */
+ * that another user can read gives away what the key protects. Only
+ * the parent process reads it, while it reads the configuration (as
+ * root, before the children switch to User and Group), so neither its
+ * group nor the others need to: the file of every user is RE00031, the
+ * file of a group (any group: the children's, root's, a team's) is
+ * RE00055. Sessions kept unsealed in a cache others can reach (the
+ * explicit choice of 'ReencryptSessionCacheKey none') can be read and
+ * planted: said at every start. */
 static void warn_session_cache(const check_ctx_t *cx, server_rec *s,
                                apr_pool_t *ptemp)
 {
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
+    char *group;
 
-    if (sc->session_keys && sc->session_key_readable) {
+    if (sc->session_keys && (sc->session_key_perms & APR_FPROT_WREAD)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00031)
                      "ReencryptSessionCacheKey %s is readable by every "
                      "user: make it readable by root only (chmod 600)",
                      sc->session_key_file);
+    }
+    else if (sc->session_keys
+             && (sc->session_key_perms & APR_FPROT_GREAD)) {
+        if (apr_gid_name_get(&group, sc->session_key_group, ptemp)
+            != APR_SUCCESS) {
+            group = apr_psprintf(ptemp, "%lu",
+                                 (unsigned long)sc->session_key_group);
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00055)
+                     "ReencryptSessionCacheKey %s is readable by group %s "
+                     "(mode %04o): only the server's parent process reads "
+                     "it, at start-up, so no group needs to: make it "
+                     "readable by its owner only (chmod 600) and owned by "
+                     "root", sc->session_key_file, group,
+                     unix_mode(sc->session_key_perms));
     }
     if (cx->any_policy && sc->session_key_none
         && reencrypt_cache_is_networked(ptemp, sc->session_cache)) {

@@ -859,12 +859,38 @@ apr_array_header_t *reencrypt_expected_names(apr_pool_t *p,
 }
 
 /* ------------------------------------------------------------------ */
+/* Backend addresses                                                   */
+
+/* The schemes mod_proxy's handlers speak HTTP or TLS with. APR's
+ * apr_uri_port_of_scheme() knows http and https but not the WebSocket
+ * and HTTP/2 ones, for which it gives 0. */
+static const struct {
+    const char *scheme;
+    apr_port_t port;
+} default_ports[] = {
+    { "https", 443 }, { "wss", 443 }, { "h2", 443 },
+    { "http", 80 }, { "ws", 80 }, { "h2c", 80 },
+};
+
+apr_port_t reencrypt_port_of_scheme(const char *scheme)
+{
+    size_t i, n = sizeof(default_ports) / sizeof(default_ports[0]);
+
+    for (i = 0; scheme && i < n; i++) {
+        if (!strcasecmp(scheme, default_ports[i].scheme)) {
+            return default_ports[i].port;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Files                                                               */
 
 const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                                 const char *path, apr_size_t max,
                                 char **text, apr_size_t *len,
-                                apr_fileperms_t *perms)
+                                apr_finfo_t *info)
 {
     apr_file_t *fd = NULL;
     apr_finfo_t finfo;
@@ -874,7 +900,8 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
     rv = apr_file_open(&fd, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv == APR_SUCCESS) {
         rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE
-                                       | APR_FINFO_PROT, fd);
+                                       | APR_FINFO_PROT | APR_FINFO_OWNER,
+                               fd);
     }
     if (rv != APR_SUCCESS) {
         if (fd) {
@@ -902,8 +929,8 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                             apr_strerror(rv, errbuf, sizeof(errbuf)));
     }
     (*text)[*len] = '\0';
-    if (perms) {
-        *perms = finfo.protection;
+    if (info) {
+        *info = finfo;
     }
     return NULL;
 }

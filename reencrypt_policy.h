@@ -25,6 +25,7 @@
 #define REENCRYPT_POLICY_H
 
 #include <apr_file_io.h>
+#include <apr_network_io.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -276,14 +277,19 @@ const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
                               const char *backend_host,
                               const char *client_host);
 
+/** The port a backend URL of scheme (https, wss, h2, http, ws, h2c; any
+ *  case) means when it names none, or 0 for another scheme. */
+apr_port_t reencrypt_port_of_scheme(const char *scheme);
+
 /** Read the regular file path, of at most max bytes, for directive:
  *  its content (NUL-terminated, from p) in *text and *len, and, with
- *  perms, its permission bits. Returns NULL, or an error message that
- *  starts with the directive's name. */
+ *  info, what the open file's stat said: its permission bits
+ *  (protection), owner (user) and group. Returns NULL, or an error
+ *  message that starts with the directive's name. */
 const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                                 const char *path, apr_size_t max,
                                 char **text, apr_size_t *len,
-                                apr_fileperms_t *perms);
+                                apr_finfo_t *info);
 
 /** Split a ReencryptSessionCache value "provider[:arguments]": returns
  *  the provider's name (from p, or spec itself) and sets *args to the

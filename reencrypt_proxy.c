@@ -43,9 +43,32 @@
 
 APLOG_USE_MODULE(reencrypt);
 
-/* The proxy request this thread is handling. Set by the scheme handler,
- * cleared by request_status; both run in proxy_handler on this thread,
- * and request_status runs on every path out of it. */
+/* The proxy request this thread is handling. Set by the scheme handler
+ * and cleared twice over:
+ *  - by request_status, which proxy_handler (httpd 2.4.x mod_proxy.c)
+ *    runs on the same thread on its ordinary way out;
+ *  - by a cleanup of the request's pool. proxy_handler does not always
+ *    leave that way: on a balancer's failover pass (a member failed
+ *    with 503 and the next one is tried) it returns at once, without
+ *    request_status, when ap_proxy_pre_request() fails with a status
+ *    other than 503 -- the next member's URL refused by the
+ *    canon_handler of its scheme (400 for a bad %-escape in its user
+ *    part, say), or its Unix socket path refused. Our scheme handler
+ *    ran for the earlier pass, so without the cleanup `current` would
+ *    go on naming a request that is over (and whose memory is freed).
+ * A stale value is not used for another request even so: the hooks
+ * that read it (guard_filter, reencrypt_bind_outgoing, pre_handshake in
+ * reencrypt_ssl.c) act on a worker thread only inside proxy_handler,
+ * after this scheme handler (ordered first, mod_reencrypt.c) has reset
+ * it for the request at hand; mod_proxy_hcheck runs its checks on its
+ * own threads, whose `current` is never set. Past that, bind_outgoing
+ * takes the request only for the dir_conf it was recorded with, and
+ * pre_handshake only for the request the connection was bound to. The
+ * cleanup makes the first guarantee independent of the path
+ * proxy_handler takes. It compares before it clears: when the pool is
+ * destroyed on another thread (the event MPM may finish writing a
+ * response there), that thread's `current` is left alone unless it
+ * names this request. */
 static AP_THREAD_LOCAL reencrypt_req_t current;
 
 static ap_filter_rec_t *guard_filter_handle;
@@ -79,6 +102,16 @@ static int conn_fits(const reencrypt_conn_t *st, apr_uint64_t policy_id,
     return policy_id == 0 || str_eq(st->sni, sni);
 }
 
+static apr_status_t current_cleanup(void *data)
+{
+    reencrypt_req_t *cur = &current;
+
+    if (cur->r == data) {
+        memset(cur, 0, sizeof(*cur));
+    }
+    return APR_SUCCESS;
+}
+
 int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
                              proxy_server_conf *conf, char *url,
                              const char *proxyhost, apr_port_t proxyport)
@@ -93,13 +126,24 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
 
     memset(cur, 0, sizeof(*cur));
     cur->r = r;
+    /* one cleanup per request, however many failover passes it makes */
+    apr_pool_cleanup_kill(r->pool, r, current_cleanup);
+    apr_pool_cleanup_register(r->pool, r, current_cleanup,
+                              apr_pool_cleanup_null);
     cur->per_dir_config = r->per_dir_config;
     cur->policy = reencrypt_policy_of(r->per_dir_config, r->server);
     cur->policy_id = reencrypt_policy_id(cur->policy);
     if (url && apr_uri_parse(r->pool, url, &uri) == APR_SUCCESS
         && uri.hostname) {
-        apr_port_t port = uri.port ? uri.port
-                                   : apr_uri_port_of_scheme(uri.scheme);
+        apr_port_t port = uri.port;
+
+        if (!port) {
+            /* wss:// and h2:// name no port: 443, not APR's 0 */
+            port = reencrypt_port_of_scheme(uri.scheme);
+        }
+        if (!port) {
+            port = apr_uri_port_of_scheme(uri.scheme);
+        }
 
         cur->backend_host = uri.hostname;
         cur->backend_name = apr_psprintf(r->pool,

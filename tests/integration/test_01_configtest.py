@@ -4,6 +4,7 @@ Every invalid directive makes the configuration test fail with a non-zero
 exit code, and the message names the file, the line and the bad value.
 """
 
+import grp
 import os
 import re
 
@@ -365,10 +366,64 @@ def test_reencrypt_01_075_session_cache_key_readable_by_all(env, module_so,
     assert rc == 0, out
     assert (f"RE00031: ReencryptSessionCacheKey {path} is readable by "
             "every user: make it readable by root only (chmod 600)") in out
+    assert "RE00055" not in out     # one warning for the file
     env.expect_log("RE00031")
     env.start()
     assert [ln for ln in env.log_lines() if ln.tag == "RE00031"
             and ln.level == "warn"], env.error_log()
+
+
+def _group_of_children():
+    """The group the server's children run as (httpd.py: nogroup when
+    the tests run as root), else the tests' own group."""
+    if os.geteuid() == 0:
+        return grp.getgrnam("nogroup")
+    return grp.getgrgid(os.getegid())
+
+
+def test_reencrypt_01_076_session_cache_key_readable_by_group(env,
+                                                              module_so,
+                                                              pki):
+    """A key file its group can read (here the group the children run
+    as): the configuration passes with an RE00055 warning that names the
+    file, its group and its mode and says what to do; the running server
+    logs it too. Only the parent reads the file, before it switches to
+    its User, so no group needs to."""
+    path = _write_key_file(env, SESSION_KEY + "\n", mode=0o640)
+    group = _group_of_children()
+    os.chown(path, -1, group.gr_gid)
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    text = (f"RE00055: ReencryptSessionCacheKey {path} is readable by "
+            f"group {group.gr_name} (mode 0640): only the server's parent "
+            f"process reads it, at start-up, so no group needs to: make it "
+            f"readable by its owner only (chmod 600) and owned by root")
+    rc, out = env.configtest()
+    assert rc == 0, out
+    assert text in out, out
+    assert "RE00031" not in out
+    env.expect_log("RE00055")
+    env.start()
+    lines = [ln for ln in env.log_lines() if ln.tag == "RE00055"]
+    assert lines and all(ln.level == "warn" and ln.rest.endswith(text)
+                         for ln in lines), env.error_log()
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_reencrypt_01_077_session_cache_key_owner_only(env, module_so, pki,
+                                                       mode):
+    """A key file only its owner can read, whatever its group: no
+    warning from apachectl -t nor from the running server."""
+    path = _write_key_file(env, SESSION_KEY + "\n", mode=mode)
+    os.chown(path, -1, _group_of_children().gr_gid)
+    env.write_config(server=f'ReencryptSessionCacheKey "{path}"',
+                     vhost=vhost(ca=pki.ca_file))
+    rc, out = env.configtest()
+    assert rc == 0, out
+    assert "RE00031" not in out and "RE00055" not in out, out
+    env.start()
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in ("RE00031", "RE00055")], env.error_log()
 
 
 MEMCACHE_MODULE = ('LoadModule socache_memcache_module '
@@ -402,7 +457,7 @@ SEALING_ERROR = ("a session cache outside this machine's shared memory "
 ], ids=["memcache-remote", "memcache-loopback", "memcache-localhost",
         "redis", "memcache-sealed", "redis-sealed", "memcache-none",
         "redis-none", "shmcb", "default", "dbm", "shmcb-none"])
-def test_reencrypt_01_076_network_session_cache_must_be_sealed(
+def test_reencrypt_01_080_network_session_cache_must_be_sealed(
         env, module_so, pki, cache, key, outcome):
     """A session cache that others can reach (memcache, redis, even on
     loopback, where every local user can write to it) must be sealed:
@@ -435,7 +490,7 @@ def test_reencrypt_01_076_network_session_cache_must_be_sealed(
         assert "RE00034" not in out, out
 
 
-def test_reencrypt_01_077_unsealed_cache_warned_at_every_start(
+def test_reencrypt_01_081_unsealed_cache_warned_at_every_start(
         env, module_so, pki):
     """'ReencryptSessionCacheKey none' with memcache: the server starts,
     and says at every start, and after a graceful restart, what it
@@ -451,7 +506,7 @@ def test_reencrypt_01_077_unsealed_cache_warned_at_every_start(
     assert len(env.lines_with("RE00034")) == 2, env.error_log()
 
 
-def test_reencrypt_01_078_session_cache_key_set_twice(env, module_so, pki):
+def test_reencrypt_01_082_session_cache_key_set_twice(env, module_so, pki):
     """ReencryptSessionCacheKey twice (a file and none, or two files) is
     a configuration error that names the first value: one file holds
     every key."""

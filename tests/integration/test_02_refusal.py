@@ -7,6 +7,7 @@ was seen.
 """
 
 import datetime
+import random
 import re
 import ssl
 
@@ -299,3 +300,44 @@ def test_reencrypt_02_019_tls12_backend(env, backend, module_so, pki):
         be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
     env.start()
     assert_refused(env, be, "untrusted-chain")
+
+
+def default_port_backend(backend, leaf):
+    """A backend listening on port 443 of a loopback address other than
+    127.0.0.1 (so that a ProxyPass URL without a port reaches it): tries
+    a few random addresses of 127.0.0.0/8 until one has 443 free."""
+    rng = random.Random()
+    last = None
+    for _ in range(20):
+        host = f"127.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}." \
+               f"{rng.randrange(2, 255)}"
+        try:
+            return backend(leaf, host=host, port=443)
+        except OSError as e:
+            last = e
+    raise AssertionError(f"no loopback address with port 443 free: {last}")
+
+
+def test_reencrypt_02_020_wss_backend_named_with_default_port(
+        env, backend, module_so, pki):
+    """A wss:// ProxyPass URL without a port (mod_proxy_http speaks TLS to
+    port 443): the refusal names the backend <address>:443, never :0, and
+    so does its entry in the statistics (?json)."""
+    from test_15_status import _json, _server, _status_locations
+    be = default_port_backend(backend, "other-ca")
+    name = f"{be.host}:443"
+    env.write_config(
+        server=_server(),
+        vhost="\n".join([
+            "SSLProxyEngine On",
+            "ReencryptEngine On",
+            f'ReencryptCACertificateFile "{pki.ca_file}"',
+            "ReencryptSNI good.test",
+            f"ProxyPass /ws/ wss://{be.host}/",
+            _status_locations(status=False)]))
+    env.start()
+    m = assert_refused(env, be, "untrusted-chain", path="/ws/x",
+                       backend=name)
+    assert m.group("backend") == name
+    doc = _json(env)
+    assert [b["backend"] for b in doc["backends"]] == [name], doc

@@ -10,6 +10,7 @@ ReencryptClockSkew is a grace for notBefore only.  Durations are 45s, 15m,
 
 import concurrent.futures
 import datetime
+import os
 import re
 import socket
 
@@ -223,6 +224,43 @@ ProxyPass /twenty/ {be20.url_ip}
     warnings = _re19_lines(env)
     assert len(warnings) == 1, env.error_log()
     assert f"backend 127.0.0.1:{be20.port} " in warnings[0].rest
+
+
+def _shmcb_sizes(env):
+    """Sizes of the shmcb segments the server allocated (AH00821, a
+    debug line of mod_socache_shmcb), in the order they were made."""
+    return [int(m.group(1)) for m in re.finditer(
+        r"AH00821: shmcb_init allocated (\d+) bytes of shared memory",
+        env.error_log())]
+
+
+def test_reencrypt_10_015_warn_record_size_and_place(env, backend,
+                                                     module_so, pki):
+    """The shared record of warnings said is a 64 KiB shmcb segment
+    (mod_socache_shmcb's own default would be 512 KiB), and starting the
+    server leaves no file named after that size in the ServerRoot or the
+    runtime directory; the warning is still said once."""
+    be = backend("expiring-20d")
+    # mod_ssl's session cache is 512000 bytes (httpd.py); the backend
+    # session cache is off, so the warning record is the only other one
+    env.write_config(
+        loglevel="warn socache_shmcb:debug",
+        server="ReencryptSessionCache none",
+        vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
+                           "ReencryptWarnExpiringWithin 30d",
+                           ca=pki.ca_file))
+    env.expect_log("RE00019")
+    before_files = set(os.listdir(env.root))
+    env.start()
+    for i in range(3):
+        assert_served(env, be, f"/size/{i}")
+    assert len(_re19_lines(env)) == 1, env.error_log()
+    sizes = _shmcb_sizes(env)
+    assert sorted(sizes) == [65536, 512000], (sizes, env.error_log())
+    for d in (env.root, os.path.join(env.root, "run")):
+        assert "65536" not in os.listdir(d), (d, os.listdir(d))
+    assert set(os.listdir(env.root)) == before_files, (
+        sorted(set(os.listdir(env.root)) - before_files))
 
 
 def _config_without_socache(env, pki):

@@ -13,7 +13,7 @@ import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, assert_one_re10,
                     re10_lines)
-from httpd import MODULES_DIR
+from httpd import MODULES_DIR, free_port
 
 BALANCER_MODULES = (
     f'LoadModule slotmem_shm_module "{MODULES_DIR}/mod_slotmem_shm.so"\n'
@@ -183,3 +183,65 @@ def test_reencrypt_16_005_health_check_under_the_policy(env, backend,
         assert m and m.group("backend") == f"127.0.0.1:{impostor.port}", \
             ln.raw
         assert m.group("reason") == "untrusted-chain", ln.raw
+
+
+def test_reencrypt_16_006_failover_pass_that_skips_request_status(
+        env, backend, module_so, pki):
+    """mod_proxy's proxy_handler runs its request_status hook on its
+    ordinary way out, but returns at once when a failover pass cannot
+    rewrite the URL for the next member. Here the first member refuses
+    the TCP connection (503: mod_proxy tries the next member, after
+    mod_reencrypt's scheme handler ran for the first one) and the second
+    member's URL is refused by mod_proxy_http's canonicalisation (a bad
+    %-escape in its user part): the client gets 400, and mod_reencrypt's
+    record of the thread's current request is left to its request pool's
+    cleanup. The following requests, on the same and only worker thread,
+    are each verified under their own policy and SNI: served with SNI
+    good.test, or refused under a pin, naming their own backend."""
+    good, impostor = backend("good"), backend("good-ec")
+    closed, closed2 = free_port(), free_port()
+    env.write_config(threads=1, server=BALANCER_MODULES, vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+<Proxy balancer://app>
+    BalancerMember https://127.0.0.1:{closed} retry=60
+    BalancerMember https://%zz@127.0.0.1:{closed2}/ retry=60
+    ProxySet lbmethod=byrequests
+</Proxy>
+<Location /app/>
+    ReencryptSNI app.test
+    ProxyPass balancer://app/
+</Location>
+<Location /good/>
+    ReencryptSNI good.test
+    ProxyPass https://127.0.0.1:{good.port}/
+</Location>
+<Location /pinned/>
+    ReencryptSNI good.test
+    ReencryptPin {pki.pin('good')} {pki.pin('good-next')}
+    ProxyPass https://127.0.0.1:{impostor.port}/
+</Location>
+""")
+    env.expect_log("RE00010", "AH00957", "AH00959", "AH01114", "AH01083",
+                   *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    for i in range(3):
+        r = env.get(f"/app/{i}")
+        assert r.status == 400, (r, env.error_log())
+        r = env.get(f"/good/{i}")
+        assert r.status == 200, (r, env.error_log())
+        assert r.text == f"backend-ok /{i}\n"
+    r = env.get("/pinned/x")
+    assert r.status == 502, (r, env.error_log())
+    # the first request took the failover pass: connection refused by the
+    # first member, then the second member's URL refused
+    first = [ln.tag for ln in env.log_lines()
+             if ln.tag in ("AH01114", "AH01083")]
+    assert first[:2] == ["AH01114", "AH01083"], env.error_log()
+    assert len(env.children()) == 1
+    assert set(good.snis) == {"good.test"}, good.describe()
+    assert len(good.requests) == 3, good.describe()
+    impostor.wait_settled()
+    assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0
+    assert_one_re10(env, impostor, "pin-mismatch")

@@ -87,3 +87,34 @@ def test_reencrypt_17_002_h2_backend_refused(make_env, module_so, pki):
         assert m and m.group("backend") == f"127.0.0.1:{be.port}", line.raw
         assert m.group("reason") == "untrusted-chain", line.raw
         assert line.level == "error", line.raw
+
+
+def test_reencrypt_17_003_h2_backend_named_with_default_port(
+        env, backend, module_so, pki):
+    """An h2:// URL without a port (mod_proxy_http2 connects to 443): each
+    refused attempt's RE00010 line names the backend <address>:443, never
+    :0. The backend is refused in the handshake, so it need not speak
+    HTTP/2."""
+    from test_02_refusal import default_port_backend
+    be = default_port_backend(backend, "other-ca")
+    env.write_config(
+        server=(f'LoadModule proxy_http2_module '
+                f'"{MODULES_DIR}/mod_proxy_http2.so"'),
+        vhost="\n".join([
+            "SSLProxyEngine On",
+            "ReencryptEngine On",
+            f'ReencryptCACertificateFile "{pki.ca_file}"',
+            "ReencryptSNI good.test",
+            f"ProxyPass / h2://{be.host}/"]))
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    r = env.get("/h2.txt")
+    assert r.status == 503, (r, env.error_log())
+    be.wait_settled()
+    assert be.app_bytes == 0 and be.handshakes_ok == 0, be.describe()
+    lines = re10_lines(env)
+    assert lines, env.error_log()
+    for line in lines:
+        m = RE10_RE.search(line.rest)
+        assert m and m.group("backend") == f"{be.host}:443", line.raw
+        assert m.group("reason") == "untrusted-chain", line.raw

@@ -1509,6 +1509,59 @@ static void test_cache_is_networked(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* reencrypt_port_of_scheme                                            */
+
+typedef struct {
+    const char *scheme;
+    apr_port_t port;
+} port_case_t;
+
+static const port_case_t port_cases[] = {
+    { "https", 443 },
+    { "HTTPS", 443 },
+    { "wss", 443 },
+    { "WsS", 443 },
+    { "h2", 443 },
+    { "http", 80 },
+    { "ws", 80 },
+    { "h2c", 80 },
+    { "H2C", 80 },
+    { "ftp", 0 },
+    { "ajp", 0 },
+    { "balancer", 0 },
+    { "h", 0 },
+    { "h2x", 0 },
+    { "", 0 },
+    { NULL, 0 },
+};
+
+static const char *port_one(apr_pool_t *p, const port_case_t *c)
+{
+    apr_port_t got = reencrypt_port_of_scheme(c->scheme);
+
+    if (got != c->port) {
+        return apr_psprintf(p, "port %u, expected %u", (unsigned)got,
+                            (unsigned)c->port);
+    }
+    return NULL;
+}
+
+static void test_port_of_scheme(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "port_cases");
+    for (i = 0; i < N_ELEMS(port_cases); i++) {
+        walk_case(&w, (int)i, port_cases[i].scheme ? port_cases[i].scheme
+                                                   : "(null)",
+                  NULL, port_one(p, &port_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
@@ -1534,6 +1587,7 @@ int main(void)
         T(test_sni_for),
         T(test_expected_names),
         T(test_cache_is_networked),
+        T(test_port_of_scheme),
     };
     int rc;
 
