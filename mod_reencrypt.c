@@ -149,6 +149,7 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                       NULL, NULL, APR_HOOK_MIDDLE);
 
     reencrypt_proxy_register_filter();
+    reencrypt_ssl_register_filter();
 }
 
 AP_DECLARE_MODULE(reencrypt) = {

@@ -130,6 +130,10 @@ int reencrypt_request_status(int *status, request_rec *r);
 void reencrypt_proxy_register_filter(void);
 reencrypt_req_t *reencrypt_current_req(void);
 reencrypt_conn_t *reencrypt_conn_get(conn_rec *c);
+/** The configured host of a balancer member of s (https or wss, with a
+ *  health check method) whose host and port are these, or NULL. */
+const char *reencrypt_proxy_checked_member(server_rec *s, const char *host,
+                                           unsigned int port);
 
 /* reencrypt_cache.c */
 extern int reencrypt_warn_cache_wanted;
@@ -183,6 +187,7 @@ int reencrypt_ssl_chain_passes(const reencrypt_conn_t *st,
 int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
                        apr_pool_t *ptemp);
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);
+void reencrypt_ssl_register_filter(void);
 int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl);
 
 #endif /* MOD_REENCRYPT_H */

@@ -885,6 +885,96 @@ apr_port_t reencrypt_port_of_scheme(const char *scheme)
 }
 
 /* ------------------------------------------------------------------ */
+/* Health checks                                                       */
+
+/* The CRLF that ends the line at s (before end), or NULL when there is
+ * none or the line holds another control character. */
+static const char *line_end(const char *s, const char *end)
+{
+    for (; s < end; s++) {
+        if (*s == '\r') {
+            return (s + 1 < end && s[1] == '\n') ? s : NULL;
+        }
+        if (apr_iscntrl(*s)) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+int reencrypt_parse_check_head(apr_pool_t *p, const char *buf,
+                               apr_size_t len, const char **host,
+                               unsigned int *port)
+{
+    static const char version[] = " HTTP/1.";
+    const apr_size_t vlen = sizeof(version) - 1;
+    const char *end, *eol, *q, *h, *hend;
+    unsigned long n = 0;
+
+    if (!buf) {
+        return 0;
+    }
+    end = buf + len;
+    /* request line: an upper-case method, one space, a target without
+     * spaces, " HTTP/1.0" or " HTTP/1.1" */
+    eol = line_end(buf, end);
+    if (!eol || (apr_size_t)(eol - buf) < vlen + 3
+        || memcmp(eol - vlen - 1, version, vlen)
+        || (eol[-1] != '0' && eol[-1] != '1')) {
+        return 0;
+    }
+    for (q = buf; q < eol && apr_isupper(*q); q++) {
+    }
+    if (q == buf || *q != ' ') {
+        return 0;
+    }
+    for (q++, h = q; q < eol - vlen - 1 && *q != ' '; q++) {
+    }
+    if (q == h || q != eol - vlen - 1) {
+        return 0;
+    }
+    /* "Host: host:port", then the empty line that ends the head */
+    h = eol + 2;
+    if (end - h < 6 || memcmp(h, "Host: ", 6)) {
+        return 0;
+    }
+    h += 6;
+    eol = line_end(h, end);
+    if (!eol || end - eol < 4 || memcmp(eol, "\r\n\r\n", 4)) {
+        return 0;
+    }
+    /* the port: the digits after the last colon */
+    for (q = eol; q > h && apr_isdigit(q[-1]); q--) {
+    }
+    if (q == eol || eol - q > 5 || q - h < 2 || q[-1] != ':') {
+        return 0;
+    }
+    hend = q - 1;
+    for (; q < eol; q++) {
+        n = n * 10 + (unsigned long)(*q - '0');
+    }
+    if (n < 1 || n > 65535) {
+        return 0;
+    }
+    if (*h == '[') {
+        if (hend - h < 3 || hend[-1] != ']') {
+            return 0;
+        }
+        h++;
+        hend--;
+    }
+    for (q = h; q < hend; q++) {
+        if (!apr_isalnum(*q) && *q != '-' && *q != '.' && *q != ':'
+            && *q != '_') {
+            return 0;
+        }
+    }
+    *host = apr_pstrmemdup(p, h, (apr_size_t)(hend - h));
+    *port = (unsigned int)n;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
 /* Files                                                               */
 
 const char *reencrypt_read_file(apr_pool_t *p, const char *directive,

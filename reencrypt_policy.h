@@ -281,6 +281,16 @@ const char *reencrypt_sni_for(apr_pool_t *p, const reencrypt_policy_t *pol,
  *  case) means when it names none, or 0 for another scheme. */
 apr_port_t reencrypt_port_of_scheme(const char *scheme);
 
+/** The head of the request that mod_proxy_hcheck writes on a health
+ *  check connection, and nothing else: at the start of buf (len bytes;
+ *  what follows the head is not looked at) exactly
+ *  "<METHOD> <target> HTTP/1.<0|1>" CRLF "Host: <host>:<port>" CRLF CRLF.
+ *  Returns 1 and sets *host (from p; IPv6 brackets removed) and *port
+ *  (1..65535), or returns 0 when buf does not start with such a head. */
+int reencrypt_parse_check_head(apr_pool_t *p, const char *buf,
+                               apr_size_t len, const char **host,
+                               unsigned int *port);
+
 /** Read the regular file path, of at most max bytes, for directive:
  *  its content (NUL-terminated, from p) in *text and *len, and, with
  *  info, what the open file's stat said: its permission bits

@@ -261,6 +261,52 @@ int reencrypt_request_status(int *status, request_rec *r)
     return OK;
 }
 
+/* mod_proxy's server configuration (found by name: no link-time
+ * dependency on mod_proxy.so, see mod_reencrypt.c) */
+static proxy_server_conf *proxy_conf_of(server_rec *s)
+{
+    module *m = ap_find_linked_module("mod_proxy.c");
+
+    return m ? ap_get_module_config(s->module_config, m) : NULL;
+}
+
+const char *reencrypt_proxy_checked_member(server_rec *s, const char *host,
+                                           unsigned int port)
+{
+    proxy_server_conf *conf = proxy_conf_of(s);
+    int i, j, nb, nw;
+
+    if (!conf || !conf->balancers || !host) {
+        return NULL;
+    }
+    /* Members can be added at run time (balancer-manager, synced by
+     * ap_proxy_sync_balancer in other threads): an array grows by
+     * setting its new elts before its nelts, and pool memory is never
+     * freed, so the count is read first. */
+    nb = conf->balancers->nelts;
+    for (i = 0; i < nb; i++) {
+        proxy_balancer *b = &APR_ARRAY_IDX(conf->balancers, i,
+                                           proxy_balancer);
+
+        nw = b->workers ? b->workers->nelts : 0;
+        for (j = 0; j < nw; j++) {
+            proxy_worker *w = APR_ARRAY_IDX(b->workers, j, proxy_worker *);
+            unsigned int wport;
+
+            if (!w || !w->s || w->s->method == NONE
+                || (strcasecmp(w->s->scheme, "https")
+                    && strcasecmp(w->s->scheme, "wss"))) {
+                continue;
+            }
+            wport = w->s->port ? w->s->port : 443;
+            if (wport == port && !strcasecmp(w->s->hostname_ex, host)) {
+                return w->s->hostname_ex;
+            }
+        }
+    }
+    return NULL;
+}
+
 void reencrypt_proxy_register_filter(void)
 {
     /* Above mod_ssl's filter (AP_FTYPE_CONNECTION + 5), so a pooled

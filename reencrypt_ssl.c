@@ -35,6 +35,7 @@
 #include "http_connection.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "util_filter.h"
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -270,12 +271,119 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
     return 1;
 }
 
+/* The SNI and the names expected of a connection to backend_host */
+static void set_names(reencrypt_conn_t *st, const char *backend_host,
+                      const char *sni)
+{
+    apr_pool_t *p = st->c->pool;
+
+    st->sni = sni ? apr_pstrdup(p, sni) : NULL;
+    st->names = reencrypt_expected_names(p, &st->policy, st->sni,
+                                         backend_host);
+    st->names_from_sni = st->sni && !(st->policy.verify_names
+                                      && st->policy.verify_names->nelts);
+}
+
+/*
+ * Health checks. mod_proxy_hcheck (httpd 2.4.x, mod_proxy_hcheck.c
+ * hc_check_http) checks a balancer member from a watchdog thread: no
+ * proxied request, so neither the scheme handler nor mod_proxy's
+ * "proxy-request-hostname" note tells which member the connection is
+ * for, and the connection is opened to the member's address. What it
+ * writes first, though, is its own request for that member:
+ *     <METHOD> <path> HTTP/1.x CRLF Host: <member host>:<port> CRLF CRLF
+ * with the host and port of the member's BalancerMember URL. The TLS
+ * handshake (ClientHello, SNI) starts when that first write reaches
+ * mod_ssl's output filter. A filter of ours above it reads the Host
+ * line there and, if it names a member configured with a health check
+ * whose port is the connection's, sets the SNI, the names expected and
+ * the session offered as a request to that member would. Otherwise the
+ * connection keeps the backend's address as the expected name (fails
+ * closed).
+ */
+#define CHECK_HEAD_MAX 2048
+
+typedef struct {
+    reencrypt_conn_t *st;
+    SSL *ssl;
+    int done;
+} check_ctx_t;
+
+static ap_filter_rec_t *check_filter_handle;
+
+static apr_status_t check_learn(check_ctx_t *ctx, apr_bucket_brigade *bb)
+{
+    reencrypt_conn_t *st = ctx->st;
+    conn_rec *c = st->c;
+    char head[CHECK_HEAD_MAX];
+    apr_size_t len = sizeof(head);
+    const char *host = NULL, *member = NULL;
+    unsigned int port = 0;
+
+    if (apr_brigade_flatten(bb, head, &len) == APR_SUCCESS
+        && reencrypt_parse_check_head(c->pool, head, len, &host, &port)
+        && c->client_addr && port == (unsigned)c->client_addr->port) {
+        member = reencrypt_proxy_checked_member(c->base_server, host, port);
+    }
+    if (member) {
+        /* ReencryptSNI Host: the Host of this request is the member's */
+        set_names(st, member, reencrypt_sni_for(c->pool, &st->policy,
+                                                member, member));
+        st->backend_name = apr_psprintf(c->pool, strchr(member, ':')
+                                                 ? "[%s]:%u" : "%s:%u",
+                                        member, port);
+        if (!SSL_set_tlsext_host_name(ctx->ssl, st->sni)) {
+            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, RELOGNO(00042)
+                          "backend %s: cannot set SNI '%s' for a health "
+                          "check", st->backend_name,
+                          st->sni ? st->sni : "(none)");
+            return APR_EGENERAL;
+        }
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, RELOGNO(00040)
+                      "backend %s: health check of the balancer member "
+                      "%s, SNI %s", st->backend_name, member,
+                      st->sni ? st->sni : "(none)");
+    }
+    else {
+        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, c, RELOGNO(00041)
+                      "backend %s: a connection without a proxied request "
+                      "that is not a health check of a configured "
+                      "balancer member: the backend's address is the name "
+                      "expected", st->backend_name);
+    }
+    reencrypt_session_resume(st, ctx->ssl);
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    check_ctx_t *ctx = f->ctx;
+
+    if (!ctx->done) {
+        ctx->done = 1;
+        ap_remove_output_filter(f);
+        if (check_learn(ctx, bb) != APR_SUCCESS) {
+            return APR_EGENERAL;    /* nothing was sent */
+        }
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+void reencrypt_ssl_register_filter(void)
+{
+    /* Above mod_ssl's output filters (AP_FTYPE_CONNECTION + 4 and + 5),
+     * whose first write starts the handshake. */
+    check_filter_handle = ap_register_output_filter("REENCRYPT_CHECK",
+                                                    check_filter, NULL,
+                                                    AP_FTYPE_CONNECTION);
+}
+
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
 {
     reencrypt_conn_t *st;
     reencrypt_req_t *cur = reencrypt_current_req();
     const char *note, *backend_host, *sni;
-    int with_request;
+    int with_request, no_request;
 
     if (!is_proxy || !(st = reencrypt_conn_get(c))) {
         return DECLINED;
@@ -288,14 +396,17 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
 
     note = apr_table_get(c->notes, "proxy-request-hostname");
     with_request = st->r && cur->r == st->r;
+    /* no proxied request at all on this thread (a health check) */
+    no_request = !st->r && !cur->r && !note;
     if (with_request && cur->backend_host) {
         backend_host = cur->backend_host;
         st->backend_name = apr_pstrdup(c->pool, cur->backend_name);
         sni = cur->sni;
     }
     else {
-        /* no request (e.g. a health check): the name mod_proxy chose,
-         * else the backend's address */
+        /* no request: the name mod_proxy chose, else the backend's
+         * address (a health check learns its member at its first
+         * write, see check_learn) */
         backend_host = note ? note : c->client_ip;
         st->backend_name = apr_psprintf(c->pool, "%s:%u", c->client_ip,
                                         c->client_addr
@@ -304,11 +415,7 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
         sni = reencrypt_sni_for(c->pool, &st->policy, backend_host,
                                 with_request ? st->r->hostname : NULL);
     }
-    st->sni = sni ? apr_pstrdup(c->pool, sni) : NULL;
-    st->names = reencrypt_expected_names(c->pool, &st->policy, st->sni,
-                                         backend_host);
-    st->names_from_sni = st->sni && !(st->policy.verify_names
-                                      && st->policy.verify_names->nelts);
+    set_names(st, backend_host, sni);
 
     apr_table_unset(c->notes, "proxy-request-hostname");
     if (st->sni && !SSL_set_tlsext_host_name(ssl, st->sni)) {
@@ -319,7 +426,17 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
     }
     SSL_set_ex_data(ssl, ssl_ex_idx, st);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
-    reencrypt_session_resume(st, ssl);
+    if (no_request) {
+        /* the session key includes the SNI: offered once it is known */
+        check_ctx_t *ctx = apr_pcalloc(c->pool, sizeof(*ctx));
+
+        ctx->st = st;
+        ctx->ssl = ssl;
+        ap_add_output_filter_handle(check_filter_handle, ctx, NULL, c);
+    }
+    else {
+        reencrypt_session_resume(st, ssl);
+    }
     ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, c,
                   "backend %s: SNI %s, policy %016" APR_UINT64_T_HEX_FMT,
                   st->backend_name, st->sni ? st->sni : "(none)",

@@ -15,9 +15,10 @@
  * libFuzzer target for the directive argument parsers and the name
  * rules of reencrypt_policy.c, and for reencrypt_seal.c: the key file
  * parser and the opening of session cache entries. The first byte picks
- * the target (0xf0 and above: reencrypt_seal.c), the rest is the input:
- * an argument as httpd would pass it (a NUL-terminated string), a key
- * file, or a cache entry. Besides "does not crash" (with ASan and
+ * the target (0xf0 and above: reencrypt_seal.c; 0xe0 to 0xef: the reader
+ * of a health check's request head), the rest is the input: an argument
+ * as httpd would pass it (a NUL-terminated string), a key file, a cache
+ * entry, or the bytes written on a backend connection. Besides "does not crash" (with ASan and
  * UBSan), it checks properties a parser must keep: an accepted value is
  * in range, an error names the directive, an accepted name round-trips,
  * no entry opens unless it was sealed under the key and cache key.
@@ -97,6 +98,32 @@ static void fuzz_seal(uint8_t selector, const uint8_t *data, size_t size)
     }
 }
 
+/* Selector bytes 0xe0 to 0xef: the head of a request written on a
+ * backend connection, in a buffer of its exact size (no NUL after it),
+ * so that a read past its end is caught. A head that is recognised
+ * gives a host without space or control character and a port in
+ * 1..65535, and ends with an empty line. */
+static void fuzz_check_head(const uint8_t *data, size_t size)
+{
+    char *copy = malloc(size ? size : 1);
+    const char *host = NULL, *q;
+    unsigned int port = 0;
+
+    CHECK(copy);
+    if (size) {
+        memcpy(copy, data, size);
+    }
+    if (reencrypt_parse_check_head(pool, copy, size, &host, &port)) {
+        CHECK(host && *host);
+        for (q = host; *q; q++) {
+            CHECK(*q > ' ' && *q < 0x7f);
+        }
+        CHECK(port >= 1 && port <= 65535);
+        CHECK(size >= 4);
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *arg, *err, *name = NULL, *sep;
@@ -113,6 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (data[0] >= 0xf0) {
         fuzz_seal(data[0], data + 1, size - 1);
+        apr_pool_clear(pool);
+        return 0;
+    }
+    if (data[0] >= 0xe0) {
+        fuzz_check_head(data + 1, size - 1);
         apr_pool_clear(pool);
         return 0;
     }

@@ -251,6 +251,9 @@ class TestPKI:
                         not_before=self.now - 30 * day)
         self._make_leaf("deep", "deep.test", int3, dns=("deep.test",))
         self._make_leaf("direct", "direct.test", root, dns=("direct.test",))
+        # a backend named by DNS only (no IP SAN): BalancerMember
+        # https://localhost:<port>
+        self._make_leaf("localhost", "localhost", inter, dns=("localhost",))
         # certificate of the frontend (the client-facing virtual host)
         self._make_leaf("frontend", "localhost", inter,
                         dns=("localhost",), ips=("127.0.0.1",))

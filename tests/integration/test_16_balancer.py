@@ -23,15 +23,16 @@ BALANCER_MODULES = (
 
 
 def _balancer_vhost(pki, members, member_params="retry=60", policy=(),
-                    in_section=False):
+                    in_section=False, host="127.0.0.1", sni="good.test"):
     """The policy in the virtual host, or (in_section) in the balancer's
     <Proxy> section, whose opening line then carries the balancer's
     parameters: only then does mod_proxy attach the section to the
     balancer (mod_proxy.c proxysection), which is where mod_proxy_hcheck
-    finds it."""
+    finds it.  Members are https://<host>:<port>; sni=None leaves
+    ReencryptSNI at its default (Backend: the member's host)."""
     rules = ["ReencryptEngine On",
              f'ReencryptCACertificateFile "{pki.ca_file}"',
-             "ReencryptSNI good.test",
+             *([f"ReencryptSNI {sni}"] if sni else []),
              *policy]
     lines = ["SSLProxyEngine On"]
     if not in_section:
@@ -42,7 +43,7 @@ def _balancer_vhost(pki, members, member_params="retry=60", policy=(),
     else:
         lines.append("<Proxy balancer://app>")
     for be in members:
-        lines.append(f"    BalancerMember https://127.0.0.1:{be.port} "
+        lines.append(f"    BalancerMember https://{host}:{be.port} "
                      f"{member_params}")
     if not in_section:
         lines.append("    ProxySet lbmethod=byrequests")
@@ -245,3 +246,109 @@ ReencryptCACertificateFile "{pki.ca_file}"
     impostor.wait_settled()
     assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0
     assert_one_re10(env, impostor, "pin-mismatch")
+
+
+# every health check of a member, and a verdict applied at the next one
+HC_PARAMS = ("retry=60 hcmethod=GET hcuri=/hc hcinterval=1 hcfails=1 "
+             "hcpasses=1")
+
+
+def _checks(be):
+    """The backend's connections that carried a health check."""
+    return [c for c in be.connections if ("GET", "/hc") in c.requests]
+
+
+def _client_paths(be, prefix):
+    return [t for (_, t) in be.requests if t.startswith(prefix)]
+
+
+def test_reencrypt_16_010_health_checks_use_the_member_name(env, backend,
+                                                            module_so,
+                                                            pki):
+    """Members named by DNS (https://localhost:<port>, a certificate for
+    DNS:localhost only), the default ReencryptSNI (Backend) and no
+    ReencryptVerifyName: each health check sends the member's host as
+    SNI and expects it in the certificate, as a request to that member
+    does.  The members pass check after check, stay up, and serve the
+    client requests in turn; no RE00010 is logged."""
+    a, b = backend("localhost"), backend("localhost")
+    env.write_config(vhost=_balancer_vhost(pki, [a, b], HC_PARAMS,
+                                           host="localhost", sni=None),
+                     server=HCHECK_MODULES)
+    env.start()
+    for be in (a, b):
+        be.wait_for(lambda x: len(_checks(x)) >= 3, timeout=15,
+                    what="three passed health checks")
+    statuses = [_get(env, f"/hc-ok{i}")[0] for i in range(6)]
+    assert statuses == [200] * 6, (statuses, env.error_log())
+    for be in (a, b):
+        be.wait_settled()
+        assert len(_client_paths(be, "/hc-ok")) == 3, be.describe()
+        assert be.handshakes_failed == 0, be.describe()
+        assert set(c.sni for c in _checks(be)) == {"localhost"}, \
+            be.describe()
+        assert set(be.snis) == {"localhost"}, be.describe()
+    assert not re10_lines(env), env.error_log()
+
+
+def test_reencrypt_16_011_health_check_refuses_by_member_name(env, backend,
+                                                             module_so,
+                                                             pki):
+    """Next to a member that passes, a member named localhost whose
+    certificate, from the trust anchor, names other.test: its health
+    checks are refused (RE00010 naming the member by its configured host,
+    name-mismatch, expected "localhost" (SNI)) and it is marked down
+    before any client request reaches it; every client request is served
+    by the other member."""
+    good, wrong = backend("localhost"), backend("wrong-name")
+    env.write_config(vhost=_balancer_vhost(pki, [good, wrong], HC_PARAMS,
+                                           host="localhost", sni=None),
+                     server=HCHECK_MODULES)
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+    # two checks of the wrong member: the first one's verdict is applied
+    # before the watchdog starts the second, hcinterval later
+    wrong.wait_for(lambda be: be.accepted >= 2, timeout=10,
+                   what="two health checks of the wrong member")
+    good.wait_for(lambda be: len(_checks(be)) >= 2, timeout=10,
+                  what="two passed health checks of the good member")
+    statuses = [_get(env, f"/hc-down{i}")[0] for i in range(6)]
+    assert statuses == [200] * 6, (statuses, env.error_log())
+    assert len(_client_paths(good, "/hc-down")) == 6, good.describe()
+    wrong.wait_settled()
+    assert wrong.app_bytes == 0, wrong.received[:300]
+    assert wrong.handshakes_ok == 0, wrong.describe()
+    assert set(wrong.snis) == {"localhost"}, wrong.describe()
+    lines = re10_lines(env)
+    assert len(lines) >= 2, env.error_log()
+    for ln in lines:
+        m = RE10_RE.search(ln.rest)
+        assert m, ln.raw
+        assert m.group("backend") == f"localhost:{wrong.port}", ln.raw
+        assert m.group("reason") == "name-mismatch", ln.raw
+        assert m.group("expected") == '"localhost" (SNI)', ln.raw
+        assert "DNS:other.test" in m.group("seen"), ln.raw
+
+
+def test_reencrypt_16_012_health_check_with_fixed_sni(env, backend,
+                                                      module_so, pki):
+    """ReencryptSNI <name> in the balancer's <Proxy> section: the health
+    checks of DNS-named members send that name as SNI and expect it, as
+    the requests do; the members stay up and serve."""
+    a, b = backend("good"), backend("good-ec")
+    env.write_config(vhost=_balancer_vhost(pki, [a, b], HC_PARAMS,
+                                           in_section=True,
+                                           host="localhost"),
+                     server=HCHECK_MODULES)
+    env.start()
+    for be in (a, b):
+        be.wait_for(lambda x: len(_checks(x)) >= 2, timeout=15,
+                    what="two passed health checks")
+    statuses = [_get(env, f"/hc-sni{i}")[0] for i in range(4)]
+    assert statuses == [200] * 4, (statuses, env.error_log())
+    for be in (a, b):
+        be.wait_settled()
+        assert len(_client_paths(be, "/hc-sni")) == 2, be.describe()
+        assert be.handshakes_failed == 0, be.describe()
+        assert set(be.snis) == {"good.test"}, be.describe()
+    assert not re10_lines(env), env.error_log()

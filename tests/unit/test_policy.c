@@ -1562,6 +1562,132 @@ static void test_port_of_scheme(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* reencrypt_parse_check_head                                          */
+
+typedef struct {
+    const char *label;
+    const char *head;
+    const char *host;           /* NULL: not a health check's head */
+    unsigned int port;
+} check_head_case_t;
+
+static const check_head_case_t check_head_cases[] = {
+    { "GET, HTTP/1.0",
+      "GET /hc HTTP/1.0\r\nHost: localhost:8443\r\n\r\n",
+      "localhost", 8443 },
+    { "HEAD, HTTP/1.1",
+      "HEAD /app/health HTTP/1.1\r\nHost: app.internal.test:443\r\n\r\n",
+      "app.internal.test", 443 },
+    { "OPTIONS *",
+      "OPTIONS * HTTP/1.1\r\nHost: app.internal.test:443\r\n\r\n",
+      "app.internal.test", 443 },
+    { "IPv4 host", "GET / HTTP/1.0\r\nHost: 192.0.2.10:8443\r\n\r\n",
+      "192.0.2.10", 8443 },
+    { "IPv6 host as mod_proxy_hcheck writes it (no brackets)",
+      "GET / HTTP/1.0\r\nHost: 2001:db8::10:8443\r\n\r\n",
+      "2001:db8::10", 8443 },
+    { "IPv6 host in brackets",
+      "GET / HTTP/1.0\r\nHost: [2001:db8::10]:8443\r\n\r\n",
+      "2001:db8::10", 8443 },
+    { "the body after the head is not looked at",
+      "GET / HTTP/1.0\r\nHost: a.test:1\r\n\r\nHost: b.test:2\r\n",
+      "a.test", 1 },
+    { "port 65535", "GET / HTTP/1.0\r\nHost: a.test:65535\r\n\r\n",
+      "a.test", 65535 },
+    { "a second header line",
+      "GET / HTTP/1.1\r\nHost: a.test:443\r\nX-Forwarded-For: 203.0.113.5"
+      "\r\n\r\n", NULL, 0 },
+    { "Host not the first header",
+      "GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: a.test:443\r\n\r\n",
+      NULL, 0 },
+    { "head not complete",
+      "GET / HTTP/1.1\r\nHost: a.test:443\r\n", NULL, 0 },
+    { "no Host line", "GET / HTTP/1.1\r\n\r\n", NULL, 0 },
+    { "lower-case host header",
+      "GET / HTTP/1.1\r\nhost: a.test:443\r\n\r\n", NULL, 0 },
+    { "no port", "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", NULL, 0 },
+    { "empty port", "GET / HTTP/1.1\r\nHost: a.test:\r\n\r\n",
+      NULL, 0 },
+    { "port 0", "GET / HTTP/1.1\r\nHost: a.test:0\r\n\r\n", NULL, 0 },
+    { "port 65536", "GET / HTTP/1.1\r\nHost: a.test:65536\r\n\r\n",
+      NULL, 0 },
+    { "port of six digits",
+      "GET / HTTP/1.1\r\nHost: a.test:000443\r\n\r\n", NULL, 0 },
+    { "empty host", "GET / HTTP/1.1\r\nHost: :443\r\n\r\n", NULL, 0 },
+    { "space in host",
+      "GET / HTTP/1.1\r\nHost: a test:443\r\n\r\n", NULL, 0 },
+    { "empty brackets", "GET / HTTP/1.1\r\nHost: []:443\r\n\r\n",
+      NULL, 0 },
+    { "bare LF", "GET / HTTP/1.1\nHost: a.test:443\n\n", NULL, 0 },
+    { "control character in the host",
+      "GET / HTTP/1.1\r\nHost: a\t.test:443\r\n\r\n", NULL, 0 },
+    { "HTTP/2 preface",
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", NULL, 0 },
+    { "HTTP/1.2", "GET / HTTP/1.2\r\nHost: a.test:443\r\n\r\n",
+      NULL, 0 },
+    { "lower-case method",
+      "get / HTTP/1.1\r\nHost: a.test:443\r\n\r\n", NULL, 0 },
+    { "no target", "GET  HTTP/1.1\r\nHost: a.test:443\r\n\r\n",
+      NULL, 0 },
+    { "space in target",
+      "GET /a b HTTP/1.1\r\nHost: a.test:443\r\n\r\n", NULL, 0 },
+    { "TLS record, not text", "\x16\x03\x01\x02\x00\x01", NULL, 0 },
+    { "nothing", "", NULL, 0 },
+};
+
+static const char *check_head_case(apr_pool_t *p,
+                                   const check_head_case_t *c)
+{
+    const char *host = NULL;
+    unsigned int port = 0;
+    int ok = reencrypt_parse_check_head(p, c->head, strlen(c->head), &host,
+                                        &port);
+
+    WANT_INT("recognised", ok, c->host != NULL);
+    if (ok) {
+        WANT_STR("host", host, c->host);
+        WANT_INT("port", port, c->port);
+    }
+    return NULL;
+}
+
+static const char *check_head_cut(apr_pool_t *p,
+                                  const check_head_case_t *c)
+{
+    /* every proper prefix of a recognised head is not one */
+    apr_size_t len = strlen(c->head), i;
+    const char *host = NULL;
+    unsigned int port = 0;
+
+    for (i = 0; c->host && i < len; i++) {
+        char *cut = apr_pstrmemdup(p, c->head, i);
+
+        if (strstr(c->head, "\r\n\r\n") + 4 > c->head + i
+            && reencrypt_parse_check_head(p, cut, i, &host, &port)) {
+            return apr_psprintf(p, "recognised when cut after %d bytes",
+                                (int)i);
+        }
+    }
+    return NULL;
+}
+
+static void test_parse_check_head(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "check_head");
+    for (i = 0; i < N_ELEMS(check_head_cases); i++) {
+        const char *m = check_head_case(p, &check_head_cases[i]);
+
+        walk_case(&w, (int)i, check_head_cases[i].label, NULL,
+                  m ? m : check_head_cut(p, &check_head_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* ------------------------------------------------------------------ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
@@ -1588,6 +1714,7 @@ int main(void)
         T(test_expected_names),
         T(test_cache_is_networked),
         T(test_port_of_scheme),
+        T(test_parse_check_head),
     };
     int rc;
 
