@@ -23,6 +23,13 @@ handshake resumed one (``session_reused``):
     be = TLSBackend(chain, key, max_version=ssl.TLSVersion.TLSv1_2).start()
     ...
     assert be.resumed == 39 and be.full == 1
+
+With ``client_ca=<PEM file>`` the backend asks for a client certificate
+(optional: a client may send none) and verifies one against that file;
+every connection records the commonName of the client certificate the
+TLS session carries, or None (``client_cn``).  A resumed session carries
+the certificate of the full handshake that made it: the client sends none
+again.
 """
 
 import socket
@@ -30,6 +37,9 @@ import ssl
 import struct
 import threading
 import time
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 # TLS extension numbers looked for in a ClientHello (RFC 8446, RFC 5077)
 _EXT_SESSION_TICKET = 35
@@ -63,6 +73,16 @@ def _client_hello_offers_session(record):
         return None
 
 
+def _client_cn(tls):
+    """CN of the client certificate the TLS session carries, or None."""
+    der = tls.getpeercert(binary_form=True)
+    if not der:
+        return None
+    names = x509.load_der_x509_certificate(der).subject \
+        .get_attributes_for_oid(NameOID.COMMON_NAME)
+    return names[0].value if names else ""
+
+
 class Connection:
     """What the backend saw on one accepted TCP connection."""
 
@@ -76,6 +96,7 @@ class Connection:
         self.tls_version = None
         self.session_reused = None  # the handshake resumed a session
         self.session_offered = None  # the ClientHello offered one
+        self.client_cn = None       # CN of the client certificate, or None
         self.data = bytearray()     # every byte of application data received
         self.requests = []          # (method, target) of each parsed request
         self.closed = False
@@ -86,7 +107,8 @@ class Connection:
                 f"error={self.handshake_error!r} bytes={len(self.data)} "
                 f"requests={self.requests} closed={self.closed} "
                 f"version={self.tls_version} offered={self.session_offered} "
-                f"reused={self.session_reused}>")
+                f"reused={self.session_reused} "
+                f"client={self.client_cn!r}>")
 
 
 class TLSBackend:
@@ -94,7 +116,8 @@ class TLSBackend:
 
     def __init__(self, chain_file, key_file, min_version=None,
                  max_version=None, host="127.0.0.1", idle_timeout=30.0,
-                 port=0, resumption=True, num_tickets=None):
+                 port=0, resumption=True, num_tickets=None,
+                 client_ca=None):
         """port=0 picks an ephemeral port; a given port lets a test
         restart a backend where the proxy expects it.
 
@@ -103,7 +126,9 @@ class TLSBackend:
         offers is never one this server can resume: the offer is declined
         and a full handshake follows.  num_tickets sets how many TLS 1.3
         session tickets are sent after a handshake (OpenSSL's default: 2;
-        0 sends none)."""
+        0 sends none).  client_ca: a PEM file of CAs; the backend then
+        asks for a client certificate (CERT_OPTIONAL: none is accepted
+        too) and verifies one sent against these CAs."""
         self.chain_file = chain_file
         self.key_file = key_file
         self.host = host
@@ -122,6 +147,7 @@ class TLSBackend:
         self.max_version = max_version
         self.resumption = resumption
         self.num_tickets = num_tickets
+        self.client_ca = client_ca
         self.ctx = self._new_ctx()
 
     def _new_ctx(self):
@@ -133,6 +159,9 @@ class TLSBackend:
             ctx.maximum_version = self.max_version
         if self.num_tickets is not None:
             ctx.num_tickets = self.num_tickets
+        if self.client_ca is not None:
+            ctx.load_verify_locations(cafile=self.client_ca)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.sni_callback = self._on_sni
         return ctx
 
@@ -243,6 +272,14 @@ class TLSBackend:
             return [c.sni for c in self._conns if c.sni_seen]
 
     @property
+    def client_cns(self):
+        """The client certificate's CN (or None) of every completed
+        handshake, in the order of the connections."""
+        with self._lock:
+            return [c.client_cn for c in self._conns
+                    if c.handshake_ok is True]
+
+    @property
     def requests(self):
         with self._lock:
             return [r for c in self._conns for r in c.requests]
@@ -320,9 +357,10 @@ class TLSBackend:
                 conn.handshake_error = f"{type(e).__name__}: {e}"
                 self._notify()
                 return
-            conn.handshake_ok = True
+            conn.client_cn = _client_cn(tls)
             conn.tls_version = tls.version()
             conn.session_reused = tls.session_reused
+            conn.handshake_ok = True
             self._notify()
             self._http_loop(tls, conn)
         finally:

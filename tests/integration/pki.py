@@ -14,12 +14,20 @@ Layout of the generated directory (all files PEM):
   <leaf>.key        its private key (unencrypted)
   <leaf>.chain.pem  the leaf followed by the intermediates the backend sends
   <leaf>.pub        its public key alone (SubjectPublicKeyInfo)
+  <client>.client.pem  a client certificate followed by its unencrypted
+                    key, in one file (what SSLProxyMachineCertificateFile
+                    reads)
 
 Leaves come with RSA-2048, ECDSA P-256 or Ed25519 keys; pin(name) gives the
 ReencryptPin value of a certificate's key (sha256//<base64 of the SHA-256
 of the DER SubjectPublicKeyInfo>).  fresh_leaf() issues a leaf whose
 validity is relative to the moment of the call (for times within minutes
 of now, which a session-wide PKI cannot offer).
+
+Client certificates (extended key usage clientAuth, issued by the Test
+Root CA, so that a backend trusting ca.pem verifies them without an
+intermediate): "admin-client" (CN admin.client.test) and "public-client"
+(CN public.client.test); client_pem(name) gives the combined file.
 """
 
 import base64
@@ -89,6 +97,16 @@ def _cert_pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _traditional_key_pem(key):
+    """The key in the traditional OpenSSL form (BEGIN EC/RSA PRIVATE KEY),
+    which every reader of certificate-and-key files understands."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
 class Issued:
     """A certificate with its key and the chain a server presents."""
 
@@ -102,6 +120,7 @@ class Issued:
         self.key_file = None
         self.chain_file = None
         self.pub_file = None
+        self.client_file = None     # client certificates: cert + key
 
     @property
     def cn(self):
@@ -125,6 +144,10 @@ class TestPKI:
     """Generates and writes the whole test PKI into ``directory``."""
 
     __test__ = False  # not a pytest test class
+
+    # client certificates: name -> CN
+    CLIENTS = {"admin-client": "admin.client.test",
+               "public-client": "public.client.test"}
 
     def __init__(self, directory=None):
         if directory is None:
@@ -174,9 +197,12 @@ class TestPKI:
         return issued
 
     def _make_leaf(self, name, cn, issuer, dns=(), ips=(), kind="ec",
-                   not_before=None, not_after=None):
+                   not_before=None, not_after=None,
+                   usage=ExtendedKeyUsageOID.SERVER_AUTH):
         """A server certificate issued by issuer; issuer=None makes it
-        self-signed (not a CA, signed with its own key)."""
+        self-signed (not a CA, signed with its own key).  usage is its
+        extended key usage (ExtendedKeyUsageOID.CLIENT_AUTH for a client
+        certificate)."""
         key = _new_key(kind)
         sans = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -201,8 +227,7 @@ class TestPKI:
                 key_encipherment=(kind == "rsa"), data_encipherment=False,
                 key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                 key.public_key()), critical=False)
@@ -283,6 +308,11 @@ class TestPKI:
                         dns=("good.test",),
                         not_before=self.now + datetime.timedelta(hours=2),
                         not_after=self.now + 60 * day)
+        # client certificates the proxy presents to a backend
+        # (SSLProxyMachineCertificateFile); see client_pem()
+        for name, cn in self.CLIENTS.items():
+            self._make_leaf(name, cn, root, dns=(cn,),
+                            usage=ExtendedKeyUsageOID.CLIENT_AUTH)
         self._write()
 
     # ------------------------------------------------------------------ files
@@ -307,6 +337,11 @@ class TestPKI:
     def _write(self):
         for name, issued in self.certs.items():
             self._write_issued(name, issued)
+        for name in self.CLIENTS:
+            issued = self.certs[name]
+            issued.client_file = self._write_file(
+                f"{name}.client.pem",
+                _cert_pem(issued.cert) + _traditional_key_pem(issued.key))
         self.ca_file = self._write_file(
             "ca.pem", _cert_pem(self.certs["root"].cert))
         self.int_ca_file = self._write_file(
@@ -330,6 +365,11 @@ class TestPKI:
     def pin(self, name):
         """The ReencryptPin value (sha256//...) of a certificate's key."""
         return self.certs[name].pin
+
+    def client_pem(self, name):
+        """The file holding client certificate name and its unencrypted
+        key (for SSLProxyMachineCertificateFile)."""
+        return self.certs[name].client_file
 
     def fresh_leaf(self, name, cn, dns=("good.test",), issuer="int",
                    kind="ec", not_before=None, not_after=None):
