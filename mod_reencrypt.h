@@ -83,6 +83,7 @@ typedef struct {
     const char *session_key;     /**< cache key, or NULL: no resumption */
     STACK_OF(X509) *resume_chain; /**< stored with the offered session */
     apr_time_t resume_validated_at; /**< when that chain was validated */
+    apr_time_t resume_expiry;    /**< when the offered session expires */
     apr_time_t validated_at;     /**< when this connection's chain was */
     SSL_SESSION *pending_session; /**< held until the handshake passed */
     int handshake_ok;            /**< passed the policy and mod_ssl */

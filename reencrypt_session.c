@@ -706,6 +706,11 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
     }
     now = apr_time_now();
     expiry = session_expiry(st, sess, st->validated_at);
+    if (st->resumed && st->resume_expiry && st->resume_expiry < expiry) {
+        /* a ticket on a resumed connection lives no longer than the
+         * session it resumed, set by the scope that stored that one */
+        expiry = st->resume_expiry;
+    }
     if (expiry <= now) {
         return;
     }
@@ -844,12 +849,21 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
      * connection's own copy of the session made after it */
     if (local_mutex && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
         local_entry_t *e = local_find(st->session_key);
+        /* this scope's own timeout too, if it is the shorter */
+        apr_time_t own = e ? e->validated_at + apr_time_from_sec(
+                                 reencrypt_policy_session_timeout(&st->policy))
+                           : 0;
 
-        if (e && e->expiry > now && SSL_SESSION_up_ref(e->sess)) {
+        if (e && e->expiry > now && own > now
+            && SSL_SESSION_up_ref(e->sess)) {
             shared = e->sess;
             chain = X509_chain_up_ref(e->chain);
             validated = e->validated_at;
+            expiry = own < e->expiry ? own : e->expiry;
             checked = (e->passed_at == second);
+        }
+        else if (e && e->expiry > now) {
+            /* too old for this scope only: left for the others */
         }
         else if (e) {
             local_clear(e);
@@ -940,6 +954,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     else if (sess && SSL_set_session(ssl, sess)) {
         st->resume_chain = chain;
         st->resume_validated_at = validated;
+        st->resume_expiry = expiry;
         /* see session_context_cb */
         SSL_set_msg_callback(ssl, session_context_cb);
         if (!checked && local_mutex
