@@ -44,6 +44,7 @@
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_slots.h"
 
 APLOG_USE_MODULE(reencrypt);
 
@@ -185,7 +186,8 @@ static status_slot_t *slot_at(unsigned int i)
 
 static void copy_str(char *dst, apr_size_t size, const char *src)
 {
-    apr_cpystrn(dst, src ? src : "", size);
+    /* never cut inside a UTF-8 character: the views must stay UTF-8 */
+    reencrypt_utf8_copy(dst, size, src);
 }
 
 /* The slot (index + 1) in use for backend and SNI, or 0; with free_at,
@@ -681,9 +683,54 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
 
 /* --- HTML --- */
 
+/* For the reencrypt-status page, which is UTF-8 */
 static const char *esc(apr_pool_t *p, const char *s)
 {
-    return ap_escape_html2(p, s ? s : "", 1);
+    return ap_escape_html2(p, s ? s : "", 0);
+}
+
+/* For mod_status's page, which says ISO-8859-1: every character beyond
+ * ASCII as a character reference (a byte that is not UTF-8 as U+FFFD). */
+static const char *esc_ascii(apr_pool_t *p, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)esc(p, s);
+    apr_size_t len = strlen((const char *)u), i = 0;
+    char *out = apr_palloc(p, len * 10 + 1), *o = out;
+
+    while (i < len) {
+        unsigned int cp = u[i], need = 0, k;
+
+        if (cp < 0x80) {
+            *o++ = (char)u[i++];
+            continue;
+        }
+        if ((cp & 0xE0) == 0xC0) {
+            cp &= 0x1F;
+            need = 1;
+        }
+        else if ((cp & 0xF0) == 0xE0) {
+            cp &= 0x0F;
+            need = 2;
+        }
+        else if ((cp & 0xF8) == 0xF0) {
+            cp &= 0x07;
+            need = 3;
+        }
+        for (k = 1; need && k <= need; k++) {
+            if (i + k >= len || (u[i + k] & 0xC0) != 0x80) {
+                need = 0;
+                break;
+            }
+            cp = (cp << 6) | (u[i + k] & 0x3F);
+        }
+        if (!need) {
+            cp = 0xFFFD;
+        }
+        o += apr_snprintf(o, 11, "&#%u;", cp);
+        i += need + 1;
+    }
+    *o = '\0';
+    return out;
 }
 
 static const char *left_str(apr_pool_t *p, apr_int64_t secs)
@@ -895,8 +942,8 @@ int reencrypt_status_hook(request_rec *r, int flags)
                reuses, refused, reported, n_expiring);
     if (soonest) {
         ap_rprintf(r, "<dt>soonest expiry: %s (%s) at %s</dt>\n",
-                   esc(r->pool, soonest->backend), esc(r->pool,
-                   soonest->subject), esc(r->pool, iso(r->pool,
+                   esc_ascii(r->pool, soonest->backend), esc_ascii(r->pool,
+                   soonest->subject), esc_ascii(r->pool, iso(r->pool,
                    soonest->not_after)));
     }
     ap_rputs("</dl>\n", r);

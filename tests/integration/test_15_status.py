@@ -1197,3 +1197,50 @@ def test_reencrypt_15_080_statistics_survive_a_graceful_restart(
     assert (c1["handshakes_full"] + c1["handshakes_resumed"] + c1["reuses"]
             == c0["handshakes_full"] + c0["handshakes_resumed"]
             + c0["reuses"] + 1), (c0, c1)
+
+
+# ---------------------------------------------------- strings cut to fit
+
+def test_reencrypt_15_092_long_utf8_subject_cut_at_a_character(
+        env, backend, module_so, pki, tmp_path):
+    """A backend certificate whose subject is longer than a slot keeps
+    (255 bytes) and non-ASCII: the subject shown is cut before the
+    character that does not fit, never inside it, so that every view is
+    valid UTF-8, ?json parses and ?prometheus passes promtool."""
+    from cryptography.x509.oid import NameOID
+    org = "\u00e9" * 200            # 400 bytes of UTF-8
+    name = "status-utf8"
+    if name not in pki.certs:
+        pki.fresh_leaf(name, "utf8.test", dns=("good.test",),
+                       subject_extra=[(NameOID.ORGANIZATION_NAME, org)])
+    be = backend(name)
+    env.write_config(server=_server(), vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPass /utf8/ {be.url_ip}
+""" + _status_locations())
+    env.start()
+    assert env.get("/utf8/x").status == 200
+
+    views = {}
+    for q in ("?json", "?prometheus", ""):
+        r = env.get(STATUS + q)
+        assert r.status == 200, r
+        try:
+            views[q] = r.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AssertionError(
+                f"{STATUS}{q} is not valid UTF-8: {e}: "
+                f"{r.body[max(0, e.start - 40):e.end + 20]!r}") from None
+    doc = json.loads(views["?json"])
+    _assert_valid(_validator(), doc)
+    subject = doc["backends"][0]["certificate"]["subject"]
+    # RFC 2253 order (last RDN first): "O=éé...é,CN=utf8.test", cut to
+    # the whole characters that fit in 255 bytes
+    assert subject == "O=" + "\u00e9" * 126, (len(subject.encode()),
+                                              subject[-10:])
+    _promtool(views["?prometheus"], tmp_path)
+    assert f'subject="O={chr(0xe9) * 126}"' in views["?prometheus"]
+    assert "O=" + "\u00e9" * 126 + "<br>" in views[""]
