@@ -12,15 +12,71 @@
  */
 
 /*
- * reencrypt_slots.c: the statistics slots' decisions on plain values:
- * where a string is cut to fit a fixed-size field without splitting a
- * UTF-8 character. The glue (reencrypt_status.c) applies them to shared
- * memory. Pure: APR only.
+ * reencrypt_slots.c: the statistics slots' decisions on plain values.
+ * Which slot a backend and SNI take (free, else the least recently used
+ * one that has been idle long enough, with SNIs from clients' Host
+ * headers held to half of the slots), and where a string is cut to fit
+ * a fixed-size field without splitting a UTF-8 character. The glue
+ * (reencrypt_status.c) applies them to shared memory. Pure: APR only.
  */
 
 #include <string.h>
 
 #include "reencrypt_slots.h"
+
+int reencrypt_slot_client_share(int n)
+{
+    return n / 2 > 0 ? n / 2 : 1;
+}
+
+static int idle(const reencrypt_slot_facts_t *f, apr_int64_t now,
+                apr_int64_t idle_min)
+{
+    return f->in_use && now - f->last_used >= idle_min;
+}
+
+int reencrypt_slot_choose(const reencrypt_slot_facts_t *slots, int n,
+                          int client_named, apr_int64_t now,
+                          apr_int64_t idle_min, int *reclaim)
+{
+    int i, free_at = -1, lru = -1, lru_client = -1, clients = 0;
+
+    *reclaim = 0;
+    for (i = 0; i < n; i++) {
+        const reencrypt_slot_facts_t *f = &slots[i];
+
+        if (!f->in_use) {
+            if (free_at < 0) {
+                free_at = i;
+            }
+            continue;
+        }
+        if (f->client_named) {
+            clients++;
+        }
+        if (!idle(f, now, idle_min)) {
+            continue;
+        }
+        if (lru < 0 || f->last_used < slots[lru].last_used) {
+            lru = i;
+        }
+        if (f->client_named
+            && (lru_client < 0
+                || f->last_used < slots[lru_client].last_used)) {
+            lru_client = i;
+        }
+    }
+    if (client_named && clients >= reencrypt_slot_client_share(n)) {
+        /* the clients' share is full: only one of theirs may change hands */
+        *reclaim = lru_client >= 0;
+        return lru_client;
+    }
+    if (free_at >= 0) {
+        return free_at;
+    }
+    *reclaim = lru >= 0;
+    return lru;
+}
 
 static int is_continuation(unsigned char ch)
 {

@@ -14,7 +14,8 @@
 /**
  * @file reencrypt_slots.h
  * @brief The decisions behind the statistics slots, on plain values:
- *        how a string is cut to fit a slot's fixed-size field.
+ *        which slot a backend and SNI take when they have none, and how
+ *        a string is cut to fit a slot's fixed-size field.
  *
  * Pure: APR only; never sees httpd state or shared memory.
  */
@@ -27,6 +28,35 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Seconds a slot must have gone unused before it may be given to
+ *  another backend and SNI. */
+#define REENCRYPT_SLOT_IDLE_MIN 60
+
+/** What the choice needs to know of one slot. */
+typedef struct {
+    int in_use;               /**< held by some backend and SNI */
+    int client_named;         /**< its SNI came from a client's Host */
+    apr_int64_t last_used;    /**< seconds since 1970 */
+} reencrypt_slot_facts_t;
+
+/** Most slots that SNIs taken from clients' Host headers may hold, of
+ *  n: half of them (at least one). */
+int reencrypt_slot_client_share(int n);
+
+/**
+ * The slot a backend and SNI that hold none should take, among n slots:
+ * a free one, else the one unused longest, if unused for at least
+ * idle_min seconds at now (ties: the lowest index). A client-named SNI
+ * (client_named) takes neither once reencrypt_slot_client_share(n)
+ * slots are client-named: then only the client-named slot unused
+ * longest (and for idle_min). Returns the index, or -1 when none may be
+ * taken; *reclaim is set to 1 when the slot is taken from another
+ * backend and SNI, else 0.
+ */
+int reencrypt_slot_choose(const reencrypt_slot_facts_t *slots, int n,
+                          int client_named, apr_int64_t now,
+                          apr_int64_t idle_min, int *reclaim);
 
 /**
  * The length in bytes of the longest prefix of src that fits in a
