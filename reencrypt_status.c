@@ -60,7 +60,11 @@
 APLOG_USE_MODULE(reencrypt);
 
 #define STATUS_MUTEX_TYPE  "reencrypt-status"
-#define STATUS_SLOTMEM     "mod_reencrypt-status"
+/* The names of the slots, and of the files mod_slotmem_shm persists
+ * them in: a new layout of status_slot_t takes a new name, because
+ * mod_slotmem_shm restores a shorter file of an older layout as it is
+ * (AH02552) and the slots would be read out of step. */
+#define STATUS_SLOTMEM     "mod_reencrypt-status-2"
 #define STATUS_OTHER       "mod_reencrypt-status-other"
 #define STATUS_HANDLER     "reencrypt-status"
 

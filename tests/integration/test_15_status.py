@@ -1255,6 +1255,36 @@ def test_reencrypt_15_080_statistics_survive_a_graceful_restart(
             + c0["reuses"] + 1), (c0, c1)
 
 
+def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
+        env, backend, module_so, pki):
+    """A persisted copy of the slots under the name an earlier release
+    used (mod_reencrypt-status, a shorter slot) is left alone: the server
+    starts with empty statistics rather than reading that copy out of
+    step (mod_slotmem_shm restores a file shorter than the slots as it
+    is), and then counts as usual."""
+    be = backend("good")
+    env.write_config(server=_server(), vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPass /good/ {be.url_ip}
+""" + _status_locations())
+    old = os.path.join(env.root, "run",
+                       "slotmem-shm-mod_reencrypt-status.shm.persist")
+    with open(old, "wb") as f:
+        f.write(struct.pack("<I", 1) * 4096)    # every word "in use"
+    env.start()
+    doc = _json(env)
+    assert (doc["slots_used"], doc["backends"]) == (0, []), (
+        json.dumps(doc["backends"])[:600])
+    assert env.get("/good/x").status == 200
+    doc = _json(env)
+    assert [b["backend"] for b in doc["backends"]] == [
+        f"127.0.0.1:{be.port}"], doc["backends"]
+    _assert_valid(_validator(), doc)
+
+
 # ------------------------------------------- slots the clients cannot fill
 
 FLOOD = 80      # distinct Host values sent by a client: more than 64 slots
