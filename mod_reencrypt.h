@@ -90,7 +90,9 @@ typedef struct {
     int resumed;                 /**< the handshake resumed a session */
     int chain_len;               /**< certificates of the checked chain */
     int slot;                    /**< statistics slot + 1; 0 not looked
-                                  *   up yet, -1 none free */
+                                  *   up yet, -1 none to be had */
+    apr_uint32_t slot_gen;       /**< that slot's generation: it is ours
+                                  *   while the slot still has it */
 } reencrypt_conn_t;
 
 /** Default of ReencryptStatusBackends. */

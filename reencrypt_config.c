@@ -167,6 +167,7 @@ static const char *set_sni(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
 
+    pol->sni_where = where(cmd);
     return reencrypt_parse_sni(cmd->pool, arg, &pol->sni_mode,
                                &pol->sni_name);
 }
@@ -715,6 +716,19 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                          at ? at : "?", scope_name(ptemp, s),
                          pol->ssl_check_peer_expire == 1 ? "On"
                                                          : "On by default");
+        }
+    }
+    if (reencrypt_policy_sni_mode(pol) == REENCRYPT_SNI_HOST && cx->warn
+        && !(pol->verify_names && pol->verify_names->nelts)
+        && reencrypt_policy_check_name(pol)) {
+        /* the name checked is the SNI, and the SNI is the client's */
+        if (first_time(cx, ptemp, pol->sni_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00050)
+                         "ReencryptSNI Host at %s without "
+                         "ReencryptVerifyName: the client's Host header "
+                         "chooses the name the backend certificate is "
+                         "checked against; set ReencryptVerifyName to the "
+                         "names the backend must carry", pol->sni_where);
         }
     }
     if (reencrypt_policy_warn_within(pol) > 0) {

@@ -506,10 +506,12 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
     if (child->sni_mode != REENCRYPT_SNI_UNSET) {
         out->sni_mode = child->sni_mode;
         out->sni_name = child->sni_name;
+        out->sni_where = child->sni_where;
     }
     else {
         out->sni_mode = parent->sni_mode;
         out->sni_name = parent->sni_name;
+        out->sni_where = parent->sni_where;
     }
     out->check_name = child->check_name != REENCRYPT_UNSET
                       ? child->check_name : parent->check_name;

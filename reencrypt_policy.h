@@ -111,6 +111,7 @@ typedef struct {
     apr_array_header_t *verify_names;    /**< const char *; NULL unset */
     reencrypt_sni_mode_e sni_mode;
     const char *sni_name;                /**< with REENCRYPT_SNI_NAME */
+    const char *sni_where;               /**< "file:line" of the mode */
     int check_name;                      /**< -1 unset, 0 Off, 1 On */
     apr_array_header_t *pins;            /**< reencrypt_pin_t; NULL unset */
     const char *pins_where;              /**< "file:line" of the pins */

@@ -19,9 +19,18 @@
  * mod_status's server-status (and ?auto).
  *
  * One slot per backend and SNI, at most ReencryptStatusBackends of
- * them. Facts (certificate, last handshake) are written under a global
- * mutex, once per handshake; counters are atomic, so the per-request
- * path (a reused connection) costs one atomic increment.
+ * them. Only a handshake that passed the policy takes a slot: what a
+ * client can be refused for (a Host of its choosing with ReencryptSNI
+ * Host) never fills the table. A slot unused for REENCRYPT_SLOT_IDLE_MIN
+ * seconds may be given to another backend and SNI when no slot is free,
+ * the least recently used first, and SNIs taken from clients' Host
+ * headers hold at most half of the slots (reencrypt_slots.c decides).
+ * What finds no slot is counted in one record, "other", with the
+ * number of slots that changed hands and of connections that found none.
+ *
+ * Facts (certificate, last handshake) are written under a global mutex,
+ * once per handshake; counters are atomic, so the per-request path (a
+ * reused connection) costs a few atomic operations on its slot.
  */
 
 #include "apr_atomic.h"
@@ -39,21 +48,50 @@
 #include "mod_status.h"
 #include "util_mutex.h"
 
+#include <stddef.h>
+
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_slots.h"
 
 APLOG_USE_MODULE(reencrypt);
 
 #define STATUS_MUTEX_TYPE  "reencrypt-status"
-#define STATUS_SLOTMEM     "mod_reencrypt-status"
+/* The names of the slots, and of the files mod_slotmem_shm persists
+ * them in: a new layout of status_slot_t takes a new name, because
+ * mod_slotmem_shm restores a shorter file of an older layout as it is
+ * (AH02552) and the slots would be read out of step. */
+#define STATUS_SLOTMEM     "mod_reencrypt-status-2"
+#define STATUS_OTHER       "mod_reencrypt-status-other"
 #define STATUS_HANDLER     "reencrypt-status"
+
+/* What a slot's in_use says. A slot changes hands (SLOT_MOVING) only
+ * under the global mutex. */
+#define SLOT_FREE   0
+#define SLOT_IN_USE 1
+#define SLOT_MOVING 2
+
+/* The counters of a backend and SNI, or of all that have no slot. */
+typedef struct {
+    apr_uint64_t full;
+    apr_uint64_t resumed;
+    apr_uint64_t reuses;
+    apr_uint64_t refused[REENCRYPT_REASONS];
+    apr_uint64_t reported[REENCRYPT_REASONS];
+} status_counts_t;
 
 /* One backend, as kept in shared memory: fixed size, no pointers. */
 typedef struct {
-    apr_uint32_t in_use;
+    /* who holds the slot; kept when it changes hands */
+    apr_uint32_t in_use;        /* SLOT_FREE, SLOT_IN_USE, SLOT_MOVING */
+    apr_uint32_t busy;          /* users counting into it right now */
+    apr_uint32_t gen;           /* one more each time it changes hands */
+    apr_uint32_t client_named;  /* its SNI came from a client's Host */
+    apr_uint64_t last_used;     /* seconds: its last handshake or reuse */
+    /* from here on cleared when the slot changes hands */
     char backend[128];
     char sni[128];
     /* certificate last presented */
@@ -72,16 +110,21 @@ typedef struct {
     char protocol[16];
     char cipher[64];
     apr_int64_t warn_within;
-    /* counters */
-    apr_uint64_t full;
-    apr_uint64_t resumed;
-    apr_uint64_t reuses;
-    apr_uint64_t refused[REENCRYPT_REASONS];
-    apr_uint64_t reported[REENCRYPT_REASONS];
+    status_counts_t n;
 } status_slot_t;
+
+#define SLOT_CLEARED_FROM offsetof(status_slot_t, backend)
+
+/* What no slot holds, and how the slots fared: one record. */
+typedef struct {
+    apr_uint64_t reclaims;      /* slots given to another backend/SNI */
+    apr_uint64_t overflows;     /* passed connections that found no slot */
+    status_counts_t n;
+} status_other_t;
 
 static const ap_slotmem_provider_t *slotmem;
 static ap_slotmem_instance_t *slots;
+static ap_slotmem_instance_t *other_mem;
 static apr_global_mutex_t *status_mutex;
 static unsigned int nslots;
 
@@ -98,10 +141,65 @@ static apr_status_t status_cleanup(void *data)
 {
     (void)data;
     slots = NULL;
+    other_mem = NULL;
     slotmem = NULL;
     status_mutex = NULL;
     nslots = 0;
     return APR_SUCCESS;
+}
+
+static status_slot_t *slot_at(unsigned int i)
+{
+    void *mem = NULL;
+
+    if (!slots || slotmem->dptr(slots, i, &mem) != APR_SUCCESS) {
+        return NULL;
+    }
+    return mem;
+}
+
+static status_other_t *other_rec(void)
+{
+    void *mem = NULL;
+
+    if (!other_mem || slotmem->dptr(other_mem, 0, &mem) != APR_SUCCESS) {
+        return NULL;
+    }
+    return mem;
+}
+
+#define TERMINATE(field) ((field)[sizeof(field) - 1] = '\0')
+
+/* The slots as restored from the last generation's persisted copy,
+ * made safe before any child uses them: each generation gets a segment
+ * of its own, so nothing else touches it yet. The copy may have been
+ * taken while an old child was counting or a slot changing hands. */
+static void slots_restored(void)
+{
+    unsigned int i;
+
+    for (i = 0; i < nslots; i++) {
+        status_slot_t *sl = slot_at(i);
+
+        if (!sl) {
+            continue;
+        }
+        if (sl->in_use != SLOT_IN_USE) {
+            memset(sl, 0, sizeof(*sl));
+            continue;
+        }
+        sl->busy = 0;
+        TERMINATE(sl->backend);
+        TERMINATE(sl->sni);
+        TERMINATE(sl->subject);
+        TERMINATE(sl->issuer);
+        TERMINATE(sl->sans);
+        TERMINATE(sl->serial);
+        TERMINATE(sl->pin);
+        TERMINATE(sl->last_result);
+        TERMINATE(sl->protocol);
+        TERMINATE(sl->cipher);
+    }
 }
 
 int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -110,6 +208,7 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     const reencrypt_srv_conf *sc = ap_get_module_config(s->module_config,
                                                         &reencrypt_module);
     int wanted = sc->status_backends;
+    const char *name = STATUS_SLOTMEM;
     apr_status_t rv;
 
     (void)plog;
@@ -133,14 +232,20 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "loaded");
         return OK;
     }
-    rv = slotmem->create(&slots, STATUS_SLOTMEM, sizeof(status_slot_t),
+    rv = slotmem->create(&slots, name, sizeof(status_slot_t),
                          (unsigned int)wanted,
                          AP_SLOTMEM_TYPE_PREGRAB | AP_SLOTMEM_TYPE_PERSIST,
                          pconf);
+    if (rv == APR_SUCCESS) {
+        name = STATUS_OTHER;
+        rv = slotmem->create(&other_mem, name, sizeof(status_other_t), 1,
+                             AP_SLOTMEM_TYPE_PREGRAB
+                             | AP_SLOTMEM_TYPE_PERSIST, pconf);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00028)
-                     "cannot create %d shared memory slots for backend "
-                     "statistics", wanted);
+                     "cannot create the shared memory slots %s for backend "
+                     "statistics (%d backends)", name, wanted);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = ap_global_mutex_create(&status_mutex, NULL, STATUS_MUTEX_TYPE,
@@ -149,6 +254,7 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;      /* httpd logged why */
     }
     nslots = (unsigned int)wanted;
+    slots_restored();
     apr_pool_cleanup_register(pconf, NULL, status_cleanup,
                               apr_pool_cleanup_null);
     return OK;
@@ -170,94 +276,225 @@ void reencrypt_status_child_init(apr_pool_t *p, server_rec *s)
                      "cannot attach to the statistics mutex: backend "
                      "statistics are off in this process");
         slots = NULL;
+        other_mem = NULL;
     }
-}
-
-static status_slot_t *slot_at(unsigned int i)
-{
-    void *mem = NULL;
-
-    if (!slots || slotmem->dptr(slots, i, &mem) != APR_SUCCESS) {
-        return NULL;
-    }
-    return mem;
 }
 
 static void copy_str(char *dst, apr_size_t size, const char *src)
 {
-    apr_cpystrn(dst, src ? src : "", size);
+    /* never cut inside a UTF-8 character: the views must stay UTF-8 */
+    reencrypt_utf8_copy(dst, size, src);
 }
 
-/* The slot (index + 1) in use for backend and SNI, or 0; with free_at,
- * also the first free slot (index + 1, or 0) in the same pass.
- * A claimed slot is never released and its names never change once
- * in_use is set (after them), so this may run without the global mutex
- * to find a slot; claiming one takes the mutex. */
-static unsigned int slot_find(const char *backend, const char *sni,
-                              unsigned int *free_at)
+/* ------------------------------------------------------------------ */
+/* Who counts into which slot                                          */
+
+/*
+ * A slot changes hands (slot_take) only under the global mutex, and
+ * only after marking it SLOT_MOVING and finding nobody pinned to it
+ * (busy 0); if someone is, it stays as it is. Whoever counts into a
+ * slot pins it first (busy + 1), then checks that it still holds what
+ * was looked for. Both sides write their own word, then read the
+ * other's (sequentially consistent atomics), so at least one of them
+ * sees the other and backs off: a slot pinned while SLOT_IN_USE keeps
+ * its backend, SNI and counters until it is unpinned, and no count ever
+ * lands in a slot that has changed hands. Lookups run without the
+ * mutex: a slot's names are only rewritten while it is not SLOT_IN_USE,
+ * and every string field keeps a NUL in its last byte. (A child that
+ * dies while pinned leaves its slot to its backend and SNI until the
+ * next restart, which starts every slot unpinned.)
+ */
+
+static void slot_unpin(status_slot_t *sl)
+{
+    apr_atomic_dec32(&sl->busy);
+}
+
+/* Slot i, pinned, if it holds generation gen (as remembered by a
+ * connection), else NULL. */
+static status_slot_t *slot_pin_gen(unsigned int i, apr_uint32_t gen)
+{
+    status_slot_t *sl = slot_at(i);
+
+    if (!sl) {
+        return NULL;
+    }
+    apr_atomic_inc32(&sl->busy);
+    if (apr_atomic_read32(&sl->in_use) == SLOT_IN_USE
+        && apr_atomic_read32(&sl->gen) == gen) {
+        return sl;
+    }
+    slot_unpin(sl);
+    return NULL;
+}
+
+/* Slot i, pinned, if it holds backend and SNI (its generation in *gen),
+ * else NULL. */
+static status_slot_t *slot_pin_names(unsigned int i, const char *backend,
+                                     const char *sni, apr_uint32_t *gen)
+{
+    status_slot_t *sl = slot_at(i);
+
+    if (!sl) {
+        return NULL;
+    }
+    apr_atomic_inc32(&sl->busy);
+    if (apr_atomic_read32(&sl->in_use) == SLOT_IN_USE
+        && !strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
+        *gen = apr_atomic_read32(&sl->gen);
+        return sl;
+    }
+    slot_unpin(sl);
+    return NULL;
+}
+
+/* The slot (index + 1) that seems to hold backend and SNI, or 0: to be
+ * confirmed by slot_pin_names(). Runs without the global mutex. */
+static unsigned int slot_find(const char *backend, const char *sni)
 {
     status_slot_t *sl;
     unsigned int i;
 
     for (i = 0; i < nslots; i++) {
-        if (!(sl = slot_at(i))) {
-            continue;
-        }
-        if (apr_atomic_read32(&sl->in_use)) {
-            if (!strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
-                return i + 1;
-            }
-        }
-        else if (free_at && !*free_at) {
-            *free_at = i + 1;
+        if ((sl = slot_at(i)) != NULL
+            && apr_atomic_read32(&sl->in_use) == SLOT_IN_USE
+            && !strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
+            return i + 1;
         }
     }
     return 0;
 }
 
-/* The slot of this connection's backend and SNI, found or claimed once
- * per connection and remembered in st->slot. With a new backend
- * connection per request this runs for every request: only a backend's
- * first connection takes the global mutex. */
-static status_slot_t *slot_of(reencrypt_conn_t *st)
+static void slot_touch(status_slot_t *sl)
+{
+    apr_uint64_t now = (apr_uint64_t)apr_time_sec(apr_time_now());
+
+    if (apr_atomic_read64(&sl->last_used) != now) {
+        apr_atomic_set64(&sl->last_used, now);
+    }
+}
+
+/* Give backend and SNI a slot, under the global mutex: a free one, or
+ * one that another backend and SNI left idle (reencrypt_slot_choose).
+ * Returns it pinned, or NULL when there is none to take. */
+static status_slot_t *slot_take(reencrypt_conn_t *st, const char *backend,
+                                const char *sni, int client_named)
+{
+    apr_int64_t now = (apr_int64_t)apr_time_sec(apr_time_now());
+    reencrypt_slot_facts_t *facts;
+    status_other_t *other = other_rec();
+    status_slot_t *sl = NULL;
+    const char *was = NULL;
+    apr_pool_t *tp;
+    unsigned int i;
+    int at, reclaim;
+
+    apr_pool_create(&tp, st->c->pool);
+    facts = apr_pcalloc(tp, sizeof(*facts) * nslots);
+    for (i = 0; i < nslots; i++) {
+        status_slot_t *f = slot_at(i);
+
+        facts[i].in_use = !f || f->in_use != SLOT_FREE;
+        facts[i].client_named = f && f->client_named;
+        facts[i].last_used = f ? (apr_int64_t)apr_atomic_read64(
+                                     &f->last_used) : now;
+    }
+    at = reencrypt_slot_choose(facts, (int)nslots, client_named, now,
+                               REENCRYPT_SLOT_IDLE_MIN, &reclaim);
+    if (at >= 0 && (sl = slot_at((unsigned int)at)) != NULL && reclaim) {
+        if (apr_atomic_cas32(&sl->in_use, SLOT_MOVING, SLOT_IN_USE)
+            != SLOT_IN_USE) {
+            sl = NULL;
+        }
+        else if (apr_atomic_read32(&sl->busy)) {
+            /* counted into right now: not idle after all */
+            apr_atomic_set32(&sl->in_use, SLOT_IN_USE);
+            sl = NULL;
+        }
+        else {
+            was = apr_psprintf(tp, "%s SNI %s", sl->backend,
+                               *sl->sni ? sl->sni : "(none)");
+        }
+    }
+    if (!sl) {
+        st->slot = -1;
+        if (other) {
+            apr_atomic_inc64(&other->overflows);
+        }
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00030)
+                      "backend %s: no free statistics slot (raise "
+                      "ReencryptStatusBackends)", backend);
+        apr_pool_destroy(tp);
+        return NULL;
+    }
+    memset((char *)sl + SLOT_CLEARED_FROM, 0,
+           sizeof(*sl) - SLOT_CLEARED_FROM);
+    copy_str(sl->backend, sizeof(sl->backend), backend);
+    copy_str(sl->sni, sizeof(sl->sni), sni);
+    sl->client_named = (apr_uint32_t)client_named;
+    apr_atomic_set64(&sl->last_used, (apr_uint64_t)now);
+    st->slot_gen = apr_atomic_inc32(&sl->gen) + 1;
+    st->slot = at + 1;
+    apr_atomic_inc32(&sl->busy);            /* the caller's pin */
+    apr_atomic_set32(&sl->in_use, SLOT_IN_USE);   /* after the names */
+    if (was) {
+        if (other) {
+            apr_atomic_inc64(&other->reclaims);
+        }
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00051)
+                      "backend %s: statistics slot %d taken over from %s, "
+                      "idle for %" APR_INT64_T_FMT "s", backend, at + 1, was,
+                      now - facts[at].last_used);
+    }
+    apr_pool_destroy(tp);
+    return sl;
+}
+
+/* The slot of this connection's backend and SNI, pinned (slot_unpin()
+ * when done), or NULL when it has none: the connection remembers it in
+ * st->slot and st->slot_gen. Only may_take lets it take a slot, so that
+ * one is taken once per connection at most, and only for a handshake
+ * that passed; with a new backend connection per request this runs for
+ * every request, and only a backend's first connection (or one whose
+ * slot changed hands) takes the global mutex. */
+static status_slot_t *slot_of(reencrypt_conn_t *st, int may_take)
 {
     const char *backend = st->backend_name ? st->backend_name : "?";
     const char *sni = st->sni ? st->sni : "";
+    int client_named = st->sni && reencrypt_policy_sni_mode(&st->policy)
+                                  == REENCRYPT_SNI_HOST;
     status_slot_t *sl = NULL;
-    unsigned int found, free_at = 0;
+    unsigned int found;
 
     if (!slots) {
         return NULL;
     }
     if (st->slot > 0) {
-        return slot_at((unsigned int)(st->slot - 1));
+        if ((sl = slot_pin_gen((unsigned int)(st->slot - 1),
+                               st->slot_gen)) != NULL) {
+            return sl;
+        }
+        st->slot = 0;               /* it changed hands: look again */
     }
-    if (st->slot < 0) {
-        return NULL;                /* no room: counted as unknown */
+    else if (st->slot < 0) {
+        return NULL;                /* none to be had: counted as other */
     }
-    if ((found = slot_find(backend, sni, NULL)) != 0) {
+    if ((found = slot_find(backend, sni)) != 0
+        && (sl = slot_pin_names(found - 1, backend, sni,
+                                &st->slot_gen)) != NULL) {
         st->slot = (int)found;
-        return slot_at(found - 1);
+        return sl;
     }
-    if (apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
+    if (!may_take || apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return NULL;
     }
-    if ((found = slot_find(backend, sni, &free_at)) != 0) {
+    if ((found = slot_find(backend, sni)) != 0
+        && (sl = slot_pin_names(found - 1, backend, sni,
+                                &st->slot_gen)) != NULL) {
         st->slot = (int)found;
-        sl = slot_at(found - 1);
-    }
-    else if (free_at && (sl = slot_at(free_at - 1)) != NULL) {
-        memset(sl, 0, sizeof(*sl));
-        copy_str(sl->backend, sizeof(sl->backend), backend);
-        copy_str(sl->sni, sizeof(sl->sni), sni);
-        apr_atomic_set32(&sl->in_use, 1);   /* after the names */
-        st->slot = (int)free_at;
     }
     else {
-        st->slot = -1;
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00030)
-                      "backend %s: no free statistics slot (raise "
-                      "ReencryptStatusBackends)", backend);
+        sl = slot_take(st, backend, sni, client_named);
     }
     apr_global_mutex_unlock(status_mutex);
     return sl;
@@ -303,27 +540,45 @@ static void cert_facts(status_slot_t *sl, X509 *leaf, int chain_len,
                         X509_get0_notAfter(leaf));
 }
 
+static void count_handshake(status_counts_t *n, const reencrypt_conn_t *st,
+                            int refused)
+{
+    if (refused) {
+        apr_atomic_inc64(&n->refused[st->reason]);
+    }
+    else if (st->resumed) {
+        apr_atomic_inc64(&n->resumed);
+    }
+    else {
+        apr_atomic_inc64(&n->full);
+    }
+    if (!refused && st->reason != REENCRYPT_OK) {
+        apr_atomic_inc64(&n->reported[st->reason]);
+    }
+}
+
 void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
                                 int chain_len, SSL *ssl, int refused)
 {
-    status_slot_t *sl = slot_of(st);
+    status_slot_t *sl;
+    status_other_t *other;
     apr_pool_t *tp;
 
-    if (!sl) {
+    if (!slots) {
         return;
     }
-    if (refused) {
-        apr_atomic_inc64(&sl->refused[st->reason]);
+    /* Only a handshake that passed takes a slot: with ReencryptSNI Host
+     * a client chooses the SNI, and a refusal costs it nothing. A
+     * refusal is counted in the slot its backend and SNI already have,
+     * else as "other". */
+    if (!(sl = slot_of(st, !refused))) {
+        if ((other = other_rec()) != NULL) {
+            count_handshake(&other->n, st, refused);
+        }
+        return;
     }
-    else if (st->resumed) {
-        apr_atomic_inc64(&sl->resumed);
-    }
-    else {
-        apr_atomic_inc64(&sl->full);
-    }
-    if (!refused && st->reason != REENCRYPT_OK) {
-        apr_atomic_inc64(&sl->reported[st->reason]);
-    }
+    count_handshake(&sl->n, st, refused);
+    slot_touch(sl);
     /* The facts of a busy backend change rarely: within the second of the
      * last update, with the same result and key, leave them (and the
      * global mutex) alone. The unlocked reads only decide whether to
@@ -331,30 +586,43 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
     if (!refused && sl->last_time == (apr_int64_t)apr_time_sec(apr_time_now())
         && st->result && !strcmp(sl->last_result, st->result)
         && st->peer_pin && !strcmp(sl->pin, st->peer_pin)) {
+        slot_unpin(sl);
         return;
     }
-    if (apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
-        return;
+    if (apr_global_mutex_lock(status_mutex) == APR_SUCCESS) {
+        /* pinned: still this backend's and SNI's slot */
+        apr_pool_create(&tp, st->c->pool);
+        cert_facts(sl, leaf, chain_len, tp);
+        sl->last_time = (apr_int64_t)apr_time_sec(apr_time_now());
+        copy_str(sl->last_result, sizeof(sl->last_result), st->result);
+        copy_str(sl->protocol, sizeof(sl->protocol),
+                 (ssl && !refused) ? SSL_get_version(ssl) : "-");
+        copy_str(sl->cipher, sizeof(sl->cipher),
+                 (ssl && !refused) ? SSL_get_cipher_name(ssl) : "-");
+        sl->warn_within = reencrypt_policy_warn_within(&st->policy);
+        apr_global_mutex_unlock(status_mutex);
+        apr_pool_destroy(tp);
     }
-    apr_pool_create(&tp, st->c->pool);
-    cert_facts(sl, leaf, chain_len, tp);
-    sl->last_time = (apr_int64_t)apr_time_sec(apr_time_now());
-    copy_str(sl->last_result, sizeof(sl->last_result), st->result);
-    copy_str(sl->protocol, sizeof(sl->protocol),
-             (ssl && !refused) ? SSL_get_version(ssl) : "-");
-    copy_str(sl->cipher, sizeof(sl->cipher),
-             (ssl && !refused) ? SSL_get_cipher_name(ssl) : "-");
-    sl->warn_within = reencrypt_policy_warn_within(&st->policy);
-    apr_global_mutex_unlock(status_mutex);
-    apr_pool_destroy(tp);
+    slot_unpin(sl);
 }
 
 void reencrypt_status_reuse(reencrypt_conn_t *st)
 {
     status_slot_t *sl;
+    status_other_t *other;
 
-    if (st->slot > 0 && (sl = slot_at((unsigned int)(st->slot - 1)))) {
-        apr_atomic_inc64(&sl->reuses);
+    if (!slots || st->slot == 0) {
+        return;                     /* its handshake was not counted */
+    }
+    /* the handshake passed: the connection may take a slot again if its
+     * own changed hands while it sat in the pool */
+    if ((sl = slot_of(st, 1)) != NULL) {
+        apr_atomic_inc64(&sl->n.reuses);
+        slot_touch(sl);
+        slot_unpin(sl);
+    }
+    else if ((other = other_rec()) != NULL) {
+        apr_atomic_inc64(&other->n.reuses);
     }
 }
 
@@ -363,6 +631,7 @@ void reencrypt_status_reuse(reencrypt_conn_t *st)
 
 typedef struct {
     apr_array_header_t *rows;       /* status_slot_t copies */
+    status_other_t other;           /* zero when statistics are off */
     apr_int64_t now;
 } snapshot_t;
 
@@ -384,7 +653,10 @@ static void take_snapshot(apr_pool_t *p, snapshot_t *snap)
 {
     unsigned int i;
 
+    status_other_t *other;
+
     snap->rows = apr_array_make(p, 8, sizeof(status_slot_t));
+    memset(&snap->other, 0, sizeof(snap->other));
     snap->now = (apr_int64_t)apr_time_sec(apr_time_now());
     if (!slots || apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return;
@@ -392,9 +664,12 @@ static void take_snapshot(apr_pool_t *p, snapshot_t *snap)
     for (i = 0; i < nslots; i++) {
         status_slot_t *sl = slot_at(i);
 
-        if (sl && sl->in_use) {
+        if (sl && sl->in_use == SLOT_IN_USE) {
             *(status_slot_t *)apr_array_push(snap->rows) = *sl;
         }
+    }
+    if ((other = other_rec()) != NULL) {
+        snap->other = *other;
     }
     apr_global_mutex_unlock(status_mutex);
     if (snap->rows->nelts > 1) {
@@ -469,6 +744,18 @@ static void json_reasons(request_rec *r, const apr_uint64_t *v)
     ap_rputs("}", r);
 }
 
+static void json_counts(request_rec *r, const status_counts_t *n)
+{
+    ap_rprintf(r, "{\"handshakes_full\": %" APR_UINT64_T_FMT
+               ", \"handshakes_resumed\": %" APR_UINT64_T_FMT
+               ", \"reuses\": %" APR_UINT64_T_FMT ", \"refusals\": ",
+               n->full, n->resumed, n->reuses);
+    json_reasons(r, n->refused);
+    ap_rputs(", \"report_violations\": ", r);
+    json_reasons(r, n->reported);
+    ap_rputs("}", r);
+}
+
 static void render_json(request_rec *r, const snapshot_t *snap)
 {
     int i;
@@ -476,17 +763,23 @@ static void render_json(request_rec *r, const snapshot_t *snap)
     ap_set_content_type(r, "application/json");
     ap_rprintf(r, "{\"schema\": 1, \"module\": \"mod_reencrypt/%s\", "
                "\"generated\": \"%s\", \"generated_unix\": %" APR_INT64_T_FMT
-               ", \"slots\": %u, \"slots_used\": %d, \"backends\": [",
-               REENCRYPT_VERSION, iso(r->pool, snap->now), snap->now, nslots,
-               snap->rows->nelts);
+               ", \"slots\": %u, \"slots_used\": %d, \"slot_reclaims\": %"
+               APR_UINT64_T_FMT ", \"slot_overflows\": %" APR_UINT64_T_FMT
+               ",\n \"other\": ", REENCRYPT_VERSION, iso(r->pool, snap->now),
+               snap->now, nslots, snap->rows->nelts, snap->other.reclaims,
+               snap->other.overflows);
+    json_counts(r, &snap->other.n);
+    ap_rputs(", \"backends\": [", r);
     for (i = 0; i < snap->rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
                                                  status_slot_t);
 
-        ap_rprintf(r, "%s\n  {\"backend\": %s, \"sni\": %s, \"expiring\": %s"
+        ap_rprintf(r, "%s\n  {\"backend\": %s, \"sni\": %s, "
+                   "\"sni_from_client\": %s, \"expiring\": %s"
                    ", \"warn_within_seconds\": %" APR_INT64_T_FMT ",",
                    i ? "," : "", json_str(r->pool, sl->backend),
                    json_str_or_null(r->pool, sl->sni),
+                   sl->client_named ? "true" : "false",
                    expiring(sl, snap->now) ? "true" : "false",
                    sl->warn_within);
         if (sl->not_after) {
@@ -516,14 +809,9 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                    sl->last_time, json_str(r->pool, sl->last_result),
                    json_str(r->pool, sl->protocol),
                    json_str(r->pool, sl->cipher));
-        ap_rprintf(r, "\n   \"counters\": {\"handshakes_full\": %"
-                   APR_UINT64_T_FMT ", \"handshakes_resumed\": %"
-                   APR_UINT64_T_FMT ", \"reuses\": %" APR_UINT64_T_FMT
-                   ", \"refusals\": ", sl->full, sl->resumed, sl->reuses);
-        json_reasons(r, sl->refused);
-        ap_rputs(", \"report_violations\": ", r);
-        json_reasons(r, sl->reported);
-        ap_rputs("}}", r);
+        ap_rputs("\n   \"counters\": ", r);
+        json_counts(r, &sl->n);
+        ap_rputs("}", r);
     }
     ap_rputs("\n]}\n", r);
 }
@@ -564,9 +852,19 @@ static const char *prom_ids(apr_pool_t *p, const status_slot_t *sl)
                         prom_label(p, sl->backend), prom_label(p, sl->sni));
 }
 
+/* The labels that name a set of counters, and the counters. */
+typedef struct {
+    const char *ids;
+    const status_counts_t *n;
+} prom_counts_t;
+
+/* The backend label of what no slot holds: never a host:port */
+#define PROM_OTHER "other"
+
 static void render_prometheus(request_rec *r, const snapshot_t *snap)
 {
     const apr_array_header_t *rows = snap->rows;
+    apr_array_header_t *ids;
     int i, k;
 
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
@@ -631,59 +929,130 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
                        sl->last_time);
         }
     }
-    prom_head(r, "reencrypt_handshakes_total", "counter",
-              "TLS handshakes with the backend that passed the policy.");
+    /* the counters of every slot, and of what no slot holds */
+    ids = apr_array_make(r->pool, rows->nelts + 1, sizeof(prom_counts_t));
     for (i = 0; i < rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
+        prom_counts_t *pc = apr_array_push(ids);
+
+        pc->ids = prom_ids(r->pool, sl);
+        pc->n = &sl->n;
+    }
+    if (slots) {
+        prom_counts_t *pc = apr_array_push(ids);
+
+        pc->ids = "backend=\"" PROM_OTHER "\",sni=\"\"";
+        pc->n = &snap->other.n;
+    }
+    prom_head(r, "reencrypt_handshakes_total", "counter",
+              "TLS handshakes with the backend that passed the policy.");
+    for (i = 0; i < ids->nelts; i++) {
+        const prom_counts_t *pc = &APR_ARRAY_IDX(ids, i, prom_counts_t);
 
         ap_rprintf(r, "reencrypt_handshakes_total{%s,kind=\"full\"} %"
-                   APR_UINT64_T_FMT "\n", prom_ids(r->pool, sl), sl->full);
+                   APR_UINT64_T_FMT "\n", pc->ids, pc->n->full);
         ap_rprintf(r, "reencrypt_handshakes_total{%s,kind=\"resumed\"} %"
-                   APR_UINT64_T_FMT "\n", prom_ids(r->pool, sl), sl->resumed);
+                   APR_UINT64_T_FMT "\n", pc->ids, pc->n->resumed);
     }
     prom_head(r, "reencrypt_connection_reuses_total", "counter",
               "Requests sent over an already verified pooled connection.");
-    for (i = 0; i < rows->nelts; i++) {
-        const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
+    for (i = 0; i < ids->nelts; i++) {
+        const prom_counts_t *pc = &APR_ARRAY_IDX(ids, i, prom_counts_t);
 
         ap_rprintf(r, "reencrypt_connection_reuses_total{%s} %"
-                   APR_UINT64_T_FMT "\n", prom_ids(r->pool, sl), sl->reuses);
+                   APR_UINT64_T_FMT "\n", pc->ids, pc->n->reuses);
     }
     prom_head(r, "reencrypt_refusals_total", "counter",
               "Backend handshakes refused by the policy, by reason.");
-    for (i = 0; i < rows->nelts; i++) {
-        const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
+    for (i = 0; i < ids->nelts; i++) {
+        const prom_counts_t *pc = &APR_ARRAY_IDX(ids, i, prom_counts_t);
 
         for (k = 1; k < REENCRYPT_REASONS; k++) {
             ap_rprintf(r, "reencrypt_refusals_total{%s,reason=\"%s\"} %"
-                       APR_UINT64_T_FMT "\n", prom_ids(r->pool, sl),
+                       APR_UINT64_T_FMT "\n", pc->ids,
                        reencrypt_reason_token((reencrypt_reason_e)k),
-                       sl->refused[k]);
+                       pc->n->refused[k]);
         }
     }
     prom_head(r, "reencrypt_report_violations_total", "counter",
               "Violations let through by ReencryptMode Report, by reason.");
-    for (i = 0; i < rows->nelts; i++) {
-        const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
+    for (i = 0; i < ids->nelts; i++) {
+        const prom_counts_t *pc = &APR_ARRAY_IDX(ids, i, prom_counts_t);
 
         for (k = 1; k < REENCRYPT_REASONS; k++) {
             ap_rprintf(r, "reencrypt_report_violations_total{%s,reason=\"%s\"}"
-                       " %" APR_UINT64_T_FMT "\n", prom_ids(r->pool, sl),
+                       " %" APR_UINT64_T_FMT "\n", pc->ids,
                        reencrypt_reason_token((reencrypt_reason_e)k),
-                       sl->reported[k]);
+                       pc->n->reported[k]);
         }
     }
     prom_head(r, "reencrypt_status_slots", "gauge",
               "Statistics slots (ReencryptStatusBackends) and those in use.");
     ap_rprintf(r, "reencrypt_status_slots{state=\"total\"} %u\n", nslots);
     ap_rprintf(r, "reencrypt_status_slots{state=\"used\"} %d\n", rows->nelts);
+    if (slots) {
+        prom_head(r, "reencrypt_status_slot_events_total", "counter",
+                  "Slots given to another backend and SNI (reclaimed), and "
+                  "connections that passed and found no slot (overflowed).");
+        ap_rprintf(r, "reencrypt_status_slot_events_total"
+                   "{event=\"reclaimed\"} %" APR_UINT64_T_FMT "\n",
+                   snap->other.reclaims);
+        ap_rprintf(r, "reencrypt_status_slot_events_total"
+                   "{event=\"overflowed\"} %" APR_UINT64_T_FMT "\n",
+                   snap->other.overflows);
+    }
 }
 
 /* --- HTML --- */
 
+/* For the reencrypt-status page, which is UTF-8 */
 static const char *esc(apr_pool_t *p, const char *s)
 {
-    return ap_escape_html2(p, s ? s : "", 1);
+    return ap_escape_html2(p, s ? s : "", 0);
+}
+
+/* For mod_status's page, which says ISO-8859-1: every character beyond
+ * ASCII as a character reference (a byte that is not UTF-8 as U+FFFD). */
+static const char *esc_ascii(apr_pool_t *p, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)esc(p, s);
+    apr_size_t len = strlen((const char *)u), i = 0;
+    char *out = apr_palloc(p, len * 10 + 1), *o = out;
+
+    while (i < len) {
+        unsigned int cp = u[i], need = 0, k;
+
+        if (cp < 0x80) {
+            *o++ = (char)u[i++];
+            continue;
+        }
+        if ((cp & 0xE0) == 0xC0) {
+            cp &= 0x1F;
+            need = 1;
+        }
+        else if ((cp & 0xF0) == 0xE0) {
+            cp &= 0x0F;
+            need = 2;
+        }
+        else if ((cp & 0xF8) == 0xF0) {
+            cp &= 0x07;
+            need = 3;
+        }
+        for (k = 1; need && k <= need; k++) {
+            if (i + k >= len || (u[i + k] & 0xC0) != 0x80) {
+                need = 0;
+                break;
+            }
+            cp = (cp << 6) | (u[i + k] & 0x3F);
+        }
+        if (!need) {
+            cp = 0xFFFD;
+        }
+        o += apr_snprintf(o, 11, "&#%u;", cp);
+        i += need + 1;
+    }
+    *o = '\0';
+    return out;
 }
 
 static const char *left_str(apr_pool_t *p, apr_int64_t secs)
@@ -715,8 +1084,26 @@ static void html_reasons(request_rec *r, const apr_uint64_t *v)
     }
 }
 
+static void html_counts(request_rec *r, const status_counts_t *n)
+{
+    ap_rprintf(r, "<td class=\"num\">%" APR_UINT64_T_FMT " / %"
+               APR_UINT64_T_FMT "</td><td class=\"num\">%"
+               APR_UINT64_T_FMT "</td><td>", n->full, n->resumed, n->reuses);
+    html_reasons(r, n->refused);
+    ap_rputs("</td><td>", r);
+    html_reasons(r, n->reported);
+    ap_rputs("</td></tr>\n", r);
+}
+
+static int any_count(const status_counts_t *n)
+{
+    return n->full || n->resumed || n->reuses || sum(n->refused)
+           || sum(n->reported);
+}
+
 static void render_html(request_rec *r, const snapshot_t *snap)
 {
+    const status_counts_t *other = &snap->other.n;
     int i;
 
     ap_set_content_type(r, "text/html; charset=utf-8");
@@ -743,11 +1130,12 @@ static void render_html(request_rec *r, const snapshot_t *snap)
              "</style></head><body>\n"
              "<h1>mod_reencrypt: backend certificates</h1>\n", r);
     ap_rprintf(r, "<div class=\"meta\">%s &middot; %d of %u backends "
-               "tracked &middot; soonest expiry first &middot; "
-               "<a href=\"?json\">JSON</a> &middot; "
+               "tracked &middot; slots reclaimed: %" APR_UINT64_T_FMT
+               ", overflowed: %" APR_UINT64_T_FMT " &middot; soonest expiry "
+               "first &middot; <a href=\"?json\">JSON</a> &middot; "
                "<a href=\"?prometheus\">Prometheus</a></div>\n",
                esc(r->pool, iso(r->pool, snap->now)), snap->rows->nelts,
-               nslots);
+               nslots, snap->other.reclaims, snap->other.overflows);
     if (!slots) {
         ap_rputs("<p>Backend statistics are off (mod_slotmem_shm not loaded, "
                  "ReencryptStatusBackends 0, or no ReencryptEngine On).</p>"
@@ -761,16 +1149,17 @@ static void render_html(request_rec *r, const snapshot_t *snap)
     for (i = 0; i < snap->rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
                                                  status_slot_t);
-        int bad = sum(sl->refused) > 0
+        int bad = sum(sl->n.refused) > 0
                   || !strncmp(sl->last_result, "refused", 7);
-        int warn = expiring(sl, snap->now) || sum(sl->reported) > 0
+        int warn = expiring(sl, snap->now) || sum(sl->n.reported) > 0
                    || !strncmp(sl->last_result, "report", 6);
         const char *cls = bad ? "bad" : (warn ? "warn" : "ok");
 
         ap_rprintf(r, "<tr class=\"%s\"><td><b>%s</b><br>"
-                   "<span class=\"small\">SNI %s</span></td>",
+                   "<span class=\"small\">SNI %s%s</span></td>",
                    cls, esc(r->pool, sl->backend),
-                   *sl->sni ? esc(r->pool, sl->sni) : "(none)");
+                   *sl->sni ? esc(r->pool, sl->sni) : "(none)",
+                   sl->client_named ? " (client's Host)" : "");
         if (sl->not_after) {
             ap_rprintf(r, "<td>%s<br><span class=\"small\">issuer %s<br>"
                        "%s<br>serial %s &middot; chain %d<br>%s</span></td>",
@@ -796,14 +1185,17 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                    esc(r->pool, sl->last_result),
                    esc(r->pool, iso(r->pool, sl->last_time)),
                    esc(r->pool, sl->protocol), esc(r->pool, sl->cipher));
-        ap_rprintf(r, "<td class=\"num\">%" APR_UINT64_T_FMT " / %"
-                   APR_UINT64_T_FMT "</td><td class=\"num\">%"
-                   APR_UINT64_T_FMT "</td><td>", sl->full, sl->resumed,
-                   sl->reuses);
-        html_reasons(r, sl->refused);
-        ap_rputs("</td><td>", r);
-        html_reasons(r, sl->reported);
-        ap_rputs("</td></tr>\n", r);
+        html_counts(r, &sl->n);
+    }
+    if (any_count(other)) {
+        /* what no slot holds: refusals of backends and SNIs that never
+         * passed, and what found the slots full */
+        ap_rprintf(r, "<tr class=\"%s\"><td><b>other</b><br><span "
+                   "class=\"small\">backends and SNIs without a slot</span>"
+                   "</td><td>(not kept)</td><td></td><td></td>",
+                   sum(other->refused) ? "bad"
+                   : (sum(other->reported) ? "warn" : "ok"));
+        html_counts(r, other);
     }
     ap_rputs("</table>\n</body></html>\n", r);
 }
@@ -847,7 +1239,7 @@ int reencrypt_status_handler(request_rec *r)
 int reencrypt_status_hook(request_rec *r, int flags)
 {
     snapshot_t snap;
-    apr_uint64_t full = 0, resumed = 0, reuses = 0, refused = 0, reported = 0;
+    apr_uint64_t full, resumed, reuses, refused, reported;
     const status_slot_t *soonest = NULL;
     int i, n_expiring = 0;
 
@@ -855,15 +1247,21 @@ int reencrypt_status_hook(request_rec *r, int flags)
         return OK;
     }
     take_snapshot(r->pool, &snap);
+    /* totals: every slot, and what no slot holds */
+    full = snap.other.n.full;
+    resumed = snap.other.n.resumed;
+    reuses = snap.other.n.reuses;
+    refused = sum(snap.other.n.refused);
+    reported = sum(snap.other.n.reported);
     for (i = 0; i < snap.rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap.rows, i,
                                                  status_slot_t);
 
-        full += sl->full;
-        resumed += sl->resumed;
-        reuses += sl->reuses;
-        refused += sum(sl->refused);
-        reported += sum(sl->reported);
+        full += sl->n.full;
+        resumed += sl->n.resumed;
+        reuses += sl->n.reuses;
+        refused += sum(sl->n.refused);
+        reported += sum(sl->n.reported);
         n_expiring += expiring(sl, snap.now);
         if (sl->not_after && !soonest) {
             soonest = sl;           /* rows are sorted by expiry */
@@ -876,9 +1274,12 @@ int reencrypt_status_hook(request_rec *r, int flags)
                    "ReencryptReuses: %" APR_UINT64_T_FMT "\n"
                    "ReencryptRefusals: %" APR_UINT64_T_FMT "\n"
                    "ReencryptReportViolations: %" APR_UINT64_T_FMT "\n"
-                   "ReencryptExpiringBackends: %d\n",
+                   "ReencryptExpiringBackends: %d\n"
+                   "ReencryptSlotReclaims: %" APR_UINT64_T_FMT "\n"
+                   "ReencryptSlotOverflows: %" APR_UINT64_T_FMT "\n",
                    snap.rows->nelts, full, resumed, reuses, refused,
-                   reported, n_expiring);
+                   reported, n_expiring, snap.other.reclaims,
+                   snap.other.overflows);
         if (soonest) {
             ap_rprintf(r, "ReencryptSoonestExpirySeconds: %" APR_INT64_T_FMT
                        "\nReencryptSoonestExpiryBackend: %s\n",
@@ -891,12 +1292,15 @@ int reencrypt_status_hook(request_rec *r, int flags)
                " full, %" APR_UINT64_T_FMT " resumed; %" APR_UINT64_T_FMT
                " pooled reuses</dt>\n<dt>refusals: %" APR_UINT64_T_FMT
                "; report-only violations: %" APR_UINT64_T_FMT
-               "; expiring soon: %d</dt>\n", snap.rows->nelts, full, resumed,
-               reuses, refused, reported, n_expiring);
+               "; expiring soon: %d</dt>\n<dt>statistics slots: %d of %u "
+               "used; %" APR_UINT64_T_FMT " reclaimed; %" APR_UINT64_T_FMT
+               " overflowed</dt>\n", snap.rows->nelts, full, resumed,
+               reuses, refused, reported, n_expiring, snap.rows->nelts,
+               nslots, snap.other.reclaims, snap.other.overflows);
     if (soonest) {
         ap_rprintf(r, "<dt>soonest expiry: %s (%s) at %s</dt>\n",
-                   esc(r->pool, soonest->backend), esc(r->pool,
-                   soonest->subject), esc(r->pool, iso(r->pool,
+                   esc_ascii(r->pool, soonest->backend), esc_ascii(r->pool,
+                   soonest->subject), esc_ascii(r->pool, iso(r->pool,
                    soonest->not_after)));
     }
     ap_rputs("</dl>\n", r);

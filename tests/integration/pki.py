@@ -2,7 +2,8 @@
 
 A fresh set of CAs and leaf certificates is generated once per test session
 with python3-cryptography.  Every subject carries only a commonName, so a
-distinguished name prints as ``CN=<name>`` in log lines.
+distinguished name prints as ``CN=<name>`` in log lines (a leaf of
+fresh_leaf() may be given more attributes with subject_extra).
 
 Layout of the generated directory (all files PEM):
 
@@ -47,8 +48,10 @@ def _utcnow():
     return datetime.datetime.utcnow().replace(microsecond=0)
 
 
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def _name(cn, extra=()):
+    """CN=cn, followed by the (oid, value) pairs of extra."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+                     + [x509.NameAttribute(oid, v) for oid, v in extra])
 
 
 def _new_key(kind):
@@ -198,11 +201,12 @@ class TestPKI:
 
     def _make_leaf(self, name, cn, issuer, dns=(), ips=(), kind="ec",
                    not_before=None, not_after=None,
-                   usage=ExtendedKeyUsageOID.SERVER_AUTH):
+                   usage=ExtendedKeyUsageOID.SERVER_AUTH, subject_extra=()):
         """A server certificate issued by issuer; issuer=None makes it
         self-signed (not a CA, signed with its own key).  usage is its
         extended key usage (ExtendedKeyUsageOID.CLIENT_AUTH for a client
-        certificate)."""
+        certificate).  subject_extra: (oid, value) pairs added to the
+        subject after the commonName."""
         key = _new_key(kind)
         sans = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -213,9 +217,9 @@ class TestPKI:
         signer_key = issuer.key if issuer is not None else key
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(cn))
+            .subject_name(_name(cn, subject_extra))
             .issuer_name(issuer.cert.subject if issuer is not None
-                         else _name(cn))
+                         else _name(cn, subject_extra))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
@@ -372,11 +376,13 @@ class TestPKI:
         return self.certs[name].client_file
 
     def fresh_leaf(self, name, cn, dns=("good.test",), issuer="int",
-                   kind="ec", not_before=None, not_after=None):
+                   kind="ec", not_before=None, not_after=None,
+                   subject_extra=()):
         """Issue (and write) a leaf now, its validity given as offsets
         (datetime.timedelta) from the current time: not_before defaults
         to -1 day, not_after to +30 days; issuer=None makes it
-        self-signed.  Returns its name."""
+        self-signed; subject_extra as for _make_leaf.  Returns its
+        name."""
         now = _utcnow()
         nb = now + (not_before if not_before is not None
                     else datetime.timedelta(days=-1))
@@ -384,7 +390,8 @@ class TestPKI:
                     else datetime.timedelta(days=30))
         issued = self._make_leaf(
             name, cn, self.certs[issuer] if issuer else None, dns=dns,
-            kind=kind, not_before=nb, not_after=na)
+            kind=kind, not_before=nb, not_after=na,
+            subject_extra=subject_extra)
         self._write_issued(name, issued)
         return name
 

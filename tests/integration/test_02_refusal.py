@@ -216,6 +216,7 @@ def test_reencrypt_02_014_engine_off_in_inner_scope(env, backend, module_so,
     ReencryptEngine Off
 </Location>
 """)
+    env.expect_log("RE00050")  # ReencryptSNI Host without VerifyName
     env.start()
     assert_refused(env, be, "untrusted-chain", path="/secure",
                    host="good.test")

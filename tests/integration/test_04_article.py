@@ -78,6 +78,7 @@ ReencryptEngine On
 ReencryptCACertificateFile "{pki.ca_file}"
 ReencryptSNI Host
 """)
+    env.expect_log("RE00050")  # ReencryptSNI Host without VerifyName
     env.start()
     assert_served(env, be, path="/article", host="good.test",
                   sni="good.test")

@@ -57,6 +57,7 @@ def test_reencrypt_05_003_host_mode_sends_client_host(
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI Host", ca=pki.ca_file,
         preamble=["ProxyPreserveHost On"]))
+    env.expect_log("RE00050")  # no ReencryptVerifyName: see 05_010
     env.start()
     assert_served(env, be, "/sni-host", host=host, sni=sni)
     assert f"Host: {host}\r\n".encode() in be.received
@@ -68,6 +69,7 @@ def test_reencrypt_05_004_host_mode_name_mismatch(env, backend, module_so,
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI host", ca=pki.ca_file,
         preamble=["ProxyPreserveHost On"]))
+    env.expect_log("RE00050")  # no ReencryptVerifyName: see 05_010
     env.start()
     m = assert_refused(env, be, "name-mismatch", host="other.test")
     assert m.group("expected") == '"other.test" (SNI)', m.group(0)
@@ -133,3 +135,78 @@ def test_reencrypt_05_009_backend_mode_ignores_preserved_host(
     env.start()
     assert_served(env, be, "/sni-backend-preserve", host="backend.test",
                   sni="localhost")
+
+
+RE50 = ("RE00050: ReencryptSNI Host at {where} without ReencryptVerifyName: "
+        "the client's Host header chooses the name the backend certificate "
+        "is checked against; set ReencryptVerifyName to the names the "
+        "backend must carry")
+
+
+@pytest.mark.parametrize("scope", ["virtual-host", "location"])
+def test_reencrypt_05_010_host_without_verify_name_warns(
+        env, backend, module_so, pki, scope):
+    """ReencryptSNI Host in a scope without ReencryptVerifyName: apachectl
+    -t says so (RE00050, with the directive's file and line) and passes;
+    the server starts, says it once in its error log, and serves."""
+    be = backend("good")
+    if scope == "virtual-host":
+        # and a <Location> that inherits it: still one warning
+        vhost = policy_vhost(be.url_ip, "ReencryptSNI Host", ca=pki.ca_file,
+                             preamble=["ProxyPreserveHost On"]) + """
+<Location /inherits/>
+    ReencryptMode Enforce
+</Location>
+"""
+    else:
+        vhost = policy_vhost(be.url_ip, ca=pki.ca_file,
+                             preamble=["ProxyPreserveHost On"]) + """
+<Location /by-host/>
+    ReencryptSNI Host
+</Location>
+"""
+    env.write_config(vhost=vhost)
+    line = env.line_of("ReencryptSNI Host")
+    want = RE50.format(where=f"{env.conf_file}:{line}")
+    rc, out = env.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
+    assert out.count("RE00050") == 1 and want in out, out
+
+    env.expect_log("RE00050")
+    env.start()
+    lines = env.lines_with("RE00050")
+    assert len(lines) == 1 and lines[0].level == "warn", env.error_log()
+    assert lines[0].message.endswith(want), lines[0]
+    assert_served(env, be, "/by-host/x", host="good.test", sni="good.test")
+
+
+@pytest.mark.parametrize("case", ["same-scope", "enclosing-scope",
+                                  "engine-off", "check-name-off-pinned"])
+def test_reencrypt_05_011_host_with_verify_name_does_not_warn(
+        env, module_so, pki, case):
+    """No RE00050 where ReencryptVerifyName applies to the scope (set there
+    or in an enclosing one), where the engine is off, or where names are
+    not checked at all (ReencryptCheckName Off, with a pin)."""
+    url = "https://127.0.0.1:9/"
+    if case == "same-scope":
+        vhost = policy_vhost(url, "ReencryptSNI Host",
+                             "ReencryptVerifyName good.test", ca=pki.ca_file)
+    elif case == "enclosing-scope":
+        vhost = policy_vhost(url, "ReencryptVerifyName good.test",
+                             ca=pki.ca_file) + """
+<Location /by-host/>
+    ReencryptSNI Host
+</Location>
+"""
+    elif case == "engine-off":
+        vhost = policy_vhost(url, "ReencryptSNI Host", ca=pki.ca_file,
+                             engine="Off")
+    else:
+        vhost = policy_vhost(url, "ReencryptSNI Host",
+                             "ReencryptCheckName Off",
+                             f"ReencryptPin {pki.pin('good')} "
+                             f"{pki.pin('good-next')}", ca=pki.ca_file)
+    env.write_config(vhost=vhost)
+    rc, out = env.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
+    assert "RE00050" not in out, out

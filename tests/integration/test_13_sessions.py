@@ -281,6 +281,7 @@ def test_reencrypt_13_006_each_sni_has_its_own_sessions(
     env.write_config(vhost=_vhost(
         env, be, "ReencryptSNI Host", ca=pki.ca_file,
         preamble=["ProxyPreserveHost On"]))
+    env.expect_log("RE00050")  # ReencryptSNI Host without VerifyName
     env.start()
     plan = [("/g1", "good.test"), ("/g2", "good.test"),
             ("/b1", "backend.test"), ("/b2", "backend.test"),

@@ -219,6 +219,12 @@ class Role:
     def backend(self):
         return f"127.0.0.1:{self.be.port}"
 
+    @property
+    def slotted(self):
+        """A handshake that passes takes a slot; a refused one does not,
+        so a backend refused from its first handshake has none."""
+        return self.status != 502
+
     def paths(self):
         return [f"{self.prefix}{i}" for i in range(self.requests)]
 
@@ -235,6 +241,11 @@ class Scene:
     def __getitem__(self, name):
         return self.by_name[name]
 
+    @property
+    def slotted(self):
+        """The roles that have a slot (an entry in the views)."""
+        return [r for r in self.roles if r.slotted]
+
     def entry(self, doc, name):
         """The ?json backends entry of a role."""
         role = self[name]
@@ -243,10 +254,11 @@ class Scene:
         return found[0]
 
     def expected_order(self):
-        """Soonest notAfter first, ties by backend name."""
+        """The roles with a slot, soonest notAfter first, ties by backend
+        name."""
         return [r.name for r in sorted(
-            self.roles, key=lambda r: (_unix(self.pki[r.leaf].not_after),
-                                       r.backend))]
+            self.slotted, key=lambda r: (_unix(self.pki[r.leaf].not_after),
+                                         r.backend))]
 
 
 def _other_ca_leaf(pki):
@@ -509,7 +521,8 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
     backend and SNI, the certificate it presented (subject, issuer, SANs,
     serial, the pin of its key, validity, chain length), the last
     handshake and counters that agree with what the backends saw; the
-    soonest expiry comes first."""
+    soonest expiry comes first.  The backend refused from its first
+    handshake has no entry: its refusals are counted under "other"."""
     validator = _validator()
     scene = _scene(env, backend, pki, report=True)
     before = int(time.time())
@@ -523,7 +536,8 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
     assert doc["generated"] == asn1_time(
         datetime.datetime.utcfromtimestamp(doc["generated_unix"]))
     assert doc["slots"] == 8
-    assert doc["slots_used"] == len(scene.roles) == len(doc["backends"])
+    assert doc["slots_used"] == len(scene.slotted) == len(doc["backends"])
+    assert len(scene.slotted) == len(scene.roles) - 1
     assert [b["backend"] for b in doc["backends"]] == [
         scene[n].backend for n in scene.expected_order()], (
         "not sorted soonest expiry first: "
@@ -533,8 +547,21 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
     lefts = [b["certificate"]["seconds_left"] for b in doc["backends"]]
     assert lefts == sorted(lefts), lefts
 
-    for role in scene.roles:
+    # refused from the start: no slot, its refusals under "other"
+    refused = scene["refused"]
+    assert refused.backend not in [b["backend"] for b in doc["backends"]]
+    assert refused.be.accepted == refused.requests
+    assert refused.be.handshakes_ok == 0
+    assert doc["other"] == {
+        "handshakes_full": 0, "handshakes_resumed": 0, "reuses": 0,
+        "refusals": dict(dict.fromkeys(REASONS, 0),
+                         **{"untrusted-chain": refused.requests}),
+        "report_violations": dict.fromkeys(REASONS, 0)}, doc["other"]
+    assert (doc["slot_reclaims"], doc["slot_overflows"]) == (0, 0), doc
+
+    for role in scene.slotted:
         e = scene.entry(doc, role.name)
+        assert e["sni_from_client"] is False, e
         issued = pki[role.leaf]
         cert = issued.cert
         assert e["sni"] == role.sni, (role.name, e)
@@ -566,28 +593,19 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
             scene.started, lh, scene.finished)
         assert lh["time"] == asn1_time(
             datetime.datetime.utcfromtimestamp(lh["time_unix"]))
-        if role.name == "refused":
-            assert (lh["protocol"], lh["cipher"]) == ("-", "-"), lh
-        else:
-            assert lh["protocol"] == "TLSv1.3", lh
-            assert re.fullmatch(r"TLS_[A-Z0-9_]+", lh["cipher"]), lh
+        assert lh["protocol"] == "TLSv1.3", lh
+        assert re.fullmatch(r"TLS_[A-Z0-9_]+", lh["cipher"]), lh
 
         c = e["counters"]
         be = role.be
         refusals = dict.fromkeys(REASONS, 0)
         reported = dict.fromkeys(REASONS, 0)
-        if role.name == "refused":
-            assert c["handshakes_full"] == c["handshakes_resumed"] == 0, c
-            assert c["reuses"] == 0, c
-            refusals["untrusted-chain"] = role.requests
-            assert be.accepted == role.requests and be.handshakes_ok == 0
-        else:
-            assert (c["handshakes_full"] + c["handshakes_resumed"]
-                    + c["reuses"]) == role.requests, (role.name, c)
-            assert (c["handshakes_full"] + c["handshakes_resumed"]
-                    == be.handshakes_ok == be.accepted), (role.name, c,
-                                                         be.describe())
-            assert c["handshakes_resumed"] == be.resumed, (role.name, c)
+        assert (c["handshakes_full"] + c["handshakes_resumed"]
+                + c["reuses"]) == role.requests, (role.name, c)
+        assert (c["handshakes_full"] + c["handshakes_resumed"]
+                == be.handshakes_ok == be.accepted), (role.name, c,
+                                                     be.describe())
+        assert c["handshakes_resumed"] == be.resumed, (role.name, c)
         if role.name == "report":
             # each handshake is a violation (and never resumed: Report
             # mode keeps no session)
@@ -640,6 +658,13 @@ def test_reencrypt_15_011_schema_is_strict(env, backend, module_so, pki):
             {"time": None}),
         "result unknown": lambda d: at(d, "last_handshake").update(
             {"result": "refused:bogus"}),
+        "sni_from_client as string": lambda d: at(d).update(
+            {"sni_from_client": "false"}),
+        "no other": lambda d: d.pop("other"),
+        "other with an unknown reason": lambda d: d["other"][
+            "refusals"].update({"ok": 0}),
+        "negative overflows": lambda d: d.update({"slot_overflows": -1}),
+        "no reclaims": lambda d: d.pop("slot_reclaims"),
     }
     for what, change in cases.items():
         assert broken(change), f"the schema accepts a document with {what}"
@@ -686,7 +711,9 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
     """?prometheus passes `promtool check metrics` and carries, with
     backend and sni labels, the notAfter of each certificate, handshakes
     by kind, reuses, refusals and report-only violations by reason, with
-    the values ?json shows."""
+    the values ?json shows; what no slot holds (the backend refused from
+    its first handshake) with the labels backend="other", sni=""; and the
+    slots reclaimed and overflowed."""
     scene = _scene(env, backend, pki, report=True)
     headers, text = _view(env, "?prometheus")
     doc = _json(env)
@@ -702,7 +729,7 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
             ("reencrypt_report_violations_total", "counter")):
         assert f"# TYPE {family} {kind}\n" in text, family
 
-    for role in scene.roles:
+    for role in scene.slotted:
         e = scene.entry(doc, role.name)
         c = e["counters"]
         ids = (("backend", role.backend), ("sni", role.sni))
@@ -739,12 +766,29 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
         assert info["result"] == role.result
 
     refused = scene["refused"]
-    assert samples[("reencrypt_refusals_total", (
-        ("backend", refused.backend), ("sni", "good.test"),
-        ("reason", "untrusted-chain")))] == refused.requests
+    assert not [lb for (n, lb) in samples
+                if ("backend", refused.backend) in lb], text
+    other = (("backend", "other"), ("sni", ""))
+    assert samples[("reencrypt_refusals_total", other + (
+        ("reason", "untrusted-chain"),))] == refused.requests
+    for reason in REASONS:
+        assert samples[("reencrypt_refusals_total", other + (
+            ("reason", reason),))] == doc["other"]["refusals"][reason]
+        assert samples[("reencrypt_report_violations_total", other + (
+            ("reason", reason),))] == 0
+    for kind in ("full", "resumed"):
+        assert samples[("reencrypt_handshakes_total", other + (
+            ("kind", kind),))] == 0
+    assert samples[("reencrypt_connection_reuses_total", other)] == 0
+    assert not [n for (n, lb) in samples if lb[:2] == other and n not in (
+        "reencrypt_handshakes_total", "reencrypt_connection_reuses_total",
+        "reencrypt_refusals_total", "reencrypt_report_violations_total")]
     assert samples[("reencrypt_status_slots", (("state", "total"),))] == 8
     assert samples[("reencrypt_status_slots", (("state", "used"),))] == \
-        len(scene.roles)
+        len(scene.slotted)
+    for event in ("reclaimed", "overflowed"):
+        assert samples[("reencrypt_status_slot_events_total",
+                        (("event", event),))] == 0
     # nothing but the families of the module, each sample labelled
     assert {n for n, _ in samples} == {
         "reencrypt_backend_info",
@@ -754,7 +798,7 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
         "reencrypt_backend_last_handshake_timestamp_seconds",
         "reencrypt_handshakes_total", "reencrypt_connection_reuses_total",
         "reencrypt_refusals_total", "reencrypt_report_violations_total",
-        "reencrypt_status_slots"}
+        "reencrypt_status_slots", "reencrypt_status_slot_events_total"}
 
 
 # ---------------------------------------------------------- server-status
@@ -762,11 +806,12 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
 def test_reencrypt_15_030_server_status_section_and_auto(
         env, backend, module_so, pki):
     """With mod_status, server-status has a mod_reencrypt section and
-    ?auto the Reencrypt* lines, with the totals over all backends and the
-    soonest expiry."""
+    ?auto the Reencrypt* lines, with the totals over all backends (those
+    without a slot included), the statistics slots and the soonest
+    expiry."""
     scene = _scene(env, backend, pki, report=True)
     doc = _json(env)
-    cs = [b["counters"] for b in doc["backends"]]
+    cs = [b["counters"] for b in doc["backends"]] + [doc["other"]]
     full = sum(c["handshakes_full"] for c in cs)
     resumed = sum(c["handshakes_resumed"] for c in cs)
     reuses = sum(c["reuses"] for c in cs)
@@ -786,13 +831,15 @@ def test_reencrypt_15_030_server_status_section_and_auto(
     assert _unix(na) - after <= left <= _unix(na) - before, (
         left, _unix(na) - before)
     assert auto == {
-        "ReencryptBackends": str(len(scene.roles)),
+        "ReencryptBackends": str(len(scene.slotted)),
         "ReencryptHandshakesFull": str(full),
         "ReencryptHandshakesResumed": str(resumed),
         "ReencryptReuses": str(reuses),
         "ReencryptRefusals": str(refused),
         "ReencryptReportViolations": str(reported),
         "ReencryptExpiringBackends": "1",
+        "ReencryptSlotReclaims": "0",
+        "ReencryptSlotOverflows": "0",
         "ReencryptSoonestExpiryBackend": exp.backend}, text
     assert "ServerMPM: event" in text and "Processes: 2" in text, text
 
@@ -800,11 +847,14 @@ def test_reencrypt_15_030_server_status_section_and_auto(
     section = re.search(r"<h2>mod_reencrypt</h2>\n<dl>\n(.*?)</dl>", page,
                         re.S)
     assert section, page
+    tracked = len(scene.slotted)
     assert section.group(1) == (
-        f"<dt>{len(scene.roles)} backends tracked; handshakes: {full} full,"
+        f"<dt>{tracked} backends tracked; handshakes: {full} full,"
         f" {resumed} resumed; {reuses} pooled reuses</dt>\n"
         f"<dt>refusals: {refused}; report-only violations: {reported}; "
         f"expiring soon: 1</dt>\n"
+        f"<dt>statistics slots: {tracked} of 8 used; 0 reclaimed; "
+        f"0 overflowed</dt>\n"
         f"<dt>soonest expiry: {exp.backend} (CN={pki[exp.leaf].cn}) at "
         f"{asn1_time(na)}</dt>\n"), section.group(1)
 
@@ -826,7 +876,7 @@ def test_reencrypt_15_040_require_denies_and_allows(env, backend, module_so,
             STATUS_DENIED, ""), text
         status, _, text = _fetch(env, STATUS + query)
         assert status == 200, (query, status, text[:300])
-        assert all(r.backend in text for r in scene.roles), text
+        assert all(r.backend in text for r in scene.slotted), text
     denied = [ln for ln in env.lines_with("AH01630")]
     assert len(denied) == 3 and all(
         STATUS_DENIED in ln.raw for ln in denied), env.error_log()
@@ -1017,8 +1067,9 @@ def test_reencrypt_15_060_html_in_a_browser(env, backend, module_so, pki,
                                             tmp_path):
     """Headless Chromium renders the page: a 1400x700 screenshot with
     content, and a table of one row per backend, soonest expiry first,
-    the refused backend marked "bad", the expiring one "warn", the good
-    one "ok"."""
+    the expiring one marked "warn", the good one "ok", and a last row
+    "other" that holds the refusals of the backend refused from its first
+    handshake, marked "bad"."""
     assert os.path.exists(CHROMIUM), (
         f"{CHROMIUM} not found: apt-get install chromium")
     scene = _scene(env, backend, pki, frontend_tls=False)
@@ -1048,11 +1099,12 @@ def test_reencrypt_15_060_html_in_a_browser(env, backend, module_so, pki,
     assert head[1][:4] == ["Backend / SNI", "Certificate", "Expires",
                            "Last handshake"], head
     order = scene.expected_order()
-    assert len(rows) == len(scene.roles) == 3, table
+    rows, other = rows[:-1], rows[-1]
+    assert len(rows) == len(scene.slotted) == 2, table
     assert [r[1][0].split("\n")[0] for r in rows] == [
         scene[n].backend for n in order], table
-    assert order == ["expiring", "refused", "good"], order
-    want = {"expiring": "warn", "refused": "bad", "good": "ok"}
+    assert order == ["expiring", "good"], order
+    want = {"expiring": "warn", "good": "ok"}
     for (cls, cells), name in zip(rows, order):
         role = scene[name]
         assert cls == want[name], (name, cls, cells)
@@ -1062,9 +1114,13 @@ def test_reencrypt_15_060_html_in_a_browser(env, backend, module_so, pki,
         assert cells[2].startswith(asn1_time(pki[role.leaf].not_after)), \
             cells
         assert cells[3].startswith(role.result), cells
-    refused_cells = rows[order.index("refused")][1]
-    assert refused_cells[6] == f"untrusted-chain {scene['refused'].requests}"
-    assert refused_cells[4] == "0 / 0" and refused_cells[5] == "0"
+    # the backend refused from its first handshake has no slot: its
+    # refusals are in the last row, "other", marked bad
+    cls, cells = other
+    assert cls == "bad", other
+    assert cells[0] == "other\nbackends and SNIs without a slot", cells
+    assert cells[6] == f"untrusted-chain {scene['refused'].requests}", cells
+    assert cells[4] == "0 / 0" and cells[5] == "0", cells
     expiring_cells = rows[order.index("expiring")][1]
     assert expiring_cells[2].endswith("\n19d"), expiring_cells
 
@@ -1197,3 +1253,291 @@ def test_reencrypt_15_080_statistics_survive_a_graceful_restart(
     assert (c1["handshakes_full"] + c1["handshakes_resumed"] + c1["reuses"]
             == c0["handshakes_full"] + c0["handshakes_resumed"]
             + c0["reuses"] + 1), (c0, c1)
+
+
+def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
+        env, backend, module_so, pki):
+    """A persisted copy of the slots under the name an earlier release
+    used (mod_reencrypt-status, a shorter slot) is left alone: the server
+    starts with empty statistics rather than reading that copy out of
+    step (mod_slotmem_shm restores a file shorter than the slots as it
+    is), and then counts as usual."""
+    be = backend("good")
+    env.write_config(server=_server(), vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPass /good/ {be.url_ip}
+""" + _status_locations())
+    old = os.path.join(env.root, "run",
+                       "slotmem-shm-mod_reencrypt-status.shm.persist")
+    with open(old, "wb") as f:
+        f.write(struct.pack("<I", 1) * 4096)    # every word "in use"
+    env.start()
+    doc = _json(env)
+    assert (doc["slots_used"], doc["backends"]) == (0, []), (
+        json.dumps(doc["backends"])[:600])
+    assert env.get("/good/x").status == 200
+    doc = _json(env)
+    assert [b["backend"] for b in doc["backends"]] == [
+        f"127.0.0.1:{be.port}"], doc["backends"]
+    _assert_valid(_validator(), doc)
+
+
+# ------------------------------------------- slots the clients cannot fill
+
+FLOOD = 80      # distinct Host values sent by a client: more than 64 slots
+
+
+def _flood(env, prefix, hosts, status):
+    """GET prefix<i> once per Host in hosts, each on a new connection;
+    every answer must be status."""
+    for i, host in enumerate(hosts):
+        r = env.get(f"{prefix}{i}", host=host)
+        assert r.status == status, (host, r, env.error_log()[-2000:])
+
+
+def _entries(doc, be):
+    return [b for b in doc["backends"] if b["backend"] == f"127.0.0.1:{be.port}"]
+
+
+def _handled(counters):
+    """Requests a counters object accounts for (handshakes and reuses)."""
+    return (counters["handshakes_full"] + counters["handshakes_resumed"]
+            + counters["reuses"])
+
+
+def test_reencrypt_15_090_refused_host_names_take_no_slot(
+        env, backend, module_so, pki):
+    """`ReencryptSNI Host` (no ReencryptVerifyName): 80 requests, each with
+    another Host the backend's certificate does not carry, are refused
+    (502) and take no statistics slot: the slot table (64 by default) keeps
+    room, and a backend requested afterwards is listed with its counts.
+    The 80 refusals are counted under "other" (JSON, Prometheus
+    backend="other", server-status totals).  A refusal of a backend and
+    SNI that already have a slot (a wrong pin for the backend just served)
+    is counted in that slot."""
+    validator = _validator()
+    hosted = backend("good")
+    real = backend("good")
+    wrong_pins = f"{pki.pin('good-ec')} {pki.pin('good-ed25519')}"
+    env.write_config(processes=2, threads=16, server=_server(), vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ProxyPreserveHost On
+ProxyPass /host/ {hosted.url_ip}host/
+ProxyPass /real/ {real.url_ip}real/
+ProxyPass /real-pinned/ {real.url_ip}pinned/
+<Location /host/>
+    ReencryptSNI Host
+</Location>
+<Location /real/>
+    ReencryptSNI good.test
+</Location>
+<Location /real-pinned/>
+    ReencryptSNI good.test
+    ReencryptPin {wrong_pins}
+</Location>
+""" + _status_locations())
+    env.expect_log("RE00010", "RE00050", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.start()
+
+    _flood(env, "/host/", [f"h{i}.flood.test" for i in range(FLOOD)], 502)
+    assert hosted.requests == [], "a refused backend received a request"
+    r = env.get("/real/a")
+    assert r.status == 200 and r.text == "backend-ok /real/a\n", r
+    r = env.get("/real-pinned/b")
+    assert r.status == 502, r
+    assert len(env.lines_with("RE00010")) == FLOOD + 1, env.error_log()
+
+    doc = _json(env)
+    assert len(_entries(doc, real)) == 1, (
+        f"the backend requested after {FLOOD} refused Host names is not "
+        f"listed: slots {doc['slots']}, used {doc['slots_used']}, "
+        f"{len(_entries(doc, hosted))} entries for the refused backend")
+    assert _entries(doc, hosted) == [], [
+        b["sni"] for b in _entries(doc, hosted)][:5]
+    assert doc["slots"] == 64 and doc["slots_used"] == 1, (
+        doc["slots"], doc["slots_used"])
+    _assert_valid(validator, doc)
+    e = _entries(doc, real)[0]
+    assert e["sni"] == "good.test" and e["sni_from_client"] is False, e
+    assert _handled(e["counters"]) == 1, e["counters"]
+    assert e["counters"]["refusals"] == dict(
+        dict.fromkeys(REASONS, 0), **{"pin-mismatch": 1}), e["counters"]
+    assert e["last_handshake"]["result"] == "refused:pin-mismatch", e
+    other = doc["other"]
+    assert other["refusals"] == dict(
+        dict.fromkeys(REASONS, 0), **{"name-mismatch": FLOOD}), other
+    assert _handled(other) == 0, other
+    assert (doc["slot_reclaims"], doc["slot_overflows"]) == (0, 0), doc
+
+    _, text = _view(env, "?prometheus")
+    samples = _samples(text)
+    assert samples[("reencrypt_refusals_total", (
+        ("backend", "other"), ("sni", ""),
+        ("reason", "name-mismatch")))] == FLOOD, text
+    assert samples[("reencrypt_status_slots", (("state", "used"),))] == 1
+    auto, raw = _auto(env)
+    assert auto["ReencryptBackends"] == "1", raw
+    assert auto["ReencryptRefusals"] == str(FLOOD + 1), raw
+    assert (auto["ReencryptSlotReclaims"],
+            auto["ReencryptSlotOverflows"]) == ("0", "0"), raw
+    _, page = _view(env)
+    assert "1 of 64 backends tracked" in page, page
+    other_rows = [r for r in _page_rows(page) if r[1][0].startswith("other")]
+    assert len(other_rows) == 1, _page_rows(page)
+    assert other_rows[0][1][6] == f"name-mismatch {FLOOD}", other_rows
+
+
+def _page_rows(page):
+    rows = _Rows()
+    rows.feed(page)
+    return rows.table()[1:]
+
+
+@pytest.mark.parametrize("how", ["wildcard", "verify-name"])
+def test_reencrypt_15_091_client_names_take_half_the_slots(
+        env, backend, module_so, pki, how):
+    """`ReencryptSNI Host` where every Host passes: a wildcard certificate
+    (*.wild.test, names checked against the SNI), or ReencryptVerifyName
+    (any SNI, the certificate checked for good.test).  Of 16 slots, the 80
+    distinct client names take 8 (half), the other 72 handshakes find no
+    slot and are counted under "other" and as overflows, which every view
+    shows.  A backend requested before the flood keeps its slot, and one
+    requested for the first time after it gets one: both are listed with
+    their counts, and every request is counted once."""
+    validator = _validator()
+    slots = 16
+    if how == "wildcard":
+        hosted = backend("wild")
+        hosts = [f"h{i}.wild.test" for i in range(FLOOD)]
+        host_scope = "ReencryptSNI Host"
+        env.expect_log("RE00050")
+    else:
+        hosted = backend("good")
+        hosts = [f"h{i}.flood.test" for i in range(FLOOD)]
+        host_scope = "ReencryptSNI Host\n    ReencryptVerifyName good.test"
+    early = backend("good")
+    late = backend("good")
+    env.write_config(processes=2, threads=16, server=_server(slots=slots),
+                     vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPreserveHost On
+ProxyPass /host/ {hosted.url_ip}host/
+ProxyPass /early/ {early.url_ip}early/
+ProxyPass /late/ {late.url_ip}late/
+<Location /host/>
+    {host_scope}
+</Location>
+""" + _status_locations())
+    env.start()
+
+    assert env.get("/early/a").status == 200
+    _flood(env, "/host/", hosts, 200)
+    assert len(hosted.requests) == FLOOD
+    assert sorted(hosted.snis) == sorted(hosts), hosted.describe()
+    r = env.get("/late/a")
+    assert r.status == 200 and r.text == "backend-ok /late/a\n", r
+    assert env.get("/early/b").status == 200
+
+    doc = _json(env)
+    assert len(_entries(doc, late)) == 1, (
+        f"the backend requested after {FLOOD} client names is not listed: "
+        f"slots {doc['slots']}, used {doc['slots_used']}, "
+        f"{len(_entries(doc, hosted))} entries for the client names")
+    assert len(_entries(doc, early)) == 1, doc["slots_used"]
+    assert doc["slots"] == slots and doc["slots_used"] == 10, (
+        doc["slots"], doc["slots_used"])
+    _assert_valid(validator, doc)
+    assert _handled(_entries(doc, early)[0]["counters"]) == 2
+    assert _handled(_entries(doc, late)[0]["counters"]) == 1
+    client = _entries(doc, hosted)
+    assert len(client) == slots // 2, [b["sni"] for b in client]
+    assert all(b["sni_from_client"] and b["sni"] in hosts
+               and _handled(b["counters"]) == 1 for b in client), client
+    assert not any(b["sni_from_client"] for b in doc["backends"]
+                   if b not in client)
+    overflowed = FLOOD - slots // 2
+    assert (doc["slot_reclaims"], doc["slot_overflows"]) == (0, overflowed)
+    other = doc["other"]
+    assert (other["handshakes_full"] + other["handshakes_resumed"],
+            other["reuses"]) == (overflowed, 0), other
+    assert sum(other["refusals"].values()) == 0, other
+    counted = sum(_handled(b["counters"]) for b in doc["backends"])
+    assert counted + _handled(other) == FLOOD + 3, (counted, other)
+
+    # the overflows in every view
+    _, text = _view(env, "?prometheus")
+    samples = _samples(text)
+    events = {lb[0][1]: v for (n, lb), v in samples.items()
+              if n == "reencrypt_status_slot_events_total"}
+    assert events == {"reclaimed": 0, "overflowed": overflowed}, events
+    assert samples[("reencrypt_handshakes_total", (
+        ("backend", "other"), ("sni", ""), ("kind", "full")))] == \
+        other["handshakes_full"]
+    auto, raw = _auto(env)
+    assert (auto["ReencryptSlotReclaims"],
+            auto["ReencryptSlotOverflows"]) == ("0", str(overflowed)), raw
+    assert auto["ReencryptBackends"] == "10", raw
+    assert int(auto["ReencryptHandshakesFull"]) + int(
+        auto["ReencryptHandshakesResumed"]) + int(
+        auto["ReencryptReuses"]) == FLOOD + 3, raw
+    _, page = _view(env)
+    assert (f"10 of {slots} backends tracked &middot; slots reclaimed: 0, "
+            f"overflowed: {overflowed}") in page, page
+    _, page = _view(env, path=SERVER_STATUS)
+    assert (f"<dt>statistics slots: 10 of {slots} used; 0 reclaimed; "
+            f"{overflowed} overflowed</dt>") in page, page
+
+
+# ---------------------------------------------------- strings cut to fit
+
+def test_reencrypt_15_092_long_utf8_subject_cut_at_a_character(
+        env, backend, module_so, pki, tmp_path):
+    """A backend certificate whose subject is longer than a slot keeps
+    (255 bytes) and non-ASCII: the subject shown is cut before the
+    character that does not fit, never inside it, so that every view is
+    valid UTF-8, ?json parses and ?prometheus passes promtool."""
+    from cryptography.x509.oid import NameOID
+    org = "\u00e9" * 200            # 400 bytes of UTF-8
+    name = "status-utf8"
+    if name not in pki.certs:
+        pki.fresh_leaf(name, "utf8.test", dns=("good.test",),
+                       subject_extra=[(NameOID.ORGANIZATION_NAME, org)])
+    be = backend(name)
+    env.write_config(server=_server(), vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPass /utf8/ {be.url_ip}
+""" + _status_locations())
+    env.start()
+    assert env.get("/utf8/x").status == 200
+
+    views = {}
+    for q in ("?json", "?prometheus", ""):
+        r = env.get(STATUS + q)
+        assert r.status == 200, r
+        try:
+            views[q] = r.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AssertionError(
+                f"{STATUS}{q} is not valid UTF-8: {e}: "
+                f"{r.body[max(0, e.start - 40):e.end + 20]!r}") from None
+    doc = json.loads(views["?json"])
+    _assert_valid(_validator(), doc)
+    subject = doc["backends"][0]["certificate"]["subject"]
+    # RFC 2253 order (last RDN first): "O=éé...é,CN=utf8.test", cut to
+    # the whole characters that fit in 255 bytes
+    assert subject == "O=" + "\u00e9" * 126, (len(subject.encode()),
+                                              subject[-10:])
+    _promtool(views["?prometheus"], tmp_path)
+    assert f'subject="O={chr(0xe9) * 126}"' in views["?prometheus"]
+    assert "O=" + "\u00e9" * 126 + "<br>" in views[""]

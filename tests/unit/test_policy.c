@@ -992,6 +992,57 @@ static void test_policy_merge_three_levels(void **state)
     assert_null(compare(p, &svl, &want));
 }
 
+/* The place of ReencryptSNI travels with its mode (a warning names it). */
+typedef struct {
+    const char *label;
+    reencrypt_sni_mode_e parent, child;
+    const char *parent_where, *child_where;
+    reencrypt_sni_mode_e want;
+    const char *want_where;
+} sni_where_case_t;
+
+static const sni_where_case_t sni_where_cases[] = {
+    { "neither sets it", REENCRYPT_SNI_UNSET, REENCRYPT_SNI_UNSET, NULL, NULL,
+      REENCRYPT_SNI_UNSET, NULL },
+    { "parent only", REENCRYPT_SNI_HOST, REENCRYPT_SNI_UNSET, "p.conf:3",
+      NULL, REENCRYPT_SNI_HOST, "p.conf:3" },
+    { "child only", REENCRYPT_SNI_UNSET, REENCRYPT_SNI_HOST, NULL,
+      "c.conf:7", REENCRYPT_SNI_HOST, "c.conf:7" },
+    { "both: the child's", REENCRYPT_SNI_HOST, REENCRYPT_SNI_OFF, "p.conf:3",
+      "c.conf:7", REENCRYPT_SNI_OFF, "c.conf:7" },
+};
+
+static const char *sni_where_case(apr_pool_t *p, const sni_where_case_t *c)
+{
+    reencrypt_policy_t parent, child, out;
+
+    reencrypt_policy_init(&parent);
+    reencrypt_policy_init(&child);
+    parent.sni_mode = c->parent;
+    parent.sni_where = c->parent_where;
+    child.sni_mode = c->child;
+    child.sni_where = c->child_where;
+    memset(&out, 0x5a, sizeof(out));
+    reencrypt_policy_merge(&out, &parent, &child);
+    WANT_INT("sni_mode", out.sni_mode, c->want);
+    WANT_STR("sni_where", out.sni_where, c->want_where);
+    return NULL;
+}
+
+static void test_policy_merge_sni_where(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "policy_merge_sni_where");
+    for (i = 0; i < N_ELEMS(sni_where_cases); i++) {
+        walk_case(&w, (int)i, sni_where_cases[i].label, NULL,
+                  sni_where_case(p, &sni_where_cases[i]));
+    }
+    walk_end(&w);
+}
+
 /* ------------------------------------------------------------------ */
 /* The client identity read from mod_ssl's directives                  */
 
@@ -1707,6 +1758,7 @@ int main(void)
         T(test_policy_merge_three_levels),
         T(test_policy_client_merge),
         T(test_policy_client_id),
+        T(test_policy_merge_sni_where),
         T(test_policy_id),
         T(test_policy_id_all_distinct),
         T(test_policy_id_off),
