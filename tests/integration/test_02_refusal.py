@@ -323,9 +323,11 @@ def test_reencrypt_02_020_wss_backend_named_with_default_port(
         env, backend, module_so, pki):
     """A wss:// ProxyPass URL without a port (mod_proxy_http speaks TLS to
     port 443): the refusal names the backend <address>:443, never :0, and
-    so does its entry in the statistics (?json)."""
+    so does the statistics entry (?json) of one that passes (a refused
+    backend takes no statistics slot)."""
     from test_15_status import _json, _server, _status_locations
     be = default_port_backend(backend, "other-ca")
+    good = default_port_backend(backend, "good")
     name = f"{be.host}:443"
     env.write_config(
         server=_server(),
@@ -335,10 +337,13 @@ def test_reencrypt_02_020_wss_backend_named_with_default_port(
             f'ReencryptCACertificateFile "{pki.ca_file}"',
             "ReencryptSNI good.test",
             f"ProxyPass /ws/ wss://{be.host}/",
+            f"ProxyPass /ok/ wss://{good.host}/",
             _status_locations(status=False)]))
     env.start()
     m = assert_refused(env, be, "untrusted-chain", path="/ws/x",
                        backend=name)
     assert m.group("backend") == name
+    r = env.get("/ok/x")
+    assert r.status == 200, (r, env.error_log())
     doc = _json(env)
-    assert [b["backend"] for b in doc["backends"]] == [name], doc
+    assert [b["backend"] for b in doc["backends"]] == [f"{good.host}:443"], doc
