@@ -88,6 +88,9 @@ typedef struct {
     int chain_len;               /**< certificates of the checked chain */
     int slot;                    /**< statistics slot + 1; 0 not looked
                                   *   up yet, -1 none free */
+    int reneg_refused;           /**< the backend asked to renegotiate
+                                  *   (Enforce): nothing more is read */
+    int reneg_reported;          /**< the same, reported (Report mode) */
 } reencrypt_conn_t;
 
 /** Default of ReencryptStatusBackends. */
@@ -154,6 +157,9 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl);
 void reencrypt_session_handshake_ok(reencrypt_conn_t *st);
 /** Drop the cached session of this connection's key. */
 void reencrypt_session_forget(reencrypt_conn_t *st);
+/** The connection's ClientHello is being written (called from the
+ *  message callback of reencrypt_ssl.c). */
+void reencrypt_session_client_hello(reencrypt_conn_t *st, SSL *ssl);
 
 /* reencrypt_status.c */
 int reencrypt_status_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
