@@ -93,6 +93,9 @@ typedef struct {
                                   *   up yet, -1 none to be had */
     apr_uint32_t slot_gen;       /**< that slot's generation: it is ours
                                   *   while the slot still has it */
+    int reneg_refused;           /**< the backend asked to renegotiate
+                                  *   (Enforce): nothing more is read */
+    int reneg_reported;          /**< the same, reported (Report mode) */
 } reencrypt_conn_t;
 
 /** Default of ReencryptStatusBackends. */
@@ -165,6 +168,9 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl);
 void reencrypt_session_handshake_ok(reencrypt_conn_t *st);
 /** Drop the cached session of this connection's key. */
 void reencrypt_session_forget(reencrypt_conn_t *st);
+/** The connection's ClientHello is being written (called from the
+ *  message callback of reencrypt_ssl.c). */
+void reencrypt_session_client_hello(reencrypt_conn_t *st, SSL *ssl);
 
 /* reencrypt_status.c */
 int reencrypt_status_pre_config(apr_pool_t *pconf, apr_pool_t *plog,

@@ -162,7 +162,12 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
  * pooled connection through its input filters before reusing it
  * (ap_proxy_check_connection -> ap_check_pipeline); failing that read
  * makes it close the connection and open a new one. So a request whose
- * policy or SNI differs from the handshake's never rides it. */
+ * policy or SNI differs from the handshake's never rides it.
+ * Nothing is read any more from a connection whose backend asked to
+ * renegotiate under Enforce (reencrypt_ssl.c): what mod_ssl decrypted
+ * in the read that saw the request is dropped, and the failed read
+ * makes mod_proxy answer 502 (or drop the response under way) and
+ * close the connection. */
 static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                  ap_input_mode_t mode,
                                  apr_read_type_e block,
@@ -170,7 +175,11 @@ static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 {
     reencrypt_conn_t *st = f->ctx;
     reencrypt_req_t *cur = &current;
+    apr_status_t rv;
 
+    if (st->reneg_refused) {
+        return APR_ECONNABORTED;
+    }
     if (cur->r && st->r != cur->r
         && !conn_fits(st, cur->policy_id, cur->sni)) {
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00011)
@@ -180,7 +189,12 @@ static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                       cur->r->uri);
         return APR_ECONNABORTED;
     }
-    return ap_get_brigade(f->next, bb, mode, block, readbytes);
+    rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
+    if (st->reneg_refused) {
+        apr_brigade_cleanup(bb);
+        return APR_ECONNABORTED;
+    }
+    return rv;
 }
 
 int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,

@@ -802,20 +802,14 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
  * connection the offered session's context, so that a corner case of
  * naming (a server without a port, say) costs nothing worse than what
  * the key allows. */
-static void session_context_cb(int write_p, int version, int content_type,
-                               const void *buf, size_t len, SSL *ssl,
-                               void *arg)
+void reencrypt_session_client_hello(reencrypt_conn_t *st, SSL *ssl)
 {
-    const unsigned char *msg = buf;
     SSL_SESSION *sess;
     const unsigned char *ctx;
     unsigned int ctxlen = 0;
 
-    (void)version;
-    (void)arg;
-    if (!write_p || content_type != SSL3_RT_HANDSHAKE || len < 1
-        || msg[0] != SSL3_MT_CLIENT_HELLO) {
-        return;
+    if (!st->resume_chain) {
+        return;                     /* no session of ours offered */
     }
     if ((sess = SSL_get_session(ssl)) != NULL) {
         ctx = SSL_SESSION_get0_id_context(sess, &ctxlen);
@@ -955,8 +949,6 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
         st->resume_chain = chain;
         st->resume_validated_at = validated;
         st->resume_expiry = expiry;
-        /* see session_context_cb */
-        SSL_set_msg_callback(ssl, session_context_cb);
         if (!checked && local_mutex
             && apr_thread_mutex_lock(local_mutex) == APR_SUCCESS) {
             local_entry_t *e = local_find(st->session_key);

@@ -24,6 +24,10 @@
  * removes that note once it has set the SNI on the SSL, which keeps
  * mod_ssl from sending its own and from its name check (it cannot
  * match IP SANs nor a name other than the SNI).
+ *
+ * The verdict is taken once per connection, so the connection must not
+ * get another handshake: a backend that asks to renegotiate (TLS 1.2)
+ * is refused (see msg_cb).
  */
 
 #include <time.h>
@@ -33,6 +37,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_connection.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
 #include "util_filter.h"
@@ -378,6 +383,81 @@ void reencrypt_ssl_register_filter(void)
                                                     AP_FTYPE_CONNECTION);
 }
 
+#define RENEG_EXPECTED "no renegotiation under the policy"
+#define RENEG_SEEN      "the backend asked to renegotiate (HelloRequest)"
+
+/* The backend asked for a new handshake after the first one. Its
+ * certificate would not be checked again (verify_cb answers with the
+ * verdict of the first handshake), so under Enforce the connection is
+ * finished: OpenSSL declines the renegotiation (SSL_OP_NO_RENEGOTIATION,
+ * set in pre_handshake), the socket is shut for reading so that the
+ * backend cannot keep the request waiting, and the guard filter of
+ * reencrypt_proxy.c hands nothing more from this connection to mod_proxy,
+ * which answers 502 and closes it. Report mode lets the renegotiation
+ * go on and says so once per connection. */
+static void renegotiation_requested(reencrypt_conn_t *st)
+{
+    conn_rec *lc = st->r ? st->r->connection : st->c;
+    apr_socket_t *sock;
+
+    if (reencrypt_policy_mode(&st->policy) == REENCRYPT_MODE_REPORT) {
+        if (!st->reneg_reported) {
+            st->reneg_reported = 1;
+            /* its session would be kept with the first handshake's chain */
+            st->session_key = NULL;
+            ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, lc, RELOGNO(00046)
+                          "backend %s report-only: would refuse: "
+                          "renegotiation; expected " RENEG_EXPECTED
+                          "; seen " RENEG_SEEN, st->backend_name);
+        }
+        return;
+    }
+    if (st->reneg_refused) {
+        return;
+    }
+    st->reneg_refused = 1;
+    st->result = "refused:renegotiation";
+    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, lc, RELOGNO(00045)
+                  "backend %s refused: renegotiation; expected "
+                  RENEG_EXPECTED "; seen " RENEG_SEEN, st->backend_name);
+    if (st->r) {
+        reencrypt_ssl_set_env(st, st->r);
+        apr_table_setn(st->r->notes, "reencrypt-refused", "renegotiation");
+    }
+    if ((sock = ap_get_conn_socket(st->c)) != NULL) {
+        apr_socket_shutdown(sock, APR_SHUTDOWN_READ);
+    }
+}
+
+/* The message callback of every backend connection under a policy (an
+ * SSL has one, and mod_ssl sets none on proxy connections). The info
+ * callback is mod_ssl's, on the SSL_CTX, and is left alone. */
+static void msg_cb(int write_p, int version, int content_type,
+                   const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    const unsigned char *msg = buf;
+    reencrypt_conn_t *st;
+
+    (void)version;
+    (void)arg;
+    if (content_type != SSL3_RT_HANDSHAKE || len < 1
+        || !(st = reencrypt_ssl_conn_of(ssl))) {
+        return;
+    }
+    if (write_p && msg[0] == SSL3_MT_CLIENT_HELLO) {
+        reencrypt_session_client_hello(st, ssl);
+    }
+    else if (!write_p && msg[0] == SSL3_MT_HELLO_REQUEST
+             && SSL_get_state(ssl) == TLS_ST_CR_HELLO_REQ) {
+        /* Taken as a request to renegotiate: OpenSSL ignores (and passes
+         * here in another state) a HelloRequest that comes during a
+         * handshake. TLS 1.3 has no HelloRequest; its post-handshake
+         * messages (NewSessionTicket, KeyUpdate, CertificateRequest for
+         * a client certificate) keep the server's certificate and pass. */
+        renegotiation_requested(st);
+    }
+}
+
 int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
 {
     reencrypt_conn_t *st;
@@ -426,6 +506,11 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
     }
     SSL_set_ex_data(ssl, ssl_ex_idx, st);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
+    SSL_set_msg_callback(ssl, msg_cb);
+    if (reencrypt_policy_mode(&st->policy) != REENCRYPT_MODE_REPORT) {
+        /* a HelloRequest gets a no_renegotiation alert, no ClientHello */
+        SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+    }
     if (no_request) {
         /* the session key includes the SNI: offered once it is known */
         check_ctx_t *ctx = apr_pcalloc(c->pool, sizeof(*ctx));

@@ -201,12 +201,13 @@ class TestPKI:
 
     def _make_leaf(self, name, cn, issuer, dns=(), ips=(), kind="ec",
                    not_before=None, not_after=None,
-                   usage=ExtendedKeyUsageOID.SERVER_AUTH, subject_extra=()):
+                   usage=ExtendedKeyUsageOID.SERVER_AUTH, subject_extra=(),
+                   eku=None):
         """A server certificate issued by issuer; issuer=None makes it
         self-signed (not a CA, signed with its own key).  usage is its
         extended key usage (ExtendedKeyUsageOID.CLIENT_AUTH for a client
-        certificate).  subject_extra: (oid, value) pairs added to the
-        subject after the commonName."""
+        certificate), eku several of them (replaces usage).  subject_extra:
+        (oid, value) pairs added to the subject after the commonName."""
         key = _new_key(kind)
         sans = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -231,7 +232,8 @@ class TestPKI:
                 key_encipherment=(kind == "rsa"), data_encipherment=False,
                 key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(
+                list(eku) if eku else [usage]), critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                 key.public_key()), critical=False)
@@ -286,6 +288,11 @@ class TestPKI:
         # certificate of the frontend (the client-facing virtual host)
         self._make_leaf("frontend", "localhost", inter,
                         dns=("localhost",), ips=("127.0.0.1",))
+        # client certificate of the proxy, for backends that ask for one
+        # (SSLProxyMachineCertificateFile: client.pem, certificate + key)
+        self._make_leaf("client", "proxy-client.test", root,
+                        dns=("proxy-client.test",),
+                        eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
 
         # keys of every kind a pin is taken of ("good" is RSA-2048)
         self._make_leaf("good-ec", "good-ec.test", inter,
@@ -355,6 +362,10 @@ class TestPKI:
         self.empty_ca_file = self._write_file(
             "empty.pem",
             b"# this file intentionally holds no certificate\n")
+        client = self.certs["client"]
+        self.client_pem_file = self._write_file(
+            "client.pem", _cert_pem(client.cert) + _key_pem(client.key),
+            mode=0o600)
 
     # ------------------------------------------------------------------ api
     def __getitem__(self, name):

@@ -1,0 +1,255 @@
+"""A TLS backend that drives libssl itself, for post-handshake messages
+that Python's ssl module cannot send.
+
+The server listens on 127.0.0.1:<ephemeral port> and calls the system's
+libssl (the one Python's ssl module and mod_ssl use) through ctypes. For
+every HTTP/1.1 request it reads, it first does what the path asks, then
+answers ``200`` with the body ``backend-ok <path>\\n`` (keep-alive):
+
+    /hello-request/answer  TLS 1.2: ask for a renegotiation (HelloRequest)
+                           and send the response at once, whatever the
+                           proxy replies (a backend that ignores a
+                           declined renegotiation)
+    /hello-request/wait    TLS 1.2: ask for a renegotiation and then send
+                           nothing, until the backend is stopped
+    /hello-request/mid-body  TLS 1.2: send the head and the first half of
+                           the body (MID_BODY_FIRST), wait until the test
+                           sets ``mid_body_go``, ask for a renegotiation,
+                           send the second half (MID_BODY_SECOND)
+    /hello-request/after-response  TLS 1.2: send the response, then ask
+                           for a renegotiation while the connection is
+                           idle
+    /key-update            TLS 1.3: send a KeyUpdate that asks the proxy
+                           to update its keys too, then the response
+    anything else          the response only
+
+It records, per TCP connection, the request paths read, the responses
+sent and the HelloRequests sent (``connections``).
+"""
+
+import ctypes
+import ctypes.util
+import socket
+import threading
+import time
+
+TLS1_2_VERSION = 0x0303
+TLS1_3_VERSION = 0x0304
+_SSL_CTRL_SET_MIN_PROTO_VERSION = 123
+_SSL_CTRL_SET_MAX_PROTO_VERSION = 124
+_SSL_FILETYPE_PEM = 1
+_SSL_KEY_UPDATE_REQUESTED = 1
+
+# how long a connection that was told to wait keeps quiet at most
+_WAIT_LIMIT = 30.0
+
+MID_BODY_FIRST = b"first half, before the HelloRequest\n"
+MID_BODY_SECOND = b"second half, after the HelloRequest\n"
+
+
+def _libssl():
+    name = ctypes.util.find_library("ssl")
+    assert name, "libssl not found"
+    lib = ctypes.CDLL(name)
+    vp, ci, cc = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+    for fn, res, args in (
+            ("TLS_server_method", vp, []),
+            ("SSL_CTX_new", vp, [vp]),
+            ("SSL_CTX_free", None, [vp]),
+            ("SSL_CTX_ctrl", ctypes.c_long, [vp, ci, ctypes.c_long, vp]),
+            ("SSL_CTX_use_certificate_chain_file", ci, [vp, cc]),
+            ("SSL_CTX_use_PrivateKey_file", ci, [vp, cc, ci]),
+            ("SSL_new", vp, [vp]),
+            ("SSL_free", None, [vp]),
+            ("SSL_set_fd", ci, [vp, ci]),
+            ("SSL_accept", ci, [vp]),
+            ("SSL_read", ci, [vp, vp, ci]),
+            ("SSL_write", ci, [vp, cc, ci]),
+            ("SSL_renegotiate", ci, [vp]),
+            ("SSL_do_handshake", ci, [vp]),
+            ("SSL_key_update", ci, [vp, ci]),
+            ("SSL_shutdown", ci, [vp]),
+            ("ERR_clear_error", None, [])):
+        f = getattr(lib, fn)
+        f.restype = res
+        f.argtypes = args
+    return lib
+
+
+class Connection:
+    def __init__(self, cid):
+        self.cid = cid
+        self.requests = []      # paths read
+        self.answered = []      # paths whose response was sent
+        self.hello_requests = 0  # HelloRequests sent
+        self.error = None       # what ended the connection early
+
+    def __repr__(self):
+        return (f"<conn {self.cid} requests={self.requests} "
+                f"answered={self.answered} "
+                f"hello_requests={self.hello_requests} error={self.error}>")
+
+
+class LibsslBackend:
+    def __init__(self, chain_file, key_file, version):
+        self.version = version
+        self._lib = _libssl()
+        lib = self._lib
+        self._ctx = lib.SSL_CTX_new(lib.TLS_server_method())
+        assert self._ctx, "SSL_CTX_new failed"
+        for ctrl in (_SSL_CTRL_SET_MIN_PROTO_VERSION,
+                     _SSL_CTRL_SET_MAX_PROTO_VERSION):
+            assert lib.SSL_CTX_ctrl(self._ctx, ctrl, version, None) == 1
+        assert lib.SSL_CTX_use_certificate_chain_file(
+            self._ctx, chain_file.encode()) == 1, chain_file
+        assert lib.SSL_CTX_use_PrivateKey_file(
+            self._ctx, key_file.encode(), _SSL_FILETYPE_PEM) == 1, key_file
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.connections = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.mid_body_go = threading.Event()
+        self._threads = []
+        self._raw = []
+
+    def start(self):
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self.mid_body_go.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        with self._lock:
+            raws = list(self._raw)
+            threads = list(self._threads)
+        for raw in raws:
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(timeout=5)
+        self._lib.SSL_CTX_free(self._ctx)
+
+    def served(self):
+        """Every (connection, path) whose response was sent."""
+        with self._lock:
+            return [(c.cid, p) for c in self.connections for p in c.answered]
+
+    def wait_for(self, predicate, timeout=5.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backend: no {what} after {timeout}s: "
+                                     f"{self.connections}")
+            time.sleep(0.02)  # polling interval, bounded by the deadline
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._sock.accept()
+            except OSError:
+                return
+            # each record goes out when written (a HelloRequest after a
+            # response must not wait for the proxy's ACK of the response)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                conn = Connection(len(self.connections))
+                self.connections.append(conn)
+                self._raw.append(raw)
+            t = threading.Thread(target=self._serve, args=(raw, conn),
+                                 daemon=True)
+            t.start()
+            with self._lock:
+                self._threads.append(t)
+
+    def _serve(self, raw, conn):
+        lib = self._lib
+        ssl = lib.SSL_new(self._ctx)
+        try:
+            lib.SSL_set_fd(ssl, raw.fileno())
+            if lib.SSL_accept(ssl) != 1:
+                conn.error = "handshake failed"
+                return
+            buf = ctypes.create_string_buffer(16384)
+            data = b""
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in data:
+                    n = lib.SSL_read(ssl, buf, len(buf))
+                    if n <= 0:
+                        conn.error = conn.error or "read ended"
+                        return
+                    data += buf.raw[:n]
+                head, data = data.split(b"\r\n\r\n", 1)
+                path = head.split(b"\r\n", 1)[0].split(b" ")[1].decode()
+                with self._lock:
+                    conn.requests.append(path)
+                if not self._before_response(ssl, path, conn):
+                    return
+                if path == "/hello-request/mid-body":
+                    parts = [MID_BODY_FIRST, MID_BODY_SECOND]
+                else:
+                    parts = [f"backend-ok {path}\n".encode()]
+                head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: %d\r\n\r\n"
+                        % sum(len(p) for p in parts))
+                if not self._write(ssl, head + parts[0], conn):
+                    return
+                if len(parts) > 1:
+                    self.mid_body_go.wait(_WAIT_LIMIT)
+                    if not self._hello_request(ssl, conn):
+                        return
+                    if not self._write(ssl, parts[1], conn):
+                        return
+                with self._lock:
+                    conn.answered.append(path)
+                if (path == "/hello-request/after-response"
+                        and not self._hello_request(ssl, conn)):
+                    return
+        finally:
+            lib.SSL_free(ssl)
+            lib.ERR_clear_error()
+            raw.close()
+
+    def _write(self, ssl, data, conn):
+        if self._lib.SSL_write(ssl, data, len(data)) != len(data):
+            conn.error = "write failed"
+            return False
+        return True
+
+    def _hello_request(self, ssl, conn):
+        lib = self._lib
+        if lib.SSL_renegotiate(ssl) != 1 or lib.SSL_do_handshake(ssl) != 1:
+            conn.error = "cannot send HelloRequest"
+            return False
+        with self._lock:
+            conn.hello_requests += 1
+        return True
+
+    def _before_response(self, ssl, path, conn):
+        """Do what path asks before the response; False: send none."""
+        lib = self._lib
+        if path in ("/hello-request/answer", "/hello-request/wait"):
+            if not self._hello_request(ssl, conn):
+                return False
+            if path == "/hello-request/wait":
+                self._stop.wait(_WAIT_LIMIT)
+                conn.error = "waited"
+                return False
+        elif path == "/key-update":
+            if (lib.SSL_key_update(ssl, _SSL_KEY_UPDATE_REQUESTED) != 1
+                    or lib.SSL_do_handshake(ssl) != 1):
+                conn.error = "cannot send KeyUpdate"
+                return False
+        return True
