@@ -870,19 +870,24 @@ def _keyed_server(env, daemon, be, pki, *keys):
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
 
 
+def mc_talk(sock, cmd, end):
+    """Send one memcached text-protocol command; read until end (5 s at
+    most)."""
+    sock.sendall(cmd)
+    data = b""
+    deadline = time.monotonic() + 5
+    while not data.endswith(end) and time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def _memcached_values(daemon):
     """Every value held by the test's memcached (lru_crawler metadump,
     then get), as bytes."""
-    def talk(sock, cmd, end):
-        sock.sendall(cmd)
-        data = b""
-        deadline = time.monotonic() + 5
-        while not data.endswith(end) and time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+    talk = mc_talk
 
     with socket.create_connection(("127.0.0.1", daemon.port),
                                   timeout=5) as s:

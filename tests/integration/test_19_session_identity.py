@@ -32,7 +32,7 @@ from checks import policy_vhost, session_log_directives
 from httpd import MODULES_DIR
 import test_13_sessions
 from test_13_sessions import (KEY_1, VERSIONS, _carrier, _get_ok, _key_file,
-                              _offered, _sessions, _vhost)
+                              _offered, _sessions, _vhost, mc_talk)
 
 # the memcached / redis-server fixture of the session tests
 cache_daemon = test_13_sessions.cache_daemon
@@ -86,16 +86,7 @@ def _await_time(moment, timeout=15.0):
 
 # ------------------------------------------------------ memcached access
 
-def _mc_talk(sock, cmd, end):
-    sock.sendall(cmd)
-    data = b""
-    deadline = time.monotonic() + 5
-    while not data.endswith(end) and time.monotonic() < deadline:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+_mc_talk = mc_talk
 
 
 def _mc_items(daemon):

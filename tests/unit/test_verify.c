@@ -302,13 +302,21 @@ static int write_file(const char *path, const char *data, size_t len)
     return fclose(f) == 0 && ok;
 }
 
+/* What a memory BIO holds, from p; the BIO is freed. */
+static const char *bio_text(apr_pool_t *p, BIO *bio)
+{
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    const char *s = apr_pstrmemdup(p, data, (apr_size_t)len);
+
+    BIO_free(bio);
+    return s;
+}
+
 /* PEM of the certificates ids (C_NONE ends the list), from p. */
 static const char *pem_of(apr_pool_t *p, const int *ids)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    long len;
-    const char *s;
 
     if (!bio) {
         return NULL;
@@ -319,10 +327,7 @@ static const char *pem_of(apr_pool_t *p, const int *ids)
             return NULL;
         }
     }
-    len = BIO_get_mem_data(bio, &data);
-    s = apr_pstrmemdup(p, data, (apr_size_t)len);
-    BIO_free(bio);
-    return s;
+    return bio_text(p, bio);
 }
 
 /* Contents of the files of the anchors_load cases. */
@@ -671,19 +676,13 @@ static const char *pem_digest(apr_pool_t *p, const char *pem, int *n,
 static const char *key_pem(apr_pool_t *p, int id)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    long len;
-    const char *s;
 
     if (!bio || !PEM_write_bio_PrivateKey(bio, keys[id], NULL, NULL, 0,
                                           NULL, NULL)) {
         BIO_free(bio);
         return NULL;
     }
-    len = BIO_get_mem_data(bio, &data);
-    s = apr_pstrmemdup(p, data, (apr_size_t)len);
-    BIO_free(bio);
-    return s;
+    return bio_text(p, bio);
 }
 
 static void test_digest_pem_certs(void **state)
