@@ -79,6 +79,8 @@ typedef struct {
                                   *   report:x (c->pool) */
     const char *peer_pin;        /**< REENCRYPT_PEER_PIN (c->pool) */
     const char *peer_not_after;  /**< REENCRYPT_PEER_NOT_AFTER (c->pool) */
+    const char *revocation;      /**< REENCRYPT_REVOCATION: a static
+                                  *   token of reencrypt_revocation_token */
     STACK_OF(X509) *verified_chain; /**< chain of a full handshake */
     const char *session_key;     /**< cache key, or NULL: no resumption */
     STACK_OF(X509) *resume_chain; /**< stored with the offered session */

@@ -128,6 +128,78 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
                                   &pol->anchors);
 }
 
+/* CRL files already parsed while reading this configuration, by
+ * resolved path: every scope naming the same file shares one copy. The
+ * cache lives in the configuration pool, so a restart reads every file
+ * anew (a new CRL is picked up by a graceful restart). */
+#define CRL_CACHE_KEY "reencrypt-crl-files"
+
+static apr_hash_t *crl_cache(apr_pool_t *pconf)
+{
+    void *data = NULL;
+    apr_hash_t *h;
+
+    apr_pool_userdata_get(&data, CRL_CACHE_KEY, pconf);
+    if (data) {
+        return data;
+    }
+    h = apr_hash_make(pconf);
+    apr_pool_userdata_set(h, CRL_CACHE_KEY, apr_pool_cleanup_null, pconf);
+    return h;
+}
+
+static const char *set_crl_file(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+    const reencrypt_crl_file_t *file;
+    const reencrypt_crls_t *set;
+    apr_hash_t *cache;
+    const char *path, *err;
+
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid path",
+                            cmd->cmd->name, arg);
+    }
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_DUMP) {
+        /* -D DUMP_CONFIG only prints: do not insist on the file */
+        return NULL;
+    }
+    cache = crl_cache(cmd->pool);
+    file = apr_hash_get(cache, path, APR_HASH_KEY_STRING);
+    if (!file) {
+        err = reencrypt_crl_file_load(cmd->pool, cmd->cmd->name, path,
+                                      &file);
+        if (err) {
+            return err;
+        }
+        apr_hash_set(cache, file->path, APR_HASH_KEY_STRING, file);
+    }
+    /* several directives in one scope add up; an inner scope replaces */
+    set = reencrypt_crls_add(cmd->pool, pol->crls, file, where(cmd));
+    if (!set) {
+        return apr_psprintf(cmd->pool, "%s: out of memory adding '%s'",
+                            cmd->cmd->name, path);
+    }
+    pol->crls = set;
+    return NULL;
+}
+
+static const char *set_revocation(cmd_parms *cmd, void *dcfg, int argc,
+                                  char *const argv[])
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *err;
+
+    err = reencrypt_parse_revocation(cmd->pool, argc, argv,
+                                     &pol->revocation, &pol->no_crl_ok);
+    if (err) {
+        return err;
+    }
+    pol->revocation_where = where(cmd);
+    return NULL;
+}
+
 static const char *set_depth(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
@@ -527,6 +599,35 @@ static const char *note_check_peer_expire(cmd_parms *cmd, void *dcfg,
     return NULL;
 }
 
+/* mod_ssl's revocation settings for backends: a policy does not use
+ * them (its own verification replaces mod_ssl's), so where a policy is
+ * on they are refused at startup (check_scope) rather than ignored. */
+static const char *note_ssl_crl(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *name = cmd->cmd->name;
+    const char *err;
+
+    if ((err = need_mod_ssl(cmd)) != NULL) {
+        return err;
+    }
+    if (!strcasecmp(name, "SSLProxyCARevocationFile")) {
+        pol->ssl_crl_file_where = where(cmd);
+    }
+    else if (!strcasecmp(name, "SSLProxyCARevocationPath")) {
+        pol->ssl_crl_path_where = where(cmd);
+    }
+    else {
+        /* mod_ssl's modes: none, leaf, chain, each with an optional
+         * no_crl_for_cert_ok; only none checks nothing */
+        const char *mode = ap_getword_conf(cmd->temp_pool, &arg);
+
+        pol->ssl_crl_check = strcasecmp(mode, "none") ? 1 : 0;
+        pol->ssl_crl_check_where = where(cmd);
+    }
+    return NULL;
+}
+
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
 /* mod_ssl's scope for its proxy directives (mod_ssl.c, SSL_CMD_PXY) */
 #define SSL_PROXY_SCOPE (RSRC_CONF | PROXY_CONF)
@@ -538,6 +639,14 @@ const command_rec reencrypt_cmds[] = {
                   "(default Off)"),
     AP_INIT_TAKE1("ReencryptCACertificateFile", set_ca_file, NULL, RE_SCOPE,
                   "PEM file of the trust anchors for backend chains"),
+    AP_INIT_TAKE1("ReencryptCARevocationFile", set_crl_file, NULL, RE_SCOPE,
+                  "file of CRLs (PEM or DER, one or more) for backend "
+                  "chains; may repeat"),
+    AP_INIT_TAKE_ARGV("ReencryptRevocationCheck", set_revocation, NULL,
+                  RE_SCOPE,
+                  "Chain|Leaf|Off [NoCRLForCertOK]: which certificates are "
+                  "checked against the CRLs (default Chain with CRLs, Off "
+                  "without)"),
     AP_INIT_TAKE1("ReencryptVerifyDepth", set_depth, NULL, RE_SCOPE,
                   "0..32: most certificates allowed above the backend's "
                   "own, counting the trust anchor (default 4)"),
@@ -605,6 +714,18 @@ const command_rec reencrypt_cmds[] = {
                  SSL_PROXY_SCOPE,
                  "mod_ssl's; mod_reencrypt warns where it overrides "
                  "ReencryptClockSkew or ReencryptMode Report"),
+    AP_INIT_TAKE1("SSLProxyCARevocationFile", note_ssl_crl, NULL,
+                  SSL_PROXY_SCOPE,
+                  "mod_ssl's; refused under a policy: use "
+                  "ReencryptCARevocationFile"),
+    AP_INIT_TAKE1("SSLProxyCARevocationPath", note_ssl_crl, NULL,
+                  SSL_PROXY_SCOPE,
+                  "mod_ssl's; refused under a policy: use "
+                  "ReencryptCARevocationFile"),
+    AP_INIT_RAW_ARGS("SSLProxyCARevocationCheck", note_ssl_crl, NULL,
+                     SSL_PROXY_SCOPE,
+                     "mod_ssl's; refused under a policy (but 'none'): use "
+                     "ReencryptRevocationCheck"),
     { NULL }
 };
 
@@ -639,6 +760,39 @@ static int first_time(check_ctx_t *cx, apr_pool_t *ptemp, const char *key)
     return 1;
 }
 
+/* mod_ssl's revocation directives in effect where a policy is on: the
+ * policy verifies backends itself and would not use them, so refuse
+ * them with the directive to use instead. */
+static const char *ssl_crl_conflict(apr_pool_t *p,
+                                    const reencrypt_policy_t *pol)
+{
+    const char *name = NULL, *at = NULL, *instead = NULL;
+
+    if (pol->ssl_crl_file_where) {
+        name = "SSLProxyCARevocationFile";
+        at = pol->ssl_crl_file_where;
+        instead = "ReencryptCARevocationFile (PEM or DER CRLs)";
+    }
+    else if (pol->ssl_crl_path_where) {
+        name = "SSLProxyCARevocationPath";
+        at = pol->ssl_crl_path_where;
+        instead = "ReencryptCARevocationFile, once per CRL file";
+    }
+    else if (pol->ssl_crl_check == 1) {
+        name = "SSLProxyCARevocationCheck";
+        at = pol->ssl_crl_check_where;
+        instead = "ReencryptRevocationCheck Chain|Leaf [NoCRLForCertOK] "
+                  "with ReencryptCARevocationFile";
+    }
+    if (!name) {
+        return NULL;
+    }
+    return apr_psprintf(p, "%s at %s is not used for backends verified by "
+                        "mod_reencrypt, which would let revoked backend "
+                        "certificates through: use %s instead, and remove "
+                        "%s from this scope", name, at, instead, name);
+}
+
 /* Check the effective policy of one scope. A scope where the engine is
  * on must be able to trust something: a policy with nothing to trust
  * would refuse every backend at run time. */
@@ -667,6 +821,13 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                      RELOGNO(00004) "ReencryptEngine On at %s (in %s) %s",
                      pol->engine_where ? pol->engine_where : "?",
                      scope_name(ptemp, s), err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if ((err = ssl_crl_conflict(ptemp, pol)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     RELOGNO(00070) "%s (ReencryptEngine On at %s, in %s)",
+                     err, pol->engine_where ? pol->engine_where : "?",
+                     scope_name(ptemp, s));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (pol->pins && pol->pins->nelts == 1 && cx->warn) {

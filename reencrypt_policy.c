@@ -487,6 +487,8 @@ void reencrypt_policy_init(reencrypt_policy_t *pol)
     pol->session_reuse = REENCRYPT_UNSET;
     pol->session_timeout = REENCRYPT_UNSET;
     pol->ssl_check_peer_expire = REENCRYPT_UNSET;
+    pol->no_crl_ok = REENCRYPT_UNSET;
+    pol->ssl_crl_check = REENCRYPT_UNSET;
 }
 
 void reencrypt_policy_merge(reencrypt_policy_t *out,
@@ -572,6 +574,31 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
     out->ssl_check_peer_expire =
         child->ssl_check_peer_expire != REENCRYPT_UNSET
         ? child->ssl_check_peer_expire : parent->ssl_check_peer_expire;
+    out->crls = child->crls ? child->crls : parent->crls;
+    if (child->revocation != REENCRYPT_REVOCATION_UNSET) {
+        out->revocation = child->revocation;
+        out->no_crl_ok = child->no_crl_ok;
+        out->revocation_where = child->revocation_where;
+    }
+    else {
+        out->revocation = parent->revocation;
+        out->no_crl_ok = parent->no_crl_ok;
+        out->revocation_where = parent->revocation_where;
+    }
+    out->ssl_crl_file_where = child->ssl_crl_file_where
+                              ? child->ssl_crl_file_where
+                              : parent->ssl_crl_file_where;
+    out->ssl_crl_path_where = child->ssl_crl_path_where
+                              ? child->ssl_crl_path_where
+                              : parent->ssl_crl_path_where;
+    if (child->ssl_crl_check != REENCRYPT_UNSET) {
+        out->ssl_crl_check = child->ssl_crl_check;
+        out->ssl_crl_check_where = child->ssl_crl_check_where;
+    }
+    else {
+        out->ssl_crl_check = parent->ssl_crl_check;
+        out->ssl_crl_check_where = parent->ssl_crl_check_where;
+    }
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
@@ -640,10 +667,77 @@ apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol)
                                     : pol->session_timeout;
 }
 
+reencrypt_revocation_e reencrypt_policy_revocation(
+    const reencrypt_policy_t *pol)
+{
+    if (pol->revocation != REENCRYPT_REVOCATION_UNSET) {
+        return pol->revocation;
+    }
+    return (pol->crls && pol->crls->files->nelts)
+           ? REENCRYPT_REVOCATION_CHAIN : REENCRYPT_REVOCATION_OFF;
+}
+
+int reencrypt_policy_no_crl_ok(const reencrypt_policy_t *pol)
+{
+    return pol->no_crl_ok == 1
+           && reencrypt_policy_revocation(pol) != REENCRYPT_REVOCATION_OFF;
+}
+
+const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
+                                       char *const argv[],
+                                       reencrypt_revocation_e *mode,
+                                       int *no_crl_ok)
+{
+    static const char *name = "ReencryptRevocationCheck";
+
+    if (argc < 1 || argc > 2) {
+        return apr_psprintf(p, "%s takes Chain, Leaf or Off, optionally "
+                            "followed by NoCRLForCertOK", name);
+    }
+    if (!strcasecmp(argv[0], "chain")) {
+        *mode = REENCRYPT_REVOCATION_CHAIN;
+    }
+    else if (!strcasecmp(argv[0], "leaf")) {
+        *mode = REENCRYPT_REVOCATION_LEAF;
+    }
+    else if (!strcasecmp(argv[0], "off")) {
+        *mode = REENCRYPT_REVOCATION_OFF;
+    }
+    else {
+        return apr_psprintf(p, "%s: '%s' is not Chain, Leaf or Off", name,
+                            argv[0]);
+    }
+    *no_crl_ok = 0;
+    if (argc == 2) {
+        if (strcasecmp(argv[1], "nocrlforcertok")) {
+            return apr_psprintf(p, "%s: '%s' is not NoCRLForCertOK", name,
+                                argv[1]);
+        }
+        if (*mode == REENCRYPT_REVOCATION_OFF) {
+            return apr_psprintf(p, "%s: NoCRLForCertOK cannot go with Off",
+                                name);
+        }
+        *no_crl_ok = 1;
+    }
+    return NULL;
+}
+
 const char *reencrypt_policy_lint(apr_pool_t *p,
                                   const reencrypt_policy_t *pol)
 {
     int npins = pol->pins ? pol->pins->nelts : 0;
+    reencrypt_revocation_e rev = reencrypt_policy_revocation(pol);
+
+    if (rev != REENCRYPT_REVOCATION_OFF
+        && !(pol->crls && pol->crls->files->nelts)) {
+        return apr_psprintf(p, "has ReencryptRevocationCheck %s (at %s) but "
+                            "no CRL: set ReencryptCARevocationFile in this "
+                            "scope or an enclosing one",
+                            rev == REENCRYPT_REVOCATION_LEAF ? "Leaf"
+                                                             : "Chain",
+                            pol->revocation_where ? pol->revocation_where
+                                                  : "?");
+    }
 
     if (reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY) {
         if (npins == 0) {
@@ -654,6 +748,13 @@ const char *reencrypt_policy_lint(apr_pool_t *p,
             return "is unusable: ReencryptPinScope Chain cannot go with "
                    "ReencryptTrust PinOnly: without chain validation only "
                    "the backend's own key can be pinned";
+        }
+        if (rev != REENCRYPT_REVOCATION_OFF) {
+            return "is unusable: revocation checking "
+                   "(ReencryptCARevocationFile) cannot go with "
+                   "ReencryptTrust PinOnly: without a chain there is no "
+                   "issuer whose CRL could be checked; set "
+                   "'ReencryptRevocationCheck Off' or trust anchors";
         }
         return NULL;
     }
@@ -755,6 +856,25 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     h = fnv_client_id(h, pol->client_cert_file);
     h = fnv_client_id(h, pol->client_cert_path);
     h = fnv_client_id(h, pol->client_chain_file);
+    /* revocation: the mode and the CRLs themselves, so that a session
+     * or a pooled connection checked against one CRL set never serves
+     * a policy with another (a new CRL after a graceful restart) */
+    h = fnv_int(h, (int)reencrypt_policy_revocation(pol));
+    h = fnv_int(h, reencrypt_policy_no_crl_ok(pol));
+    if (pol->crls && reencrypt_policy_revocation(pol)
+                     != REENCRYPT_REVOCATION_OFF) {
+        h = fnv_int(h, pol->crls->files->nelts);
+        for (i = 0; i < pol->crls->files->nelts; i++) {
+            const reencrypt_crl_file_t *f = APR_ARRAY_IDX(pol->crls->files,
+                                              i, const reencrypt_crl_file_t *);
+
+            h = fnv_bytes(h, f->digest, sizeof(f->digest));
+            h = fnv_str(h, f->path);
+        }
+    }
+    else {
+        h = fnv_int(h, -1);
+    }
     return h ? h : 1;
 }
 

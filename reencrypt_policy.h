@@ -77,6 +77,15 @@ typedef enum {
     REENCRYPT_MODE_REPORT
 } reencrypt_mode_e;
 
+/** Which certificates of a backend's chain are checked against CRLs
+ *  (ReencryptRevocationCheck). */
+typedef enum {
+    REENCRYPT_REVOCATION_UNSET = 0,
+    REENCRYPT_REVOCATION_CHAIN,    /**< every certificate of the chain */
+    REENCRYPT_REVOCATION_LEAF,     /**< the backend's own only */
+    REENCRYPT_REVOCATION_OFF       /**< none */
+} reencrypt_revocation_e;
+
 /** Length of a SHA-256 digest, the only pin hash. */
 #define REENCRYPT_PIN_LEN        32
 
@@ -96,6 +105,24 @@ typedef struct {
     int count;                   /**< number of certificates in the file */
     unsigned char digest[32];    /**< SHA-256 of the file's bytes */
 } reencrypt_anchors_t;
+
+/** The CRLs of one file of ReencryptCARevocationFile. Immutable once
+ *  loaded; shared read-only by all threads and by every scope that
+ *  names the same file. */
+typedef struct {
+    const char *path;            /**< resolved file name */
+    STACK_OF(X509_CRL) *crls;    /**< the CRLs, in file order */
+    unsigned char digest[32];    /**< SHA-256 of the file's bytes */
+} reencrypt_crl_file_t;
+
+/** The CRLs of one scope: the files of its ReencryptCARevocationFile
+ *  directives, in order, and all their CRLs in one stack. Built while
+ *  the configuration is read, read-only afterwards. */
+typedef struct {
+    apr_array_header_t *files;   /**< const reencrypt_crl_file_t * */
+    STACK_OF(X509_CRL) *all;     /**< every CRL of every file */
+    const char *where;           /**< "file:line" of the first directive */
+} reencrypt_crls_t;
 
 /**
  * The policy of one configuration scope (server, virtual host,
@@ -138,6 +165,23 @@ typedef struct {
     const unsigned char *client_chain_file;
     /** mod_ssl's SSLProxyCheckPeerExpire in this scope: -1 unset */
     int ssl_check_peer_expire;
+    /** ReencryptCARevocationFile: NULL unset; the directive appends
+     *  within a scope, an inner scope replaces the list */
+    const reencrypt_crls_t *crls;
+    /** ReencryptRevocationCheck: the mode, and whether a certificate
+     *  whose issuer published no CRL passes (NoCRLForCertOK; -1 unset,
+     *  set with the mode) */
+    reencrypt_revocation_e revocation;
+    int no_crl_ok;
+    const char *revocation_where;        /**< "file:line" of the mode */
+    /** mod_ssl's revocation directives in this scope ("file:line" of
+     *  each; NULL unset), which a policy replaces: refused at startup
+     *  where the policy is on. ssl_crl_check: -1 unset, 0 'none'
+     *  (mod_ssl's default, no conflict), 1 any other mode. */
+    const char *ssl_crl_file_where;
+    const char *ssl_crl_path_where;
+    const char *ssl_crl_check_where;
+    int ssl_crl_check;
 } reencrypt_policy_t;
 
 /** Length of a client identity digest (SHA-256). */
@@ -243,6 +287,12 @@ apr_int64_t reencrypt_policy_refuse_within(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol);
 int reencrypt_policy_session_reuse(const reencrypt_policy_t *pol);
+/** ReencryptRevocationCheck in effect: Chain where CRLs are configured
+ *  and the mode is unset, Off where none are. */
+reencrypt_revocation_e reencrypt_policy_revocation(
+    const reencrypt_policy_t *pol);
+/** NoCRLForCertOK in effect (0 or 1). */
+int reencrypt_policy_no_crl_ok(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol);
 
 /** The client identity of an effective policy, for keys and logs: the
@@ -301,6 +351,14 @@ const char *reencrypt_read_file(apr_pool_t *p, const char *directive,
                                 const char *path, apr_size_t max,
                                 char **text, apr_size_t *len,
                                 apr_finfo_t *info);
+
+/** Parse the arguments of ReencryptRevocationCheck: Chain, Leaf or Off
+ *  (any case), optionally followed by NoCRLForCertOK (not with Off).
+ *  Sets *mode and *no_crl_ok. */
+const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
+                                       char *const argv[],
+                                       reencrypt_revocation_e *mode,
+                                       int *no_crl_ok);
 
 /** Split a ReencryptSessionCache value "provider[:arguments]": returns
  *  the provider's name (from p, or spec itself) and sets *args to the

@@ -85,6 +85,10 @@ void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r)
     apr_table_setn(r->subprocess_env, "REENCRYPT_RESULT", st->result);
     apr_table_setn(r->subprocess_env, "REENCRYPT_SESSION",
                    st->resumed ? "resumed" : "full");
+    if (st->revocation) {
+        apr_table_setn(r->subprocess_env, "REENCRYPT_REVOCATION",
+                       st->revocation);
+    }
     if (st->peer_pin) {
         apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_PIN", st->peer_pin);
     }
@@ -142,6 +146,9 @@ static void check_of(const reencrypt_conn_t *st, apr_time_t now,
     chk->pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
     chk->refuse_within = reencrypt_policy_refuse_within(pol);
     chk->clock_skew = reencrypt_policy_clock_skew(pol);
+    chk->revocation = reencrypt_policy_revocation(pol);
+    chk->no_crl_ok = reencrypt_policy_no_crl_ok(pol);
+    chk->crls = pol->crls ? pol->crls->all : NULL;
     chk->now = (time_t)apr_time_sec(now);
     chk->validated = validated;
     chk->want_chain = !validated;
@@ -200,6 +207,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
     st->checked = 1;
     st->reason = v.reason;
     st->skew_used = v.skew_used;
+    st->revocation = reencrypt_revocation_token(v.revocation);
     if (leaf) {
         st->peer_pin = apr_pstrdup(c->pool, reencrypt_pin_str(tp,
                                                               &v.leaf_pin));

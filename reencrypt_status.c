@@ -64,7 +64,7 @@ APLOG_USE_MODULE(reencrypt);
  * them in: a new layout of status_slot_t takes a new name, because
  * mod_slotmem_shm restores a shorter file of an older layout as it is
  * (AH02552) and the slots would be read out of step. */
-#define STATUS_SLOTMEM     "mod_reencrypt-status-2"
+#define STATUS_SLOTMEM     "mod_reencrypt-status-3"
 #define STATUS_OTHER       "mod_reencrypt-status-other"
 #define STATUS_HANDLER     "reencrypt-status"
 

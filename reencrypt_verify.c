@@ -18,6 +18,7 @@
  */
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,6 +27,7 @@
 #include <apr_strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -296,11 +298,240 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
 }
 
 /* ------------------------------------------------------------------ */
+/* CRLs                                                                */
+
+/* A CRL file larger than this is refused: a CA that revoked a million
+ * certificates publishes about 40 MiB. */
+#define CRL_FILE_MAX (64 * 1024 * 1024)
+
+static apr_status_t crls_cleanup(void *data)
+{
+    sk_X509_CRL_pop_free((STACK_OF(X509_CRL) *)data, X509_CRL_free);
+    return APR_SUCCESS;
+}
+
+/* Sort a CRL's list of revoked certificates now: OpenSSL sorts it on the
+ * first look-up (under the CRL's lock), which would otherwise happen in
+ * a handshake. */
+static void crl_presort(X509_CRL *crl)
+{
+    ASN1_INTEGER *zero = ASN1_INTEGER_new();
+    X509_REVOKED *rev = NULL;
+
+    if (zero && ASN1_INTEGER_set(zero, 0)) {
+        X509_CRL_get0_by_serial(crl, &rev, zero);
+    }
+    ASN1_INTEGER_free(zero);
+}
+
+const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
+                                    const char *path,
+                                    const reencrypt_crl_file_t **out)
+{
+    apr_size_t len;
+    char *buf;
+    const char *msg;
+    reencrypt_crl_file_t *f;
+    STACK_OF(X509_CRL) *crls;
+    X509_CRL *crl;
+    int i;
+
+    msg = reencrypt_read_file(p, directive, path, CRL_FILE_MAX, &buf, &len,
+                              NULL);
+    if (msg) {
+        return msg;
+    }
+    if (len > INT_MAX) {
+        return apr_psprintf(p, "%s: '%s' is too large", directive, path);
+    }
+    f = apr_pcalloc(p, sizeof(*f));
+    f->path = apr_pstrdup(p, path);
+    if (!EVP_Digest(buf, len, f->digest, NULL, EVP_sha256(), NULL)
+        || !(crls = sk_X509_CRL_new_null())) {
+        return apr_psprintf(p, "%s: out of memory loading '%s'", directive,
+                            path);
+    }
+    apr_pool_cleanup_register(p, crls, crls_cleanup, apr_pool_cleanup_null);
+
+    ERR_clear_error();
+    if (strstr(buf, "-----BEGIN X509 CRL-----")) {
+        BIO *bio = BIO_new_mem_buf(buf, (int)len);
+        unsigned long err;
+
+        if (!bio) {
+            return apr_psprintf(p, "%s: out of memory loading '%s'",
+                                directive, path);
+        }
+        while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))
+               != NULL) {
+            if (!sk_X509_CRL_push(crls, crl)) {
+                X509_CRL_free(crl);
+                BIO_free(bio);
+                return apr_psprintf(p, "%s: out of memory loading '%s'",
+                                    directive, path);
+            }
+        }
+        BIO_free(bio);
+        err = ERR_peek_last_error();
+        ERR_clear_error();
+        if (ERR_GET_LIB(err) != ERR_LIB_PEM
+            || ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
+            /* stopped at a block that is no CRL, not at the end */
+            return apr_psprintf(p, "%s: '%s': CRL number %d is malformed "
+                                "(%s)", directive, path,
+                                sk_X509_CRL_num(crls) + 1,
+                                err ? ERR_reason_error_string(err)
+                                    : "unreadable PEM");
+        }
+    }
+    else {
+        /* DER: one CRL after the other */
+        const unsigned char *q = (const unsigned char *)buf;
+        const unsigned char *end = q + len;
+
+        while (q < end) {
+            crl = d2i_X509_CRL(NULL, &q, (long)(end - q));
+            if (!crl) {
+                ERR_clear_error();
+                return sk_X509_CRL_num(crls) == 0
+                    ? apr_psprintf(p, "%s: '%s' is not a CRL (neither PEM "
+                                   "\"X509 CRL\" blocks nor DER)",
+                                   directive, path)
+                    : apr_psprintf(p, "%s: '%s': what follows CRL number "
+                                   "%d is not a CRL", directive, path,
+                                   sk_X509_CRL_num(crls));
+            }
+            if (!sk_X509_CRL_push(crls, crl)) {
+                X509_CRL_free(crl);
+                return apr_psprintf(p, "%s: out of memory loading '%s'",
+                                    directive, path);
+            }
+        }
+    }
+    if (sk_X509_CRL_num(crls) == 0) {
+        return apr_psprintf(p, "%s: '%s' contains no CRL", directive, path);
+    }
+    for (i = 0; i < sk_X509_CRL_num(crls); i++) {
+        crl_presort(sk_X509_CRL_value(crls, i));
+    }
+    f->crls = crls;
+    *out = f;
+    return NULL;
+}
+
+const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
+                                           const reencrypt_crls_t *base,
+                                           const reencrypt_crl_file_t *file,
+                                           const char *where)
+{
+    reencrypt_crls_t *set = apr_pcalloc(p, sizeof(*set));
+    int i, j;
+
+    set->files = base ? apr_array_copy(p, base->files)
+                      : apr_array_make(p, 2, sizeof(const void *));
+    APR_ARRAY_PUSH(set->files, const reencrypt_crl_file_t *) = file;
+    set->where = (base && base->where) ? base->where : where;
+    if (!(set->all = sk_X509_CRL_new_null())) {
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, set->all, crls_cleanup,
+                              apr_pool_cleanup_null);
+    for (i = 0; i < set->files->nelts; i++) {
+        const reencrypt_crl_file_t *f = APR_ARRAY_IDX(set->files, i,
+                                            const reencrypt_crl_file_t *);
+
+        for (j = 0; j < sk_X509_CRL_num(f->crls); j++) {
+            X509_CRL *crl = sk_X509_CRL_value(f->crls, j);
+
+            if (!X509_CRL_up_ref(crl)) {
+                return NULL;
+            }
+            if (!sk_X509_CRL_push(set->all, crl)) {
+                X509_CRL_free(crl);
+                return NULL;
+            }
+        }
+    }
+    return set;
+}
+
+const char *reencrypt_revocation_token(reencrypt_revocation_state_e st)
+{
+    switch (st) {
+    case REENCRYPT_REV_NOT_CHECKED: return "not-checked";
+    case REENCRYPT_REV_GOOD:        return "good";
+    case REENCRYPT_REV_NO_CRL:      return "no-crl";
+    case REENCRYPT_REV_REVOKED:     return "revoked";
+    case REENCRYPT_REV_CRL_EXPIRED: return "crl-expired";
+    case REENCRYPT_REV_CRL_MISSING: return "crl-missing";
+    case REENCRYPT_REV_CRL_INVALID: return "crl-invalid";
+    }
+    return "unknown";
+}
+
+/* The serial number of a certificate in hex, e.g. "0x1A2B" */
+static const char *serial_str(apr_pool_t *p, X509 *cert)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *s = hex ? apr_pstrcat(p, "0x", hex, NULL) : "(unknown)";
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return s;
+}
+
+/* "CN=x serial 0x.." of a certificate */
+static const char *cert_id_str(apr_pool_t *p, X509 *cert)
+{
+    if (!cert) {
+        return "(no certificate)";
+    }
+    return apr_psprintf(p, "%s serial %s",
+                        reencrypt_name_str(p, X509_get_subject_name(cert)),
+                        serial_str(p, cert));
+}
+
+/* The CRL reason code of a revoked entry (RFC 5280 5.3.1), or NULL */
+static const char *revoked_reason_str(X509_REVOKED *rev)
+{
+    ASN1_ENUMERATED *e;
+    long code;
+    static const char *const names[] = {
+        "unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
+        "superseded", "cessationOfOperation", "certificateHold", NULL,
+        "removeFromCRL", "privilegeWithdrawn", "aACompromise"
+    };
+
+    e = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+    if (!e) {
+        return NULL;
+    }
+    code = ASN1_ENUMERATED_get(e);
+    ASN1_ENUMERATED_free(e);
+    if (code < 0 || code >= (long)(sizeof(names) / sizeof(names[0]))
+        || !names[code]) {
+        return "(unknown reason code)";
+    }
+    return names[code];
+}
+
+/* ------------------------------------------------------------------ */
 /* Verification                                                        */
 
 typedef struct {
     apr_pool_t *p;
+    time_t now;
+    apr_int64_t skew;           /* clock skew, seconds */
     time_t skew_until;          /* now + clock skew */
+    int no_crl_ok;              /* a missing CRL passes */
+    const char *revoked;        /* "<cert> revoked at <t> (reason ...)" */
+    const char *crl_expired;    /* "CRL of <issuer> ... nextUpdate=..." */
+    const char *crl_missing;    /* "<cert>" lacking its issuer's CRL */
+    const char *crl_missing_issuer;
+    const char *crl_invalid;    /* "CRL of <issuer> (<error>)" */
+    const char *crl_invalid_issuer;
+    int no_crl;                 /* a missing CRL was let pass */
     int trust_err;              /* first X509_V_ERR_* that is not below */
     const char *trust_at;       /* subject of the certificate concerned */
     const char *nyv;            /* "<subject> notBefore=<t>" */
@@ -344,6 +575,103 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
         break;
     case X509_V_ERR_CERT_CHAIN_TOO_LONG:
         c->too_long = 1;
+        break;
+    case X509_V_ERR_CERT_REVOKED:
+        if (!c->revoked) {
+            X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+            X509_REVOKED *rev = NULL;
+            const char *why = NULL, *when = NULL;
+
+            if (crl && cert && X509_CRL_get0_by_cert(crl, &rev, cert) > 0
+                && rev) {
+                when = reencrypt_asn1_time_str(c->p,
+                           X509_REVOKED_get0_revocationDate(rev));
+                why = revoked_reason_str(rev);
+            }
+            c->revoked = apr_psprintf(c->p, "%s revoked%s%s%s%s%s%s",
+                             cert_id_str(c->p, cert),
+                             when ? " at " : "", when ? when : "",
+                             why ? " (reason " : "", why ? why : "",
+                             why ? ")" : "",
+                             crl ? apr_pstrcat(c->p, " by the CRL of ",
+                                       reencrypt_name_str(c->p,
+                                           X509_CRL_get_issuer(crl)), NULL)
+                                 : "");
+        }
+        break;
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+        if (c->no_crl_ok) {
+            c->no_crl = 1;
+        }
+        else if (!c->crl_missing && cert) {
+            c->crl_missing = cert_id_str(c->p, cert);
+            c->crl_missing_issuer = reencrypt_name_str(c->p,
+                                        X509_get_issuer_name(cert));
+        }
+        break;
+    case X509_V_ERR_CRL_HAS_EXPIRED: {
+        X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+        const ASN1_TIME *next = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+        time_t grace = c->now - (time_t)c->skew;
+
+        if (next && c->skew && X509_cmp_time(next, &grace) > 0) {
+            c->skew_used = 1;       /* within ReencryptClockSkew */
+        }
+        else if (!c->crl_expired) {
+            c->crl_expired = apr_psprintf(c->p, "the CRL of %s: "
+                                 "lastUpdate=%s nextUpdate=%s (checking %s)",
+                                 crl ? reencrypt_name_str(c->p,
+                                           X509_CRL_get_issuer(crl)) : "?",
+                                 crl ? reencrypt_asn1_time_str(c->p,
+                                           X509_CRL_get0_lastUpdate(crl))
+                                     : "?",
+                                 reencrypt_asn1_time_str(c->p, next),
+                                 cert_id_str(c->p, cert));
+        }
+        break;
+    }
+    case X509_V_ERR_CRL_NOT_YET_VALID: {
+        X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+        const ASN1_TIME *last = crl ? X509_CRL_get0_lastUpdate(crl) : NULL;
+
+        if (last && X509_cmp_time(last, &c->skew_until) < 0) {
+            c->skew_used = 1;
+        }
+        else if (!c->crl_invalid) {
+            c->crl_invalid = apr_psprintf(c->p, "the CRL of %s with "
+                                 "lastUpdate=%s, in the future",
+                                 crl ? reencrypt_name_str(c->p,
+                                           X509_CRL_get_issuer(crl)) : "?",
+                                 reencrypt_asn1_time_str(c->p, last));
+            c->crl_invalid_issuer = crl ? reencrypt_name_str(c->p,
+                                              X509_CRL_get_issuer(crl))
+                                        : "?";
+        }
+        break;
+    }
+    case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+    case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+    case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+    case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+    case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+        if (!c->crl_invalid) {
+            X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+            const char *issuer = crl ? reencrypt_name_str(c->p,
+                                           X509_CRL_get_issuer(crl))
+                                     : (cert ? reencrypt_name_str(c->p,
+                                                X509_get_issuer_name(cert))
+                                             : "?");
+
+            c->crl_invalid = apr_psprintf(c->p, "a CRL naming %s as issuer "
+                                          "(%s; checking %s)", issuer,
+                                          X509_verify_cert_error_string(err),
+                                          cert_id_str(c->p, cert));
+            c->crl_invalid_issuer = issuer;
+        }
         break;
     default:
         if (!c->trust_err) {
@@ -498,7 +826,7 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
     X509_VERIFY_PARAM *param;
     collector_t c;
     STACK_OF(X509) *chain = NULL;
-    int i, rc, npins = chk->pins ? chk->pins->nelts : 0;
+    int i, rc, revoke, npins = chk->pins ? chk->pins->nelts : 0;
 
     memset(v, 0, sizeof(*v));
     if (!leaf) {
@@ -518,7 +846,13 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
 
     memset(&c, 0, sizeof(c));
     c.p = p;
+    c.now = chk->now;
+    c.skew = chk->clock_skew;
     c.skew_until = chk->now + (time_t)chk->clock_skew;
+    c.no_crl_ok = chk->no_crl_ok;
+    revoke = !chk->pin_only && chk->crls
+             && (chk->revocation == REENCRYPT_REVOCATION_CHAIN
+                 || chk->revocation == REENCRYPT_REVOCATION_LEAF);
 
     if (chk->pin_only) {
         /* Trust comes from the pin alone: no chain is built, and only
@@ -533,10 +867,12 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         check_times(p, chk, leaf, &c);
         v->chain_len = 1;
     }
-    else if (chk->validated) {
+    else if (chk->validated && !revoke) {
         /* A chain validated under this same policy when the session was
          * made: what may have changed since is time, so re-check times,
-         * then pins, window and names below, but build nothing. */
+         * then pins, window and names below, but build nothing. (With
+         * a revocation check, the chain is verified again below: a CRL
+         * may have passed its nextUpdate since.) */
         chain = chk->validated;
         for (i = 0; i < sk_X509_num(chain); i++) {
             check_times(p, chk, sk_X509_value(chain, i), &c);
@@ -549,6 +885,10 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
             v->expected = "a trust anchor (none configured)";
             v->seen = v->subject;
             return v->reason;
+        }
+        if (chk->validated) {
+            /* the chain stored with a resumed session, leaf first */
+            untrusted = chk->validated;
         }
         ctx = X509_STORE_CTX_new();
         if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
@@ -568,13 +908,24 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         /* Every certificate in the anchors file is a trust anchor, also
          * an intermediate (RFC 5280 6.1.1 (d)). */
         X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+        if (revoke) {
+            /* OpenSSL picks, for each certificate checked, the CRL of its
+             * issuer (the newest among equals), uses it only if its
+             * signature verifies with the issuer's key, and reports
+             * through collect_cb */
+            X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK
+                | (chk->revocation == REENCRYPT_REVOCATION_CHAIN
+                   ? X509_V_FLAG_CRL_CHECK_ALL : 0));
+            X509_STORE_CTX_set0_crls(ctx, chk->crls);
+        }
         X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
         X509_STORE_CTX_set_app_data(ctx, &c);
         X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
 
         rc = X509_verify_cert(ctx);
         if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired
-            && !c.too_long) {
+            && !c.too_long && !c.revoked && !c.crl_expired
+            && !c.crl_missing && !c.crl_invalid) {
             /* failed without telling the callback */
             c.trust_err = X509_STORE_CTX_get_error(ctx);
             if (!c.trust_err) {
@@ -585,6 +936,14 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         v->chain_len = chain ? sk_X509_num(chain) : 0;
     }
     v->skew_used = c.skew_used;
+    if (revoke && !c.trust_err) {
+        v->revocation = c.revoked ? REENCRYPT_REV_REVOKED
+                        : c.crl_invalid ? REENCRYPT_REV_CRL_INVALID
+                        : c.crl_expired ? REENCRYPT_REV_CRL_EXPIRED
+                        : c.crl_missing ? REENCRYPT_REV_CRL_MISSING
+                        : c.no_crl ? REENCRYPT_REV_NO_CRL
+                        : REENCRYPT_REV_GOOD;
+    }
 
     if (c.trust_err) {
         v->reason = REENCRYPT_ERR_UNTRUSTED;
@@ -600,6 +959,45 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                         ? " at " : "",
                     (c.trust_at && strcmp(c.trust_at, v->subject))
                         ? c.trust_at : "");
+    }
+    else if (c.revoked) {
+        v->reason = REENCRYPT_ERR_REVOKED;
+        v->expected = apr_psprintf(p, "no certificate of the chain revoked "
+                                   "(ReencryptRevocationCheck %s)",
+                                   chk->revocation
+                                   == REENCRYPT_REVOCATION_CHAIN ? "Chain"
+                                                                 : "Leaf");
+        v->seen = c.revoked;
+    }
+    else if (c.crl_invalid) {
+        v->reason = REENCRYPT_ERR_CRL_INVALID;
+        v->expected = apr_psprintf(p, "a CRL of %s signed by it and valid "
+                                   "at %s", c.crl_invalid_issuer,
+                                   reencrypt_time_str(p, chk->now));
+        v->seen = c.crl_invalid;
+    }
+    else if (c.crl_expired) {
+        v->reason = REENCRYPT_ERR_CRL_EXPIRED;
+        v->expected = chk->clock_skew
+            ? apr_psprintf(p, "a CRL with nextUpdate after %s (now less "
+                           "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
+                           reencrypt_time_str(p, chk->now
+                                              - (time_t)chk->clock_skew),
+                           chk->clock_skew)
+            : apr_psprintf(p, "a CRL with nextUpdate after %s",
+                           reencrypt_time_str(p, chk->now));
+        v->seen = c.crl_expired;
+    }
+    else if (c.crl_missing) {
+        v->reason = REENCRYPT_ERR_CRL_MISSING;
+        v->expected = apr_psprintf(p, "a CRL issued by %s "
+                                   "(ReencryptRevocationCheck %s)",
+                                   c.crl_missing_issuer,
+                                   chk->revocation
+                                   == REENCRYPT_REVOCATION_CHAIN ? "Chain"
+                                                                 : "Leaf");
+        v->seen = apr_psprintf(p, "no CRL of that issuer for %s",
+                               c.crl_missing);
     }
     else if (c.nyv) {
         v->reason = REENCRYPT_ERR_NOT_YET_VALID;
@@ -715,6 +1113,10 @@ const char *reencrypt_reason_token(reencrypt_reason_e reason)
     case REENCRYPT_ERR_PIN:           return "pin-mismatch";
     case REENCRYPT_ERR_EXPIRING:      return "expiring-within";
     case REENCRYPT_ERR_NAME:          return "name-mismatch";
+    case REENCRYPT_ERR_REVOKED:       return "revoked";
+    case REENCRYPT_ERR_CRL_EXPIRED:   return "crl-expired";
+    case REENCRYPT_ERR_CRL_MISSING:   return "crl-missing";
+    case REENCRYPT_ERR_CRL_INVALID:   return "crl-invalid";
     }
     return "unknown";
 }
@@ -731,6 +1133,10 @@ int reencrypt_reason_x509_error(reencrypt_reason_e reason)
     case REENCRYPT_ERR_PIN:           return X509_V_ERR_APPLICATION_VERIFICATION;
     case REENCRYPT_ERR_EXPIRING:      return X509_V_ERR_APPLICATION_VERIFICATION;
     case REENCRYPT_ERR_NAME:          return X509_V_ERR_HOSTNAME_MISMATCH;
+    case REENCRYPT_ERR_REVOKED:       return X509_V_ERR_CERT_REVOKED;
+    case REENCRYPT_ERR_CRL_EXPIRED:   return X509_V_ERR_CRL_HAS_EXPIRED;
+    case REENCRYPT_ERR_CRL_MISSING:   return X509_V_ERR_UNABLE_TO_GET_CRL;
+    case REENCRYPT_ERR_CRL_INVALID:   return X509_V_ERR_CRL_SIGNATURE_FAILURE;
     }
     return X509_V_ERR_UNSPECIFIED;
 }

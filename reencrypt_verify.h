@@ -47,11 +47,30 @@ typedef enum {
     REENCRYPT_ERR_DEPTH,
     REENCRYPT_ERR_PIN,
     REENCRYPT_ERR_EXPIRING,
-    REENCRYPT_ERR_NAME
+    REENCRYPT_ERR_NAME,
+    REENCRYPT_ERR_REVOKED,        /**< listed in its issuer's CRL */
+    REENCRYPT_ERR_CRL_EXPIRED,    /**< the CRL's nextUpdate is past */
+    REENCRYPT_ERR_CRL_MISSING,    /**< no CRL of an issuer to check */
+    REENCRYPT_ERR_CRL_INVALID     /**< a CRL that cannot be used (bad
+                                   *   signature, issuer, not yet valid) */
 } reencrypt_reason_e;
 
 /** Number of reasons, REENCRYPT_OK included (for counters). */
-#define REENCRYPT_REASONS (REENCRYPT_ERR_NAME + 1)
+#define REENCRYPT_REASONS (REENCRYPT_ERR_CRL_INVALID + 1)
+
+/** What the revocation check found (REENCRYPT_REVOCATION). */
+typedef enum {
+    REENCRYPT_REV_NOT_CHECKED = 0, /**< no check (Off, or the chain was
+                                    *   refused before it mattered) */
+    REENCRYPT_REV_GOOD,            /**< every certificate checked had a
+                                    *   CRL and none lists it */
+    REENCRYPT_REV_NO_CRL,          /**< none listed, but an issuer had no
+                                    *   CRL (let pass: NoCRLForCertOK) */
+    REENCRYPT_REV_REVOKED,
+    REENCRYPT_REV_CRL_EXPIRED,
+    REENCRYPT_REV_CRL_MISSING,
+    REENCRYPT_REV_CRL_INVALID
+} reencrypt_revocation_state_e;
 
 /** What the verification was asked to check. */
 typedef struct {
@@ -67,13 +86,21 @@ typedef struct {
     int pin_only;                         /**< trust = a pinned leaf key,
                                            *   no chain validation */
     apr_int64_t refuse_within;            /**< seconds, 0 = no window */
-    apr_int64_t clock_skew;               /**< notBefore grace, seconds */
+    apr_int64_t clock_skew;               /**< notBefore (and CRL
+                                           *   nextUpdate) grace, seconds */
+    STACK_OF(X509_CRL) *crls;             /**< CRLs to check against */
+    reencrypt_revocation_e revocation;    /**< CHAIN, LEAF or OFF (UNSET
+                                           *   reads as OFF) */
+    int no_crl_ok;                        /**< a missing CRL passes */
     time_t now;                           /**< verification time */
     STACK_OF(X509) *validated;            /**< a chain (leaf first)
                                            *   validated earlier under the
                                            *   same policy: re-check times,
                                            *   pins, window and names only
-                                           *   (resumed sessions) */
+                                           *   (resumed sessions); with a
+                                           *   revocation check the chain
+                                           *   is verified again, CRLs
+                                           *   included */
     int want_chain;                       /**< return the chain used */
 } reencrypt_check_t;
 
@@ -87,6 +114,7 @@ typedef struct {
     reencrypt_pin_t leaf_pin; /**< the presented key's pin */
     time_t not_after;         /**< the leaf's notAfter (0 if unknown) */
     int skew_used;            /**< accepted only thanks to clock_skew */
+    reencrypt_revocation_state_e revocation; /**< the revocation check */
     STACK_OF(X509) *chain;    /**< with want_chain: the chain checked,
                                *   leaf first; the caller frees it with
                                *   sk_X509_pop_free(chain, X509_free) */
@@ -105,6 +133,25 @@ int reencrypt_digest_pem_certs(EVP_MD_CTX *md, const char *pem,
 const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
                                    const char *path,
                                    const reencrypt_anchors_t **out);
+
+/** Load the CRLs of path, PEM (one or more "X509 CRL" blocks) or DER
+ *  (one or more CRLs one after the other). On success returns NULL and
+ *  fills *out (from p; the CRLs are freed by a cleanup on p). On
+ *  failure returns a message (from p) that starts with directive and
+ *  quotes the path. */
+const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
+                                    const char *path,
+                                    const reencrypt_crl_file_t **out);
+
+/** A scope's CRL set: base's files (base may be NULL) and then file's,
+ *  as a new set from p (base is left as it is). */
+const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
+                                           const reencrypt_crls_t *base,
+                                           const reencrypt_crl_file_t *file,
+                                           const char *where);
+
+/** Stable token for a revocation state, e.g. "revoked". */
+const char *reencrypt_revocation_token(reencrypt_revocation_state_e st);
 
 /** Verify leaf (with the untrusted certificates the backend sent, which
  *  may include the leaf itself) against chk. Fills *v; strings are

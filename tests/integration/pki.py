@@ -25,6 +25,14 @@ of the DER SubjectPublicKeyInfo>).  fresh_leaf() issues a leaf whose
 validity is relative to the moment of the call (for times within minutes
 of now, which a session-wide PKI cannot offer).
 
+CRLs: crl(fname, issuer, revoked=...) writes a CRL of a CA (PEM, or DER
+with der=True) listing the named certificates, its lastUpdate and
+nextUpdate given as offsets from now; key= signs it with another key (a
+CRL whose signature does not verify).  "revoked-int" (CN Test Revoked
+Intermediate CA, issued by the root) issues "under-revoked-int"; "revoked"
+is a leaf of the Test Intermediate CA, like "good" (for CRLs that list
+it).
+
 Client certificates (extended key usage clientAuth, issued by the Test
 Root CA, so that a backend trusting ca.pem verifies them without an
 intermediate): "admin-client" (CN admin.client.test) and "public-client"
@@ -319,6 +327,15 @@ class TestPKI:
                         dns=("good.test",),
                         not_before=self.now + datetime.timedelta(hours=2),
                         not_after=self.now + 60 * day)
+        # for CRLs: a leaf of the usual intermediate, and an intermediate
+        # of its own with a leaf
+        self._make_leaf("revoked", "revoked.test", inter,
+                        dns=("good.test",))
+        revoked_int = self._make_ca("revoked-int",
+                                    "Test Revoked Intermediate CA",
+                                    issuer=root)
+        self._make_leaf("under-revoked-int", "under-revoked-int.test",
+                        revoked_int, dns=("good.test",))
         # client certificates the proxy presents to a backend
         # (SSLProxyMachineCertificateFile); see client_pem()
         for name, cn in self.CLIENTS.items():
@@ -385,6 +402,41 @@ class TestPKI:
         """The file holding client certificate name and its unencrypted
         key (for SSLProxyMachineCertificateFile)."""
         return self.certs[name].client_file
+
+    def crl(self, fname, issuer="int", revoked=(), last_update=None,
+            next_update=None, key=None, der=False, reason=None):
+        """Write CRL file fname of CA issuer listing the certificates
+        named in revoked (revoked an hour ago, with reason, an
+        x509.ReasonFlags, if given); last_update defaults to -1 hour and
+        next_update to +7 days from now (datetime.timedelta); key signs
+        it instead of the issuer's key.  Returns the file's path."""
+        now = _utcnow()
+        ca = self.certs[issuer]
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.cert.subject)
+            .last_update(now + (last_update if last_update is not None
+                                else datetime.timedelta(hours=-1)))
+            .next_update(now + (next_update if next_update is not None
+                                else datetime.timedelta(days=7)))
+        )
+        for name in revoked:
+            entry = (x509.RevokedCertificateBuilder()
+                     .serial_number(self.certs[name].cert.serial_number)
+                     .revocation_date(now - datetime.timedelta(hours=1)))
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(reason),
+                                            critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
+        signer = key if key is not None else ca.key
+        crl = builder.sign(signer, _sign_hash(signer))
+        return self._write_file(fname, crl.public_bytes(
+            serialization.Encoding.DER if der
+            else serialization.Encoding.PEM))
+
+    def new_key(self, kind="ec"):
+        """A fresh private key (to sign a CRL no CA would)."""
+        return _new_key(kind)
 
     def fresh_leaf(self, name, cn, dns=("good.test",), issuer="int",
                    kind="ec", not_before=None, not_after=None,

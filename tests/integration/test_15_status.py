@@ -63,7 +63,8 @@ SERVER_STATUS = "/server-status"
 
 REASONS = ("no-certificate", "untrusted-chain", "not-yet-valid", "expired",
            "depth-exceeded", "pin-mismatch", "expiring-within",
-           "name-mismatch")
+           "name-mismatch", "revoked", "crl-expired", "crl-missing",
+           "crl-invalid")
 WARN_WITHIN = 30 * 86400
 AUTO_KEYS = ("ReencryptBackends", "ReencryptHandshakesFull",
              "ReencryptHandshakesResumed", "ReencryptReuses",

@@ -828,6 +828,241 @@ static void test_policy_getters(void **state)
     assert_int_equal(reencrypt_policy_enabled(NULL), 0);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Revocation: the directive's parser, merge, defaults, id, lint       */
+
+typedef struct {
+    const char *label;
+    const char *args;            /* space-separated */
+    const char *err;             /* NULL: accepted */
+    reencrypt_revocation_e mode;
+    int no_crl_ok;
+} rev_parse_case_t;
+
+static const rev_parse_case_t rev_parse_cases[] = {
+    { "Chain", "Chain", NULL, REENCRYPT_REVOCATION_CHAIN, 0 },
+    { "leaf, any case", "lEAF", NULL, REENCRYPT_REVOCATION_LEAF, 0 },
+    { "Off", "off", NULL, REENCRYPT_REVOCATION_OFF, 0 },
+    { "Chain NoCRLForCertOK", "Chain NoCRLForCertOK", NULL,
+      REENCRYPT_REVOCATION_CHAIN, 1 },
+    { "Leaf nocrlforcertok", "Leaf nocrlforcertok", NULL,
+      REENCRYPT_REVOCATION_LEAF, 1 },
+    { "unknown mode", "Sometimes",
+      "ReencryptRevocationCheck: 'Sometimes' is not Chain, Leaf or Off", 0,
+      0 },
+    { "mod_ssl's spelling", "chain no_crl_for_cert_ok",
+      "ReencryptRevocationCheck: 'no_crl_for_cert_ok' is not "
+      "NoCRLForCertOK", 0, 0 },
+    { "Off with the keyword", "Off NoCRLForCertOK",
+      "ReencryptRevocationCheck: NoCRLForCertOK cannot go with Off", 0, 0 },
+    { "three words", "Chain NoCRLForCertOK x",
+      "ReencryptRevocationCheck takes Chain, Leaf or Off, optionally "
+      "followed by NoCRLForCertOK", 0, 0 },
+};
+
+static const char *rev_parse_case(apr_pool_t *p, const rev_parse_case_t *c)
+{
+    char *argv[4], *last = NULL, *w;
+    char *copy = apr_pstrdup(p, c->args);
+    int argc = 0;
+    reencrypt_revocation_e mode = REENCRYPT_REVOCATION_UNSET;
+    int no_crl_ok = -1;
+    const char *err;
+
+    for (w = apr_strtok(copy, " ", &last); w && argc < 4;
+         w = apr_strtok(NULL, " ", &last)) {
+        argv[argc++] = w;
+    }
+    err = reencrypt_parse_revocation(p, argc, argv, &mode, &no_crl_ok);
+    WANT_STR("error", err, c->err);
+    if (!c->err) {
+        WANT_INT("mode", mode, c->mode);
+        WANT_INT("no_crl_ok", no_crl_ok, c->no_crl_ok);
+    }
+    return NULL;
+}
+
+static void test_parse_revocation(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "parse_revocation");
+    for (i = 0; i < N_ELEMS(rev_parse_cases); i++) {
+        walk_case(&w, (int)i, rev_parse_cases[i].label, NULL,
+                  rev_parse_case(p, &rev_parse_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* Two CRL sets, told apart by their files' digests */
+static reencrypt_crl_file_t crl_file_a = { "/a.crl", NULL, { 1 } };
+static reencrypt_crl_file_t crl_file_b = { "/b.crl", NULL, { 2 } };
+
+static const reencrypt_crls_t *crl_set(apr_pool_t *p,
+                                       reencrypt_crl_file_t *f)
+{
+    reencrypt_crls_t *set = apr_pcalloc(p, sizeof(*set));
+
+    set->files = apr_array_make(p, 1, sizeof(const void *));
+    APR_ARRAY_PUSH(set->files, const reencrypt_crl_file_t *) = f;
+    set->where = "x.conf:1";
+    return set;
+}
+
+typedef struct {
+    const char *label;
+    int p_crls, c_crls;              /* 0 none, 1 set A, 2 set B */
+    reencrypt_revocation_e p_mode, c_mode;
+    int p_ok, c_ok;                  /* NoCRLForCertOK with the mode */
+    const char *p_ssl_file, *c_ssl_file;
+    int p_ssl_check, c_ssl_check;    /* -1 unset */
+    /* wanted */
+    int crls;
+    reencrypt_revocation_e mode;     /* effective */
+    int no_crl_ok;                   /* effective */
+    const char *where;
+    const char *ssl_file;
+    int ssl_check;
+} rev_merge_case_t;
+
+#define RU REENCRYPT_REVOCATION_UNSET
+#define RC REENCRYPT_REVOCATION_CHAIN
+#define RL REENCRYPT_REVOCATION_LEAF
+#define RO REENCRYPT_REVOCATION_OFF
+
+static const rev_merge_case_t rev_merge_cases[] = {
+    { "nothing set: Off", 0, 0, RU, RU, 0, 0, NULL, NULL, -1, -1,
+      0, RO, 0, NULL, NULL, -1 },
+    { "CRLs in parent: Chain by default", 1, 0, RU, RU, 0, 0, NULL, NULL,
+      -1, -1, 1, RC, 0, NULL, NULL, -1 },
+    { "CRLs in both: child's replace", 1, 2, RU, RU, 0, 0, NULL, NULL, -1,
+      -1, 2, RC, 0, NULL, NULL, -1 },
+    { "mode with its keyword from the parent", 1, 0, RL, RU, 1, 0, NULL,
+      NULL, -1, -1, 1, RL, 1, "p.conf:2", NULL, -1 },
+    { "child's mode drops parent's keyword", 1, 0, RL, RC, 1, 0, NULL,
+      NULL, -1, -1, 1, RC, 0, "c.conf:2", NULL, -1 },
+    { "child Off", 1, 2, RC, RO, 0, 0, NULL, NULL, -1, -1, 2, RO, 0,
+      "c.conf:2", NULL, -1 },
+    { "mod_ssl's file and check from the parent", 0, 0, RU, RU, 0, 0,
+      "p.conf:7", NULL, 1, -1, 0, RO, 0, NULL, "p.conf:7", 1 },
+    { "child's check none over parent's chain", 0, 0, RU, RU, 0, 0,
+      "p.conf:7", "c.conf:7", 1, 0, 0, RO, 0, NULL, "c.conf:7", 0 },
+};
+
+static void rev_scope(apr_pool_t *p, reencrypt_policy_t *pol, int crls,
+                      reencrypt_revocation_e mode, int ok, const char *at,
+                      const char *ssl_file, int ssl_check)
+{
+    reencrypt_policy_init(pol);
+    pol->crls = crls ? crl_set(p, crls == 1 ? &crl_file_a : &crl_file_b)
+                     : NULL;
+    if (mode != RU) {
+        pol->revocation = mode;
+        pol->no_crl_ok = ok;
+        pol->revocation_where = at;
+    }
+    pol->ssl_crl_file_where = ssl_file;
+    if (ssl_check >= 0) {
+        pol->ssl_crl_check = ssl_check;
+        pol->ssl_crl_check_where = ssl_file;
+    }
+}
+
+static const char *rev_merge_case(apr_pool_t *p, const rev_merge_case_t *c)
+{
+    reencrypt_policy_t parent, child, out;
+    const reencrypt_crl_file_t *f;
+
+    rev_scope(p, &parent, c->p_crls, c->p_mode, c->p_ok, "p.conf:2",
+              c->p_ssl_file, c->p_ssl_check);
+    rev_scope(p, &child, c->c_crls, c->c_mode, c->c_ok, "c.conf:2",
+              c->c_ssl_file, c->c_ssl_check);
+    memset(&out, 0x5a, sizeof(out));
+    reencrypt_policy_merge(&out, &parent, &child);
+    if (!c->crls) {
+        WANT_INT("crls set", out.crls != NULL, 0);
+    }
+    else {
+        f = APR_ARRAY_IDX(out.crls->files, 0, const reencrypt_crl_file_t *);
+        WANT_STR("crl file", f->path, c->crls == 1 ? "/a.crl" : "/b.crl");
+    }
+    WANT_INT("mode", reencrypt_policy_revocation(&out), c->mode);
+    WANT_INT("no_crl_ok", reencrypt_policy_no_crl_ok(&out), c->no_crl_ok);
+    WANT_STR("where", out.revocation_where, c->where);
+    WANT_STR("ssl file", out.ssl_crl_file_where, c->ssl_file);
+    WANT_INT("ssl check", out.ssl_crl_check, c->ssl_check);
+    return NULL;
+}
+
+static void test_policy_revocation_merge(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "revocation_merge");
+    for (i = 0; i < N_ELEMS(rev_merge_cases); i++) {
+        walk_case(&w, (int)i, rev_merge_cases[i].label, NULL,
+                  rev_merge_case(p, &rev_merge_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* The revocation settings are part of the policy id; lint wants CRLs
+ * where a check is asked for, and a chain to check. */
+static void test_policy_revocation_id_lint(void **state)
+{
+    apr_pool_t *p = *state;
+    reencrypt_anchors_t anchors = { "/ca.pem", NULL, 1, { 0 } };
+    reencrypt_policy_t pol;
+    apr_uint64_t none, a, b, leaf, leaf_ok, off;
+    const char *err;
+
+    reencrypt_policy_init(&pol);
+    pol.engine = 1;
+    pol.anchors = &anchors;
+    none = reencrypt_policy_id(&pol);
+    assert_null(reencrypt_policy_lint(p, &pol));
+    pol.crls = crl_set(p, &crl_file_a);
+    a = reencrypt_policy_id(&pol);
+    assert_null(reencrypt_policy_lint(p, &pol));
+    pol.crls = crl_set(p, &crl_file_b);
+    b = reencrypt_policy_id(&pol);
+    pol.revocation = REENCRYPT_REVOCATION_LEAF;
+    pol.no_crl_ok = 0;
+    leaf = reencrypt_policy_id(&pol);
+    pol.no_crl_ok = 1;
+    leaf_ok = reencrypt_policy_id(&pol);
+    pol.revocation = REENCRYPT_REVOCATION_OFF;
+    pol.no_crl_ok = 0;
+    off = reencrypt_policy_id(&pol);
+    assert_true(none != a && a != b && b != leaf && leaf != leaf_ok);
+    assert_true(off != b && off != leaf);
+    /* Off with CRLs or without: the same (no CRL is looked at) */
+    assert_true(off == none);
+
+    pol.crls = NULL;
+    pol.revocation = REENCRYPT_REVOCATION_LEAF;
+    pol.revocation_where = "r.conf:4";
+    err = reencrypt_policy_lint(p, &pol);
+    assert_string_equal(err, "has ReencryptRevocationCheck Leaf (at "
+                        "r.conf:4) but no CRL: set ReencryptCARevocationFile "
+                        "in this scope or an enclosing one");
+    pol.revocation = REENCRYPT_REVOCATION_UNSET;
+    pol.crls = crl_set(p, &crl_file_a);
+    pol.trust = REENCRYPT_TRUST_PIN_ONLY;
+    pol.pins = apr_array_make(p, 1, sizeof(reencrypt_pin_t));
+    apr_array_push(pol.pins);
+    err = reencrypt_policy_lint(p, &pol);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "cannot go with ReencryptTrust PinOnly"));
+    pol.revocation = REENCRYPT_REVOCATION_OFF;
+    assert_null(reencrypt_policy_lint(p, &pol));
+}
+
 /* ------------------------------------------------------------------ */
 /* reencrypt_policy_merge                                              */
 
@@ -1755,6 +1990,9 @@ int main(void)
         T(test_policy_init),
         T(test_policy_getters),
         T(test_policy_merge),
+        T(test_parse_revocation),
+        T(test_policy_revocation_merge),
+        T(test_policy_revocation_id_lint),
         T(test_policy_merge_three_levels),
         T(test_policy_client_merge),
         T(test_policy_client_id),

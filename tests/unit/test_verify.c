@@ -163,6 +163,9 @@ static const struct {
 static X509 *certs[C_COUNT];
 static EVP_PKEY *keys[C_COUNT];
 
+static int make_crls(void);
+static void free_crls(void);
+
 static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
     X509V3_CTX ctx;
@@ -478,6 +481,9 @@ static int group_setup(void **state)
             return -1;
         }
     }
+    if (!make_crls()) {
+        return -1;
+    }
     strcpy(tmpdir, "/tmp/reencrypt-unit-XXXXXX");
     if (!mkdtemp(tmpdir)) {
         tmpdir[0] = '\0';
@@ -511,6 +517,7 @@ static int group_teardown(void **state)
     if (group_pool) {
         apr_pool_destroy(group_pool);   /* frees the anchors' stores */
     }
+    free_crls();
     for (i = 1; i < C_COUNT; i++) {
         X509_free(certs[i]);
         EVP_PKEY_free(keys[i]);
@@ -1072,6 +1079,457 @@ static void test_verify(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* CRLs: loading files, and verification with revocation               */
+
+enum {
+    K_NONE = 0,
+    K_ROOT,              /* the root's, listing nothing */
+    K_ROOT_INTER,        /* the root's, listing the intermediate */
+    K_INT,               /* the intermediate's, listing nothing */
+    K_INT_GOOD,          /* the intermediate's, listing good.test */
+    K_INT_EXPIRED,       /* nextUpdate an hour before NOW */
+    K_INT_FORGED,        /* names the intermediate, signed by another key */
+    K_INT_FUTURE,        /* lastUpdate a day after NOW */
+    K_COUNT
+};
+
+typedef struct {
+    int issuer;
+    int revoked;         /* certificate listed, C_NONE for none */
+    long reason;         /* CRL reason code, -1 for none */
+    long last, next;     /* seconds from NOW */
+    int signer;          /* C_NONE: the issuer's key */
+} crl_def_t;
+
+static const crl_def_t crl_defs[K_COUNT] = {
+    [K_ROOT] = { C_ROOT, C_NONE, -1, -DAY, DAYS(7), C_NONE },
+    [K_ROOT_INTER] = { C_ROOT, C_INTER, 4, -DAY, DAYS(7), C_NONE },
+    [K_INT] = { C_INTER, C_NONE, -1, -DAY, DAYS(7), C_NONE },
+    [K_INT_GOOD] = { C_INTER, C_GOOD, 1, -DAY, DAYS(7), C_NONE },
+    [K_INT_EXPIRED] = { C_INTER, C_NONE, -1, -DAYS(8), -3600, C_NONE },
+    [K_INT_FORGED] = { C_INTER, C_NONE, -1, -DAY, DAYS(7), C_OTHER_ROOT },
+    [K_INT_FUTURE] = { C_INTER, C_NONE, -1, DAY, DAYS(7), C_NONE },
+};
+
+static X509_CRL *crls[K_COUNT];
+
+static X509_CRL *make_crl(const crl_def_t *d)
+{
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *last = ASN1_TIME_new(), *next = ASN1_TIME_new();
+    time_t base = NOW;
+    int ok;
+
+    ok = crl && last && next
+         && X509_CRL_set_version(crl, 1)
+         && X509_CRL_set_issuer_name(crl,
+                X509_get_subject_name(certs[d->issuer]))
+         && X509_time_adj_ex(last, 0, d->last, &base)
+         && X509_time_adj_ex(next, 0, d->next, &base)
+         && X509_CRL_set1_lastUpdate(crl, last)
+         && X509_CRL_set1_nextUpdate(crl, next);
+    if (ok && d->revoked) {
+        X509_REVOKED *rev = X509_REVOKED_new();
+        ASN1_TIME *when = ASN1_TIME_new();
+        ASN1_ENUMERATED *why = ASN1_ENUMERATED_new();
+
+        ok = rev && when && why
+             && X509_time_adj_ex(when, 0, -3600, &base)
+             && X509_REVOKED_set_serialNumber(rev,
+                    X509_get_serialNumber(certs[d->revoked]))
+             && X509_REVOKED_set_revocationDate(rev, when)
+             && (d->reason < 0
+                 || (ASN1_ENUMERATED_set(why, d->reason)
+                     && X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, why,
+                                                  0, 0)))
+             && X509_CRL_add0_revoked(crl, rev);
+        if (!ok) {
+            X509_REVOKED_free(rev);
+        }
+        ASN1_TIME_free(when);
+        ASN1_ENUMERATED_free(why);
+    }
+    ok = ok && X509_CRL_sort(crl)
+         && X509_CRL_sign(crl, keys[d->signer ? d->signer : d->issuer],
+                          EVP_sha256());
+    ASN1_TIME_free(last);
+    ASN1_TIME_free(next);
+    if (!ok) {
+        X509_CRL_free(crl);
+        return NULL;
+    }
+    return crl;
+}
+
+static int make_crls(void)
+{
+    int i;
+
+    for (i = 1; i < K_COUNT; i++) {
+        if (!(crls[i] = make_crl(&crl_defs[i]))) {
+            ERR_print_errors_fp(stderr);
+            fprintf(stderr, "cannot make CRL %d\n", i);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void free_crls(void)
+{
+    int i;
+
+    for (i = 1; i < K_COUNT; i++) {
+        X509_CRL_free(crls[i]);
+        crls[i] = NULL;
+    }
+}
+
+/* The PEM or DER of some CRLs, one after the other */
+static const char *crls_bytes(apr_pool_t *p, const int *ids, int der,
+                              apr_size_t *len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n;
+    const char *out;
+
+    for (; *ids; ids++) {
+        if (der) {
+            i2d_X509_CRL_bio(bio, crls[*ids]);
+        }
+        else {
+            PEM_write_bio_X509_CRL(bio, crls[*ids]);
+        }
+    }
+    n = BIO_get_mem_data(bio, &data);
+    out = apr_pmemdup(p, data, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    BIO_free(bio);
+    return out;
+}
+
+typedef struct {
+    const char *label;
+    const char *name;            /* file name in tmpdir */
+    int crls[4];                 /* CRLs written, K_NONE-terminated */
+    int der;
+    const char *tail;            /* bytes appended; NULL: none */
+    int write;                   /* 0: the file does not exist */
+    int count;                   /* CRLs loaded; -1: an error */
+    const char *err;             /* error, "{dir}" expanded */
+} crl_load_case_t;
+
+static const crl_load_case_t crl_load_cases[] = {
+    { "one PEM CRL", "one.crl", { K_INT }, 0, NULL, 1, 1, NULL },
+    { "two PEM CRLs", "two.crl", { K_ROOT, K_INT_GOOD }, 0, NULL, 1, 2,
+      NULL },
+    { "PEM with text around", "text.crl", { K_ROOT }, 0,
+      "# comment after the block\n", 1, 1, NULL },
+    { "one DER CRL", "one.der", { K_INT_GOOD }, 1, NULL, 1, 1, NULL },
+    { "two DER CRLs", "two.der", { K_ROOT, K_INT }, 1, NULL, 1, 2, NULL },
+    { "DER then junk", "junk.der", { K_ROOT }, 1, "junk", 1, -1,
+      "ReencryptCARevocationFile: '{dir}/junk.der': what follows CRL "
+      "number 1 is not a CRL" },
+    { "PEM then a broken block", "broken.crl", { K_ROOT }, 0,
+      "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", 1, -1,
+      "ReencryptCARevocationFile: '{dir}/broken.crl': CRL number 2 is "
+      "malformed" },
+    { "a certificate, no CRL", "cert.crl", { K_NONE }, 0,
+      "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 1,
+      -1, "ReencryptCARevocationFile: '{dir}/cert.crl' is not a CRL "
+          "(neither PEM \"X509 CRL\" blocks nor DER)" },
+    { "empty file", "empty.crl", { K_NONE }, 0, NULL, 1, -1,
+      "ReencryptCARevocationFile: '{dir}/empty.crl' contains no CRL" },
+    { "missing file", "missing.crl", { K_NONE }, 0, NULL, 0, -1,
+      "ReencryptCARevocationFile: " },
+};
+
+static const char *crl_load_case(apr_pool_t *p, const crl_load_case_t *c)
+{
+    const char *path = tmp_path(p, c->name);
+    const reencrypt_crl_file_t *f = NULL;
+    const char *err, *bytes;
+    apr_size_t len = 0;
+
+    if (c->write) {
+        bytes = crls_bytes(p, c->crls, c->der, &len);
+        if (c->tail) {
+            /* DER holds NUL bytes: no string functions */
+            apr_size_t tlen = strlen(c->tail);
+            char *both = apr_palloc(p, len + tlen);
+
+            memcpy(both, bytes, len);
+            memcpy(both + len, c->tail, tlen);
+            bytes = both;
+            len += tlen;
+        }
+        if (!write_file(path, bytes, len)) {
+            return "cannot write the file";
+        }
+    }
+    err = reencrypt_crl_file_load(p, "ReencryptCARevocationFile", path,
+                                  &f);
+    unlink(path);
+    if (c->count < 0) {
+        WANT_HAS("error", err, subst(p, c->err));
+        return NULL;
+    }
+    WANT_STR("error", err, NULL);
+    WANT_INT("count", sk_X509_CRL_num(f->crls), c->count);
+    WANT_STR("path", f->path, path);
+    return NULL;
+}
+
+static void test_crl_load(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "crl_load");
+    for (i = 0; i < N_ELEMS(crl_load_cases); i++) {
+        walk_case(&w, (int)i, crl_load_cases[i].label, NULL,
+                  crl_load_case(p, &crl_load_cases[i]));
+    }
+    walk_end(&w);
+}
+
+/* Sets of files: appending keeps the base as it was; equal bytes give
+ * equal digests. */
+static void test_crls_add(void **state)
+{
+    apr_pool_t *p = *state;
+    static const int a_ids[] = { K_ROOT, K_INT, K_NONE };
+    static const int b_ids[] = { K_INT_GOOD, K_NONE };
+    const reencrypt_crl_file_t *a = NULL, *b = NULL, *a2 = NULL;
+    const reencrypt_crls_t *one, *two;
+    const char *bytes, *pa = tmp_path(p, "a.crl"), *pb = tmp_path(p, "b.crl");
+    apr_size_t len;
+
+    bytes = crls_bytes(p, a_ids, 0, &len);
+    assert_true(write_file(pa, bytes, len));
+    bytes = crls_bytes(p, b_ids, 1, &len);
+    assert_true(write_file(pb, bytes, len));
+    assert_null(reencrypt_crl_file_load(p, "X", pa, &a));
+    assert_null(reencrypt_crl_file_load(p, "X", pb, &b));
+    assert_null(reencrypt_crl_file_load(p, "X", pa, &a2));
+    unlink(pa);
+    unlink(pb);
+    assert_memory_equal(a->digest, a2->digest, sizeof(a->digest));
+    assert_memory_not_equal(a->digest, b->digest, sizeof(a->digest));
+
+    one = reencrypt_crls_add(p, NULL, a, "conf:1");
+    assert_non_null(one);
+    two = reencrypt_crls_add(p, one, b, "conf:2");
+    assert_non_null(two);
+    assert_int_equal(one->files->nelts, 1);
+    assert_int_equal(sk_X509_CRL_num(one->all), 2);
+    assert_int_equal(two->files->nelts, 2);
+    assert_int_equal(sk_X509_CRL_num(two->all), 3);
+    assert_string_equal(two->where, "conf:1");
+}
+
+typedef struct {
+    const char *label;
+    int leaf;
+    int untrusted[5];
+    int validated;               /* untrusted is a chain validated before
+                                  * (leaf first, anchor last) */
+    int crls[4];                 /* K_NONE-terminated */
+    reencrypt_revocation_e mode;
+    int no_crl_ok;
+    long skew;
+    reencrypt_reason_e reason;
+    reencrypt_revocation_state_e state;
+    const char *expected;        /* exact; NULL: not compared */
+    const char *seen_has;        /* part of seen; NULL: not compared */
+    int skew_used;
+} crl_case_t;
+
+#define R_CHAIN REENCRYPT_REVOCATION_CHAIN
+#define R_LEAF  REENCRYPT_REVOCATION_LEAF
+#define R_OFF   REENCRYPT_REVOCATION_OFF
+
+/* serial 1000 + C_GOOD, 1000 + C_INTER in hex */
+#define GOOD_ID  "CN=good.test serial 0x03EB"
+#define INTER_ID "CN=Test Intermediate CA serial 0x03EA"
+
+static const crl_case_t crl_cases[] = {
+    { "chain, no certificate listed", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT }, R_CHAIN, 0, 0, REENCRYPT_OK, REENCRYPT_REV_GOOD,
+      NULL, NULL, 0 },
+    { "chain, leaf listed", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_GOOD }, R_CHAIN, 0, 0, REENCRYPT_ERR_REVOKED,
+      REENCRYPT_REV_REVOKED,
+      "no certificate of the chain revoked (ReencryptRevocationCheck "
+      "Chain)",
+      GOOD_ID " revoked at 2025-12-31T23:00:00Z (reason keyCompromise) "
+      "by the CRL of CN=Test Intermediate CA", 0 },
+    { "leaf, leaf listed", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_GOOD }, R_LEAF, 0, 0, REENCRYPT_ERR_REVOKED,
+      REENCRYPT_REV_REVOKED, NULL, GOOD_ID " revoked at ", 0 },
+    { "chain, intermediate listed", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT_INTER, K_INT }, R_CHAIN, 0, 0, REENCRYPT_ERR_REVOKED,
+      REENCRYPT_REV_REVOKED, NULL,
+      INTER_ID " revoked at 2025-12-31T23:00:00Z (reason superseded) by "
+      "the CRL of CN=Test Root CA", 0 },
+    { "leaf, intermediate listed: not checked", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT_INTER, K_INT }, R_LEAF, 0, 0, REENCRYPT_OK,
+      REENCRYPT_REV_GOOD, NULL, NULL, 0 },
+    { "chain, no CRL of the root", C_GOOD, U1(C_INTER), 0, { K_INT },
+      R_CHAIN, 0, 0, REENCRYPT_ERR_CRL_MISSING, REENCRYPT_REV_CRL_MISSING,
+      "a CRL issued by CN=Test Root CA (ReencryptRevocationCheck Chain)",
+      "no CRL of that issuer for " INTER_ID, 0 },
+    { "leaf, no CRL of the root: not needed", C_GOOD, U1(C_INTER), 0,
+      { K_INT }, R_LEAF, 0, 0, REENCRYPT_OK, REENCRYPT_REV_GOOD, NULL, NULL,
+      0 },
+    { "leaf, no CRL of the intermediate", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT }, R_LEAF, 0, 0, REENCRYPT_ERR_CRL_MISSING,
+      REENCRYPT_REV_CRL_MISSING,
+      "a CRL issued by CN=Test Intermediate CA (ReencryptRevocationCheck "
+      "Leaf)", "no CRL of that issuer for " GOOD_ID, 0 },
+    { "chain, no CRL of the root, NoCRLForCertOK", C_GOOD, U1(C_INTER), 0,
+      { K_INT }, R_CHAIN, 1, 0, REENCRYPT_OK, REENCRYPT_REV_NO_CRL, NULL,
+      NULL, 0 },
+    { "NoCRLForCertOK, leaf listed", C_GOOD, U1(C_INTER), 0,
+      { K_INT_GOOD }, R_CHAIN, 1, 0, REENCRYPT_ERR_REVOKED,
+      REENCRYPT_REV_REVOKED, NULL, GOOD_ID, 0 },
+    { "CRL past its nextUpdate", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_EXPIRED }, R_CHAIN, 0, 0, REENCRYPT_ERR_CRL_EXPIRED,
+      REENCRYPT_REV_CRL_EXPIRED,
+      "a CRL with nextUpdate after 2026-01-01T00:00:00Z",
+      "the CRL of CN=Test Intermediate CA: lastUpdate=2025-12-24T00:00:00Z "
+      "nextUpdate=2025-12-31T23:00:00Z (checking " GOOD_ID ")", 0 },
+    { "CRL past its nextUpdate, within the skew", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_EXPIRED }, R_CHAIN, 0, 7200, REENCRYPT_OK,
+      REENCRYPT_REV_GOOD, NULL, NULL, 1 },
+    { "CRL past its nextUpdate, beyond the skew", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_EXPIRED }, R_CHAIN, 0, 1800,
+      REENCRYPT_ERR_CRL_EXPIRED, REENCRYPT_REV_CRL_EXPIRED,
+      "a CRL with nextUpdate after 2025-12-31T23:30:00Z (now less "
+      "ReencryptClockSkew 1800s)", NULL, 0 },
+    { "CRL signed by another key", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_FORGED }, R_CHAIN, 0, 0, REENCRYPT_ERR_CRL_INVALID,
+      REENCRYPT_REV_CRL_INVALID,
+      "a CRL of CN=Test Intermediate CA signed by it and valid at "
+      "2026-01-01T00:00:00Z",
+      "a CRL naming CN=Test Intermediate CA as issuer (CRL signature "
+      "failure; checking " GOOD_ID ")", 0 },
+    { "CRL not yet valid", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_FUTURE }, R_CHAIN, 0, 0, REENCRYPT_ERR_CRL_INVALID,
+      REENCRYPT_REV_CRL_INVALID, NULL,
+      "the CRL of CN=Test Intermediate CA with lastUpdate="
+      "2026-01-02T00:00:00Z, in the future", 0 },
+    { "CRL not yet valid, within the skew", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_FUTURE }, R_CHAIN, 0, DAYS(2), REENCRYPT_OK,
+      REENCRYPT_REV_GOOD, NULL, NULL, 1 },
+    { "Off: a listed leaf passes", C_GOOD, U1(C_INTER), 0,
+      { K_ROOT, K_INT_GOOD }, R_OFF, 0, 0, REENCRYPT_OK,
+      REENCRYPT_REV_NOT_CHECKED, NULL, NULL, 0 },
+    { "untrusted chain: revocation not judged", C_OTHER_LEAF, U0, 0,
+      { K_ROOT, K_INT }, R_CHAIN, 0, 0, REENCRYPT_ERR_UNTRUSTED,
+      REENCRYPT_REV_NOT_CHECKED, NULL, NULL, 0 },
+    /* resumed sessions: the stored chain is verified again */
+    { "resumed, no certificate listed", C_GOOD,
+      U3(C_GOOD, C_INTER, C_ROOT), 1, { K_ROOT, K_INT }, R_CHAIN, 0, 0,
+      REENCRYPT_OK, REENCRYPT_REV_GOOD, NULL, NULL, 0 },
+    { "resumed, leaf listed now", C_GOOD, U3(C_GOOD, C_INTER, C_ROOT), 1,
+      { K_ROOT, K_INT_GOOD }, R_CHAIN, 0, 0, REENCRYPT_ERR_REVOKED,
+      REENCRYPT_REV_REVOKED, NULL, GOOD_ID " revoked at ", 0 },
+    { "resumed, CRL past its nextUpdate now", C_GOOD,
+      U3(C_GOOD, C_INTER, C_ROOT), 1, { K_ROOT, K_INT_EXPIRED }, R_LEAF, 0,
+      0, REENCRYPT_ERR_CRL_EXPIRED, REENCRYPT_REV_CRL_EXPIRED, NULL, NULL,
+      0 },
+    { "resumed, Off", C_GOOD, U3(C_GOOD, C_INTER, C_ROOT), 1,
+      { K_INT_GOOD }, R_OFF, 0, 0, REENCRYPT_OK, REENCRYPT_REV_NOT_CHECKED,
+      NULL, NULL, 0 },
+};
+
+static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
+{
+    reencrypt_check_t chk;
+    reencrypt_verdict_t v;
+    STACK_OF(X509) *unt = NULL;
+    STACK_OF(X509_CRL) *set = sk_X509_CRL_new_null();
+    const int *u;
+    reencrypt_reason_e r;
+
+    memset(&chk, 0, sizeof(chk));
+    chk.anchors = anchors[A_ROOT];
+    chk.depth = 4;
+    chk.names = list_of(p, "good.test");
+    chk.now = NOW;
+    chk.clock_skew = c->skew;
+    chk.revocation = c->mode;
+    chk.no_crl_ok = c->no_crl_ok;
+    for (u = c->crls; *u; u++) {
+        sk_X509_CRL_push(set, crls[*u]);
+    }
+    chk.crls = set;
+    if (c->untrusted[0]) {
+        unt = sk_X509_new_null();
+        for (u = c->untrusted; *u; u++) {
+            sk_X509_push(unt, certs[*u]);
+        }
+    }
+    if (c->validated) {
+        chk.validated = unt;
+    }
+    r = reencrypt_verify(p, &chk, certs[c->leaf],
+                         c->validated ? NULL : unt, &v);
+    sk_X509_free(unt);
+    sk_X509_CRL_free(set);
+    if (r != c->reason) {
+        return apr_psprintf(p, "reason: got %s, want %s (expected %s; "
+                            "seen %s)", reencrypt_reason_token(r),
+                            reencrypt_reason_token(c->reason),
+                            q(p, v.expected), q(p, v.seen));
+    }
+    WANT_STR("revocation", reencrypt_revocation_token(v.revocation),
+             reencrypt_revocation_token(c->state));
+    if (c->expected) {
+        WANT_STR("expected", v.expected, c->expected);
+    }
+    if (c->seen_has) {
+        WANT_HAS("seen", v.seen, c->seen_has);
+    }
+    WANT_INT("skew_used", v.skew_used, c->skew_used);
+    return NULL;
+}
+
+static void test_verify_crls(void **state)
+{
+    apr_pool_t *p = *state;
+    walk_t w;
+    size_t i;
+
+    walk_start(&w, "verify_crls");
+    for (i = 0; i < N_ELEMS(crl_cases); i++) {
+        walk_case(&w, (int)i, crl_cases[i].label, NULL,
+                  crl_case(p, &crl_cases[i]));
+    }
+    walk_end(&w);
+}
+
+static void test_revocation_tokens(void **state)
+{
+    static const char *const want[] = {
+        "not-checked", "good", "no-crl", "revoked", "crl-expired",
+        "crl-missing", "crl-invalid"
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < N_ELEMS(want); i++) {
+        assert_string_equal(reencrypt_revocation_token(
+                                (reencrypt_revocation_state_e)i), want[i]);
+    }
+    assert_string_equal(reencrypt_revocation_token(
+                            (reencrypt_revocation_state_e)99), "unknown");
+}
+
+/* ------------------------------------------------------------------ */
 /* reencrypt_cert_matches                                              */
 
 typedef struct {
@@ -1238,6 +1696,11 @@ static const reason_case_t reason_cases[] = {
     { REENCRYPT_ERR_EXPIRED, "expired", X509_V_ERR_CERT_HAS_EXPIRED },
     { REENCRYPT_ERR_DEPTH, "depth-exceeded", X509_V_ERR_CERT_CHAIN_TOO_LONG },
     { REENCRYPT_ERR_NAME, "name-mismatch", X509_V_ERR_HOSTNAME_MISMATCH },
+    { REENCRYPT_ERR_REVOKED, "revoked", X509_V_ERR_CERT_REVOKED },
+    { REENCRYPT_ERR_CRL_EXPIRED, "crl-expired", X509_V_ERR_CRL_HAS_EXPIRED },
+    { REENCRYPT_ERR_CRL_MISSING, "crl-missing", X509_V_ERR_UNABLE_TO_GET_CRL },
+    { REENCRYPT_ERR_CRL_INVALID, "crl-invalid",
+      X509_V_ERR_CRL_SIGNATURE_FAILURE },
     { (reencrypt_reason_e)999, "unknown", X509_V_ERR_UNSPECIFIED },
     { (reencrypt_reason_e)-1, "unknown", X509_V_ERR_UNSPECIFIED },
 };
@@ -1397,6 +1860,10 @@ int main(void)
         T(test_anchors_digest),
         T(test_digest_pem_certs),
         T(test_verify),
+        T(test_crl_load),
+        T(test_crls_add),
+        T(test_verify_crls),
+        T(test_revocation_tokens),
         T(test_cert_matches),
         T(test_san_str),
         T(test_reason_tokens),
