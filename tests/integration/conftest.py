@@ -12,6 +12,11 @@ and its error log is scanned.  Any line at warn level or above (warn, error,
 crit, alert, emerg) whose AH/RE tag the test did not declare with
 env.expect_log(...) fails the test.
 
+Sanitizer reports: when REENCRYPT_SANITIZER_REPORTS names a directory (make
+check-asan sets it, with REENCRYPT_APACHE_PRELOAD), a report file that
+appears there while a test runs fails that test, once its servers have
+stopped, with the report in the message.
+
 Skipping is not allowed in this suite: a skipped or xfailed test is
 reported as a failure, so a missing prerequisite is always loud.
 """
@@ -35,6 +40,7 @@ from httpd import (APACHE2, ENVIRONMENT_WARNINGS, MODULES_DIR,  # noqa: E402
 from pki import TestPKI  # noqa: E402
 
 _ENVS_KEY = pytest.StashKey()
+SANITIZER_REPORTS = os.environ.get("REENCRYPT_SANITIZER_REPORTS")
 
 
 def pytest_report_header(config):
@@ -42,6 +48,11 @@ def pytest_report_header(config):
     state = "present" if os.path.exists(mod) else "MISSING"
     lines = [f"apache2: {APACHE2}, modules: {MODULES_DIR}",
              f"mod_reencrypt under test: {mod} ({state})"]
+    preload = os.environ.get("REENCRYPT_APACHE_PRELOAD")
+    if preload or SANITIZER_REPORTS:
+        lines.append(f"apache2 runs with LD_PRELOAD={preload or '(none)'}; "
+                     f"sanitizer reports go to "
+                     f"{SANITIZER_REPORTS or '(not checked)'}")
     for tag, (cause, fix) in sorted(ENVIRONMENT_WARNINGS.items()):
         lines.append(f"WARNING from this machine, not from a test: every "
                      f"httpd logs {tag}: {cause}; fix: {fix}. The error-log "
@@ -75,7 +86,29 @@ def error_log_guard(request):
     warn/error line fails the test rather than erroring in teardown."""
     envs = []
     request.node.stash[_ENVS_KEY] = envs
+    before = _sanitizer_reports()
     yield envs
+    # torn down after make_env: every httpd of the test has stopped
+    new = sorted(_sanitizer_reports() - before)
+    if new:
+        raise AssertionError(
+            f"{len(new)} sanitizer report(s) written while this test ran:\n"
+            + "\n".join(_read_report(f) for f in new))
+
+
+def _sanitizer_reports():
+    if not SANITIZER_REPORTS:
+        return set()
+    try:
+        return {os.path.join(SANITIZER_REPORTS, f)
+                for f in os.listdir(SANITIZER_REPORTS)}
+    except FileNotFoundError:
+        return set()
+
+
+def _read_report(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f"==== {path}\n{f.read()}"
 
 
 @pytest.fixture
