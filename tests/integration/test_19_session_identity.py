@@ -478,3 +478,81 @@ def test_reencrypt_19_022_copy_ends_with_the_storing_scope_timeout(
         f"handshake (A's ReencryptSessionTimeout {TIMEOUT}s), offered a "
         f"session:\n{be.describe()}")
     assert _sessions(b, be, ["/b/2", "/b/3"]) == ["full", "resumed"]
+
+
+# ------------------------------- client identity, nested <Proxy> sections
+
+def _nested_vhost(be, pki, reuse):
+    """One worker to the backend; <Proxy url/> presents the admin client
+    certificate; the later, narrower <Proxy url/legacy/> has a mod_ssl
+    directive of its own (SSLProxyCheckPeerName Off) and no client
+    certificate. mod_ssl gives that section a proxy context merged with
+    the virtual host only (ssl_engine_init.c
+    ssl_proxy_section_post_config) and a request under it takes that
+    context whole (ssl_config_perdir_merge: proxy_post_config), so
+    /legacy/ presents no client certificate, whatever <Proxy url/> says."""
+    url = f"https://127.0.0.1:{be.port}"
+    return "\n".join([
+        "SSLProxyEngine On", "ReencryptEngine On",
+        f'ReencryptCACertificateFile "{pki.ca_file}"',
+        "ReencryptSNI good.test",
+        f"ProxyPass / {url}/ {reuse}",
+        f"<Proxy {url}/>", "    " + _proxy_cert(pki, "admin-client"),
+        "</Proxy>",
+        f"<Proxy {url}/legacy/>", "    SSLProxyCheckPeerName Off",
+        "</Proxy>"])
+
+
+def test_reencrypt_19_004_nested_proxy_section_presents_no_client(
+        env, backend, module_so, pki):
+    """Harness check of the configuration below: with neither resumption
+    nor pooling, /x/ reaches the backend as the admin client and
+    /legacy/ as no client (mod_ssl's AH02268 warning)."""
+    be = _client_backend(backend, pki)
+    env.write_config(vhost=_nested_vhost(be, pki, "disablereuse=On")
+                     + "\nReencryptSessionReuse Off")
+    env.expect_log(NO_CLIENT_CERT)
+    env.start()
+    plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
+            "/legacy/2": None}
+    for path in plan:
+        _get_ok(env, path)
+    assert not _cn_mismatches(be, plan), be.describe()
+
+
+def test_reencrypt_19_005_nested_proxy_pooled_connection_keeps_client(
+        env, backend, module_so, pki):
+    """Pooled connections: /legacy/ (no client certificate, as 19_004
+    shows) never rides a connection that the admin client authenticated,
+    nor /x/ one without a client."""
+    be = _client_backend(backend, pki)
+    env.write_config(vhost=_nested_vhost(be, pki, ""))
+    env.expect_log(NO_CLIENT_CERT)
+    env.start()
+    plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
+            "/legacy/2": None}
+    for path in plan:
+        _get_ok(env, path)
+    wrong = _cn_mismatches(be, plan)
+    assert not wrong, (
+        f"requests that reached the backend as another client (path, "
+        f"expected, seen, handshake): {wrong}\n" + be.describe())
+
+
+def test_reencrypt_19_006_nested_proxy_session_keeps_client(
+        env, backend, module_so, pki):
+    """Resumption (a new connection per request): /legacy/ never resumes
+    a session of the admin client's handshake."""
+    be = _client_backend(backend, pki)
+    env.write_config(vhost=_nested_vhost(be, pki, "disablereuse=On")
+                     + "\n" + session_log_directives(env))
+    env.expect_log(NO_CLIENT_CERT)
+    env.start()
+    plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
+            "/legacy/2": None}
+    for path in plan:
+        _get_ok(env, path)
+    wrong = _cn_mismatches(be, plan)
+    assert not wrong, (
+        f"requests that reached the backend as another client (path, "
+        f"expected, seen, handshake): {wrong}\n" + be.describe())
