@@ -1074,14 +1074,55 @@ static void warn_session_cache(const check_ctx_t *cx, server_rec *s,
     }
 }
 
+/* mod_ssl gives every <Proxy> section with a directive of its own a
+ * proxy context, completed from its server's settings, not from other
+ * sections (ssl_engine_init.c, ssl_proxy_section_post_config), which
+ * replaces the accumulated one when the section is merged for a request
+ * (ssl_config_perdir_merge). Mark and complete the module's record of
+ * those sections the same way, so that what the module takes as the
+ * scope's client certificate is what mod_ssl presents there. Such a
+ * section is the one where mod_ssl's own record exists. */
+static void settle_ssl_sections(apr_pool_t *pconf, server_rec *s)
+{
+    module *ssl = ap_find_linked_module("mod_ssl.c");
+    module *proxy = ap_find_linked_module("mod_proxy.c");
+    server_rec *vs;
+    int i;
+
+    if (!ssl || !proxy) {
+        return;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        proxy_server_conf *psf = ap_get_module_config(vs->module_config,
+                                                      proxy);
+        const reencrypt_policy_t *server = reencrypt_policy_of(NULL, vs);
+
+        for (i = 0; psf && psf->sec_proxy && i < psf->sec_proxy->nelts;
+             i++) {
+            ap_conf_vector_t *sec = APR_ARRAY_IDX(psf->sec_proxy, i,
+                                                  ap_conf_vector_t *);
+            reencrypt_policy_t *pol;
+
+            if (!ap_get_module_config(sec, ssl)) {
+                continue;           /* mod_ssl has nothing of its own here */
+            }
+            if (!(pol = ap_get_module_config(sec, &reencrypt_module))) {
+                pol = reencrypt_create_dir_conf(pconf, NULL);
+                ap_set_module_config(sec, &reencrypt_module, pol);
+            }
+            reencrypt_policy_ssl_section(pol, server);
+        }
+    }
+}
+
 int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
     check_ctx_t cx;
     int rv;
 
-    (void)pconf;
     (void)plog;
+    settle_ssl_sections(pconf, s);
     /* Warnings go to the error log from post_config, once it is open;
      * only apachectl -t shows them here, on its standard error. */
     cx.warn = (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST);

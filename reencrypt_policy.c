@@ -491,6 +491,70 @@ void reencrypt_policy_init(reencrypt_policy_t *pol)
     pol->ssl_crl_check = REENCRYPT_UNSET;
 }
 
+/* mod_ssl's proxy settings that the module reads (client certificates,
+ * SSLProxyCheckPeerExpire, the revocation directives). A scope merges
+ * them one by one over its parent's, as mod_ssl does
+ * (ssl_engine_config.c, modssl_ctx_cfg_merge_proxy), except a <Proxy>
+ * section that mod_ssl gave a proxy context of its own: that context was
+ * completed from its server's settings at startup
+ * (reencrypt_policy_ssl_section) and replaces the parent's whole
+ * (ssl_config_perdir_merge: mrg->proxy = add->proxy). */
+static void ssl_settings_merge(reencrypt_policy_t *out,
+                               const reencrypt_policy_t *parent,
+                               const reencrypt_policy_t *child)
+{
+    if (child->ssl_proxy_section) {
+        parent = child;
+    }
+    out->ssl_proxy_section = child->ssl_proxy_section;
+    out->client_cert_file = child->client_cert_file
+                            ? child->client_cert_file
+                            : parent->client_cert_file;
+    out->client_cert_path = child->client_cert_path
+                            ? child->client_cert_path
+                            : parent->client_cert_path;
+    out->client_chain_file = child->client_chain_file
+                             ? child->client_chain_file
+                             : parent->client_chain_file;
+    out->ssl_check_peer_expire =
+        child->ssl_check_peer_expire != REENCRYPT_UNSET
+        ? child->ssl_check_peer_expire : parent->ssl_check_peer_expire;
+    out->ssl_crl_file_where = child->ssl_crl_file_where
+                              ? child->ssl_crl_file_where
+                              : parent->ssl_crl_file_where;
+    out->ssl_crl_path_where = child->ssl_crl_path_where
+                              ? child->ssl_crl_path_where
+                              : parent->ssl_crl_path_where;
+    if (child->ssl_crl_check != REENCRYPT_UNSET) {
+        out->ssl_crl_check = child->ssl_crl_check;
+        out->ssl_crl_check_where = child->ssl_crl_check_where;
+    }
+    else {
+        out->ssl_crl_check = parent->ssl_crl_check;
+        out->ssl_crl_check_where = parent->ssl_crl_check_where;
+    }
+}
+
+void reencrypt_policy_ssl_section(reencrypt_policy_t *section,
+                                  const reencrypt_policy_t *server)
+{
+    reencrypt_policy_t settled;
+
+    if (section->ssl_proxy_section) {
+        return;                         /* done already */
+    }
+    ssl_settings_merge(&settled, server, section);
+    section->client_cert_file = settled.client_cert_file;
+    section->client_cert_path = settled.client_cert_path;
+    section->client_chain_file = settled.client_chain_file;
+    section->ssl_check_peer_expire = settled.ssl_check_peer_expire;
+    section->ssl_crl_file_where = settled.ssl_crl_file_where;
+    section->ssl_crl_path_where = settled.ssl_crl_path_where;
+    section->ssl_crl_check = settled.ssl_crl_check;
+    section->ssl_crl_check_where = settled.ssl_crl_check_where;
+    section->ssl_proxy_section = 1;
+}
+
 void reencrypt_policy_merge(reencrypt_policy_t *out,
                             const reencrypt_policy_t *parent,
                             const reencrypt_policy_t *child)
@@ -560,20 +624,8 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
     out->session_timeout = child->session_timeout != REENCRYPT_UNSET
                            ? child->session_timeout
                            : parent->session_timeout;
-    /* each of mod_ssl's directives on its own, as mod_ssl merges them
-     * (ssl_engine_config.c, modssl_ctx_cfg_merge_proxy) */
-    out->client_cert_file = child->client_cert_file
-                            ? child->client_cert_file
-                            : parent->client_cert_file;
-    out->client_cert_path = child->client_cert_path
-                            ? child->client_cert_path
-                            : parent->client_cert_path;
-    out->client_chain_file = child->client_chain_file
-                             ? child->client_chain_file
-                             : parent->client_chain_file;
-    out->ssl_check_peer_expire =
-        child->ssl_check_peer_expire != REENCRYPT_UNSET
-        ? child->ssl_check_peer_expire : parent->ssl_check_peer_expire;
+    /* mod_ssl's settings: what the child's proxy context presents */
+    ssl_settings_merge(out, parent, child);
     out->crls = child->crls ? child->crls : parent->crls;
     if (child->revocation != REENCRYPT_REVOCATION_UNSET) {
         out->revocation = child->revocation;
@@ -584,20 +636,6 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->revocation = parent->revocation;
         out->no_crl_ok = parent->no_crl_ok;
         out->revocation_where = parent->revocation_where;
-    }
-    out->ssl_crl_file_where = child->ssl_crl_file_where
-                              ? child->ssl_crl_file_where
-                              : parent->ssl_crl_file_where;
-    out->ssl_crl_path_where = child->ssl_crl_path_where
-                              ? child->ssl_crl_path_where
-                              : parent->ssl_crl_path_where;
-    if (child->ssl_crl_check != REENCRYPT_UNSET) {
-        out->ssl_crl_check = child->ssl_crl_check;
-        out->ssl_crl_check_where = child->ssl_crl_check_where;
-    }
-    else {
-        out->ssl_crl_check = parent->ssl_crl_check;
-        out->ssl_crl_check_where = parent->ssl_crl_check_where;
     }
 }
 

@@ -182,6 +182,11 @@ typedef struct {
     const char *ssl_crl_path_where;
     const char *ssl_crl_check_where;
     int ssl_crl_check;
+    /** A <Proxy> section that mod_ssl gives a proxy context of its own
+     *  (it holds a directive of mod_ssl): its mod_ssl settings above were
+     *  completed from its server's by reencrypt_policy_ssl_section, and
+     *  replace the parent's when merged. */
+    int ssl_proxy_section;
 } reencrypt_policy_t;
 
 /** Length of a client identity digest (SHA-256). */
@@ -273,6 +278,16 @@ void reencrypt_policy_init(reencrypt_policy_t *pol);
 void reencrypt_policy_merge(reencrypt_policy_t *out,
                             const reencrypt_policy_t *parent,
                             const reencrypt_policy_t *child);
+
+/** Settle a <Proxy> section that mod_ssl gives a proxy context of its
+ *  own (a section with any directive of mod_ssl in it): each of mod_ssl's
+ *  settings the section does not set is its server's (the virtual
+ *  host's defaults), never an enclosing or earlier section's, as
+ *  mod_ssl completes that context at startup (ssl_engine_init.c,
+ *  ssl_proxy_section_post_config); merged later, the section's settings
+ *  replace the parent's whole. Idempotent. */
+void reencrypt_policy_ssl_section(reencrypt_policy_t *section,
+                                  const reencrypt_policy_t *server);
 
 /** Effective values, with defaults applied. */
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol);

@@ -193,12 +193,18 @@ void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
-    if (sess_cache
-        && apr_thread_mutex_create(&local_mutex, APR_THREAD_MUTEX_DEFAULT,
-                                   p) == APR_SUCCESS) {
+    if (sess_cache) {
+        apr_thread_mutex_t *m;
+
+        /* the slots before the mutex: a thread that finds the mutex
+         * (one of a child_init hook run before this one) finds slots */
         local_slots = apr_pcalloc(p, LOCAL_SLOTS * sizeof(local_entry_t));
-        apr_pool_cleanup_register(p, NULL, local_cleanup,
-                                  apr_pool_cleanup_null);
+        if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p)
+            == APR_SUCCESS) {
+            apr_pool_cleanup_register(p, NULL, local_cleanup,
+                                      apr_pool_cleanup_null);
+            local_mutex = m;
+        }
     }
     if (!sess_mutex) {
         return;
@@ -911,19 +917,26 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
              * shorter: a copy never outlives either */
             apr_time_t own = session_expiry(st, sess, validated);
 
+            int stale = expiry <= now;
+
             if (own < expiry) {
                 expiry = own;
             }
             if (expiry <= now) {
-                /* past its time: the cache should not have it (written
-                 * back, or a clock step): never offered */
+                /* past its time: never offered. Past the storing scope's
+                 * time, the cache should not have it (written back, a
+                 * clock step): removed. Past this scope's shorter
+                 * timeout only: left to the scopes it is good for. */
                 ap_log_cerror(APLOG_MARK, APLOG_TRACE2, 0, c,
                               "backend %s: a cached session past its "
-                              "time was not used", st->backend_name);
+                              "time%s was not used", st->backend_name,
+                              stale ? "" : " for this scope");
                 SSL_SESSION_free(sess);
                 sess = NULL;
                 chain = NULL;           /* freed with c->pool */
-                reencrypt_session_forget(st);
+                if (stale) {
+                    reencrypt_session_forget(st);
+                }
             }
             else {
                 local_keep(st->session_key, sess, chain, validated, expiry,

@@ -1371,6 +1371,46 @@ static void test_policy_client_merge(void **state)
     walk_end(&w);
 }
 
+/* A <Proxy> section that mod_ssl gives a proxy context of its own: its
+ * settings come from its server, never from an enclosing section, and
+ * replace the parent's when merged (ssl_proxy_section_post_config,
+ * ssl_config_perdir_merge). */
+static void test_policy_ssl_section(void **state)
+{
+    reencrypt_policy_t server, outer, legacy, other, req, out;
+
+    (void)state;
+    reencrypt_policy_init(&server);
+    reencrypt_policy_init(&outer);
+    reencrypt_policy_init(&legacy);
+    reencrypt_policy_init(&other);
+    server.ssl_check_peer_expire = 0;
+    server.client_chain_file = ID_B;
+    outer.client_cert_file = ID_A;          /* <Proxy https://be/> */
+    /* <Proxy https://be/legacy/>: a mod_ssl directive, no certificate */
+    reencrypt_policy_ssl_section(&outer, &server);
+    reencrypt_policy_ssl_section(&legacy, &server);
+    assert_true(legacy.ssl_proxy_section);
+    assert_null(legacy.client_cert_file);
+    assert_ptr_equal(legacy.client_chain_file, ID_B);   /* the server's */
+    assert_int_equal(legacy.ssl_check_peer_expire, 0);
+    /* settling twice changes nothing */
+    reencrypt_policy_ssl_section(&legacy, &outer);
+    assert_null(legacy.client_cert_file);
+    /* a request under both: the server, then each section in turn */
+    reencrypt_policy_merge(&req, &server, &outer);
+    assert_ptr_equal(req.client_cert_file, ID_A);
+    reencrypt_policy_merge(&out, &req, &legacy);
+    assert_null(out.client_cert_file);      /* replaced, not inherited */
+    assert_ptr_equal(out.client_chain_file, ID_B);
+    /* a section without mod_ssl's directives inherits, one by one */
+    reencrypt_policy_merge(&out, &req, &other);
+    assert_ptr_equal(out.client_cert_file, ID_A);
+    /* and a <Location> merged over a section keeps the section's */
+    reencrypt_policy_merge(&req, &out, &other);
+    assert_ptr_equal(req.client_cert_file, ID_A);
+}
+
 /* The client identity is part of the policy's: another certificate, or
  * none, gives another id; the same bytes elsewhere give the same. */
 static void test_policy_client_id(void **state)
@@ -1996,6 +2036,7 @@ int main(void)
         T(test_policy_merge_three_levels),
         T(test_policy_client_merge),
         T(test_policy_client_id),
+        T(test_policy_ssl_section),
         T(test_policy_merge_sni_where),
         T(test_policy_id),
         T(test_policy_id_all_distinct),
