@@ -44,6 +44,7 @@
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_escape.h"
 
 APLOG_USE_MODULE(reencrypt);
 
@@ -427,34 +428,9 @@ static const char *iso(apr_pool_t *p, apr_int64_t t)
 
 /* --- JSON --- */
 
-static const char *json_str(apr_pool_t *p, const char *s)
-{
-    apr_size_t len = strlen(s), i;
-    char *out = apr_palloc(p, len * 6 + 3), *o = out;
-
-    *o++ = '"';
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        }
-        else if (ch < 0x20 || ch == 0x7f) {
-            o += apr_snprintf(o, 7, "\\u%04x", ch);
-        }
-        else {
-            *o++ = (char)ch;
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
 static const char *json_str_or_null(apr_pool_t *p, const char *s)
 {
-    return (s && *s) ? json_str(p, s) : "null";
+    return (s && *s) ? reencrypt_escape_json(p, s) : "null";
 }
 
 static void json_reasons(request_rec *r, const apr_uint64_t *v)
@@ -485,7 +461,7 @@ static void render_json(request_rec *r, const snapshot_t *snap)
 
         ap_rprintf(r, "%s\n  {\"backend\": %s, \"sni\": %s, \"expiring\": %s"
                    ", \"warn_within_seconds\": %" APR_INT64_T_FMT ",",
-                   i ? "," : "", json_str(r->pool, sl->backend),
+                   i ? "," : "", reencrypt_escape_json(r->pool, sl->backend),
                    json_str_or_null(r->pool, sl->sni),
                    expiring(sl, snap->now) ? "true" : "false",
                    sl->warn_within);
@@ -496,13 +472,15 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                        "\"not_after_unix\": %" APR_INT64_T_FMT ", "
                        "\"seconds_left\": %" APR_INT64_T_FMT ", "
                        "\"chain_length\": %d},",
-                       json_str(r->pool, sl->subject),
-                       json_str(r->pool, sl->issuer),
-                       json_str(r->pool, sl->sans),
-                       json_str(r->pool, sl->serial),
-                       json_str(r->pool, sl->pin),
-                       json_str(r->pool, iso(r->pool, sl->not_before)),
-                       json_str(r->pool, iso(r->pool, sl->not_after)),
+                       reencrypt_escape_json(r->pool, sl->subject),
+                       reencrypt_escape_json(r->pool, sl->issuer),
+                       reencrypt_escape_json(r->pool, sl->sans),
+                       reencrypt_escape_json(r->pool, sl->serial),
+                       reencrypt_escape_json(r->pool, sl->pin),
+                       reencrypt_escape_json(r->pool,
+                                             iso(r->pool, sl->not_before)),
+                       reencrypt_escape_json(r->pool,
+                                             iso(r->pool, sl->not_after)),
                        sl->not_after, sl->not_after - snap->now,
                        (int)sl->chain_len);
         }
@@ -513,9 +491,10 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                    "\"time_unix\": %" APR_INT64_T_FMT ", \"result\": %s, "
                    "\"protocol\": %s, \"cipher\": %s},",
                    json_str_or_null(r->pool, iso(r->pool, sl->last_time)),
-                   sl->last_time, json_str(r->pool, sl->last_result),
-                   json_str(r->pool, sl->protocol),
-                   json_str(r->pool, sl->cipher));
+                   sl->last_time,
+                   reencrypt_escape_json(r->pool, sl->last_result),
+                   reencrypt_escape_json(r->pool, sl->protocol),
+                   reencrypt_escape_json(r->pool, sl->cipher));
         ap_rprintf(r, "\n   \"counters\": {\"handshakes_full\": %"
                    APR_UINT64_T_FMT ", \"handshakes_resumed\": %"
                    APR_UINT64_T_FMT ", \"reuses\": %" APR_UINT64_T_FMT
@@ -530,28 +509,6 @@ static void render_json(request_rec *r, const snapshot_t *snap)
 
 /* --- Prometheus text exposition format 0.0.4 --- */
 
-static const char *prom_label(apr_pool_t *p, const char *s)
-{
-    apr_size_t len = strlen(s), i;
-    char *out = apr_palloc(p, len * 2 + 1), *o = out;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '\\' || s[i] == '"') {
-            *o++ = '\\';
-            *o++ = s[i];
-        }
-        else if (s[i] == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-        }
-        else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static void prom_head(request_rec *r, const char *name, const char *type,
                       const char *help)
 {
@@ -561,7 +518,8 @@ static void prom_head(request_rec *r, const char *name, const char *type,
 static const char *prom_ids(apr_pool_t *p, const status_slot_t *sl)
 {
     return apr_psprintf(p, "backend=\"%s\",sni=\"%s\"",
-                        prom_label(p, sl->backend), prom_label(p, sl->sni));
+                        reencrypt_escape_prom(p, sl->backend),
+                        reencrypt_escape_prom(p, sl->sni));
 }
 
 static void render_prometheus(request_rec *r, const snapshot_t *snap)
@@ -579,13 +537,14 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
         ap_rprintf(r, "reencrypt_backend_info{%s,subject=\"%s\","
                    "issuer=\"%s\",serial=\"%s\",pin=\"%s\",protocol=\"%s\","
                    "cipher=\"%s\",result=\"%s\"} 1\n",
-                   prom_ids(r->pool, sl), prom_label(r->pool, sl->subject),
-                   prom_label(r->pool, sl->issuer),
-                   prom_label(r->pool, sl->serial),
-                   prom_label(r->pool, sl->pin),
-                   prom_label(r->pool, sl->protocol),
-                   prom_label(r->pool, sl->cipher),
-                   prom_label(r->pool, sl->last_result));
+                   prom_ids(r->pool, sl),
+                   reencrypt_escape_prom(r->pool, sl->subject),
+                   reencrypt_escape_prom(r->pool, sl->issuer),
+                   reencrypt_escape_prom(r->pool, sl->serial),
+                   reencrypt_escape_prom(r->pool, sl->pin),
+                   reencrypt_escape_prom(r->pool, sl->protocol),
+                   reencrypt_escape_prom(r->pool, sl->cipher),
+                   reencrypt_escape_prom(r->pool, sl->last_result));
     }
     prom_head(r, "reencrypt_backend_cert_not_after_timestamp_seconds",
               "gauge", "notAfter of the certificate the backend presented.");
@@ -681,11 +640,6 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
 
 /* --- HTML --- */
 
-static const char *esc(apr_pool_t *p, const char *s)
-{
-    return ap_escape_html2(p, s ? s : "", 1);
-}
-
 static const char *left_str(apr_pool_t *p, apr_int64_t secs)
 {
     if (secs < 0) {
@@ -746,7 +700,8 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                "tracked &middot; soonest expiry first &middot; "
                "<a href=\"?json\">JSON</a> &middot; "
                "<a href=\"?prometheus\">Prometheus</a></div>\n",
-               esc(r->pool, iso(r->pool, snap->now)), snap->rows->nelts,
+               reencrypt_escape_html(r->pool, iso(r->pool, snap->now)),
+               snap->rows->nelts,
                nslots);
     if (!slots) {
         ap_rputs("<p>Backend statistics are off (mod_slotmem_shm not loaded, "
@@ -769,20 +724,25 @@ static void render_html(request_rec *r, const snapshot_t *snap)
 
         ap_rprintf(r, "<tr class=\"%s\"><td><b>%s</b><br>"
                    "<span class=\"small\">SNI %s</span></td>",
-                   cls, esc(r->pool, sl->backend),
-                   *sl->sni ? esc(r->pool, sl->sni) : "(none)");
+                   cls, reencrypt_escape_html(r->pool, sl->backend),
+                   *sl->sni ? reencrypt_escape_html(r->pool, sl->sni)
+                            : "(none)");
         if (sl->not_after) {
             ap_rprintf(r, "<td>%s<br><span class=\"small\">issuer %s<br>"
                        "%s<br>serial %s &middot; chain %d<br>%s</span></td>",
-                       esc(r->pool, sl->subject), esc(r->pool, sl->issuer),
-                       esc(r->pool, sl->sans), esc(r->pool, sl->serial),
-                       (int)sl->chain_len, esc(r->pool, sl->pin));
+                       reencrypt_escape_html(r->pool, sl->subject),
+                       reencrypt_escape_html(r->pool, sl->issuer),
+                       reencrypt_escape_html(r->pool, sl->sans),
+                       reencrypt_escape_html(r->pool, sl->serial),
+                       (int)sl->chain_len,
+                       reencrypt_escape_html(r->pool, sl->pin));
             ap_rprintf(r, "<td class=\"when\">%s<br>"
                        "<span class=\"tag %s\">%s</span></td>",
-                       esc(r->pool, iso(r->pool, sl->not_after)),
+                       reencrypt_escape_html(r->pool,
+                                             iso(r->pool, sl->not_after)),
                        expiring(sl, snap->now)
                            || sl->not_after <= snap->now ? "warn" : "ok",
-                       esc(r->pool, left_str(r->pool,
+                       reencrypt_escape_html(r->pool, left_str(r->pool,
                                              sl->not_after - snap->now)));
         }
         else {
@@ -793,9 +753,10 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                    !strncmp(sl->last_result, "ok", 2) ? "ok"
                    : (!strncmp(sl->last_result, "report", 6) ? "warn"
                                                              : "bad"),
-                   esc(r->pool, sl->last_result),
-                   esc(r->pool, iso(r->pool, sl->last_time)),
-                   esc(r->pool, sl->protocol), esc(r->pool, sl->cipher));
+                   reencrypt_escape_html(r->pool, sl->last_result),
+                   reencrypt_escape_html(r->pool, iso(r->pool, sl->last_time)),
+                   reencrypt_escape_html(r->pool, sl->protocol),
+                   reencrypt_escape_html(r->pool, sl->cipher));
         ap_rprintf(r, "<td class=\"num\">%" APR_UINT64_T_FMT " / %"
                    APR_UINT64_T_FMT "</td><td class=\"num\">%"
                    APR_UINT64_T_FMT "</td><td>", sl->full, sl->resumed,
@@ -895,9 +856,10 @@ int reencrypt_status_hook(request_rec *r, int flags)
                reuses, refused, reported, n_expiring);
     if (soonest) {
         ap_rprintf(r, "<dt>soonest expiry: %s (%s) at %s</dt>\n",
-                   esc(r->pool, soonest->backend), esc(r->pool,
-                   soonest->subject), esc(r->pool, iso(r->pool,
-                   soonest->not_after)));
+                   reencrypt_escape_html(r->pool, soonest->backend),
+                   reencrypt_escape_html(r->pool, soonest->subject),
+                   reencrypt_escape_html(r->pool,
+                                         iso(r->pool, soonest->not_after)));
     }
     ap_rputs("</dl>\n", r);
     return OK;

@@ -1,0 +1,48 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/**
+ * @file reencrypt_escape.h
+ * @brief The escapers of the status views (reencrypt_status.c): strings
+ *        a backend controls (certificate subjects, issuers, names) put
+ *        into HTML, JSON and the Prometheus text format.
+ *
+ * Pure: APR only; never sees httpd state.
+ */
+
+#ifndef REENCRYPT_ESCAPE_H
+#define REENCRYPT_ESCAPE_H
+
+#include <apr_pools.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** s as a JSON string, quotes included (from p): '"' and '\\' are
+ *  escaped with a backslash, control characters and DEL as \\u00XX. */
+const char *reencrypt_escape_json(apr_pool_t *p, const char *s);
+
+/** s as the value of a Prometheus label, without the quotes (from p):
+ *  '\\', '"' and a newline as \\\\, \\" and \\n (text format 0.0.4). */
+const char *reencrypt_escape_prom(apr_pool_t *p, const char *s);
+
+/** s as HTML text (from p; NULL gives ""): '<', '>', '&' and '"' as
+ *  entities, bytes outside ASCII as &#NNN;. */
+const char *reencrypt_escape_html(apr_pool_t *p, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REENCRYPT_ESCAPE_H */
