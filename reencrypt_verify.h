@@ -106,6 +106,13 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
                                    const char *path,
                                    const reencrypt_anchors_t **out);
 
+/** reencrypt_anchors_load() of the len bytes of buf, the content of the
+ *  file path (used in messages and kept in the anchors). */
+const char *reencrypt_anchors_parse(apr_pool_t *p, const char *directive,
+                                    const char *path, const char *buf,
+                                    apr_size_t len,
+                                    const reencrypt_anchors_t **out);
+
 /** Verify leaf (with the untrusted certificates the backend sent, which
  *  may include the leaf itself) against chk. Fills *v; strings are
  *  allocated from p. Returns v->reason. Thread-safe. */
