@@ -105,6 +105,10 @@ const char *reencrypt_escape_html(apr_pool_t *p, const char *s)
             memcpy(o, "&quot;", 6);
             o += 6;
             break;
+        case '\'':
+            memcpy(o, "&#39;", 5);
+            o += 5;
+            break;
         default:
             if (ch >= 0x80) {
                 o += apr_snprintf(o, 7, "&#%3.3d;", ch);

@@ -37,8 +37,9 @@ const char *reencrypt_escape_json(apr_pool_t *p, const char *s);
  *  '\\', '"' and a newline as \\\\, \\" and \\n (text format 0.0.4). */
 const char *reencrypt_escape_prom(apr_pool_t *p, const char *s);
 
-/** s as HTML text (from p; NULL gives ""): '<', '>', '&' and '"' as
- *  entities, bytes outside ASCII as &#NNN;. */
+/** s as HTML text or a quoted attribute value (from p; NULL gives ""):
+ *  '<', '>', '&', '"' and '\'' as entities, bytes outside ASCII as
+ *  &#NNN;. */
 const char *reencrypt_escape_html(apr_pool_t *p, const char *s);
 
 #ifdef __cplusplus

@@ -62,7 +62,7 @@ static const escape_case_t escape_cases[] = {
       "O=Ex&#195;&#164;mple" },
     { "RFC 2253 escapes", "CN=a\\,b\\+c", "\"CN=a\\\\,b\\\\+c\"",
       "CN=a\\\\,b\\\\+c", "CN=a\\,b\\+c" },
-    { "apostrophe", "O=Bob's", "\"O=Bob's\"", "O=Bob's", "O=Bob's" },
+    { "apostrophe", "O=Bob's", "\"O=Bob's\"", "O=Bob's", "O=Bob&#39;s" },
 };
 
 static const char *escape_one(apr_pool_t *p, const escape_case_t *c)
@@ -108,6 +108,8 @@ static void test_longest(void **state)
     assert_int_equal(strlen(reencrypt_escape_prom(p, in)), 256 * 2);
     memset(in, '"', 256);
     assert_int_equal(strlen(reencrypt_escape_html(p, in)), 256 * 6);
+    memset(in, '\'', 256);
+    assert_int_equal(strlen(reencrypt_escape_html(p, in)), 256 * 5);
     memset(in, '\xff', 256);
     assert_int_equal(strlen(reencrypt_escape_html(p, in)), 256 * 6);
 }
