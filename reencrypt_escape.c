@@ -24,6 +24,68 @@
 
 #include "reencrypt_escape.h"
 
+/* --- UTF-8 --- */
+
+/* U+FFFD REPLACEMENT CHARACTER, in place of bytes that are not UTF-8 */
+#define REPLACEMENT "\xef\xbf\xbd"
+
+/* The length of the well-formed UTF-8 sequence (RFC 3629) at s, of at
+ * most left bytes; or, if there is none, minus the length of its longest
+ * ill-formed start (at least 1), which is replaced by one U+FFFD as
+ * Unicode recommends (section 3.9, "maximal subpart"). */
+static int utf8_seq(const unsigned char *s, apr_size_t left)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    int n, i;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        lo = s[0] == 0xe0 ? 0xa0 : 0x80;    /* no overlong form */
+        hi = s[0] == 0xed ? 0x9f : 0xbf;    /* no surrogate */
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        lo = s[0] == 0xf0 ? 0x90 : 0x80;    /* no overlong form */
+        hi = s[0] == 0xf4 ? 0x8f : 0xbf;    /* nothing past U+10FFFF */
+    }
+    else {
+        return -1;
+    }
+    for (i = 1; i < n; i++) {
+        if ((apr_size_t)i >= left || s[i] < lo || s[i] > hi) {
+            return -i;
+        }
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return n;
+}
+
+/* Copy the character at s[*i] (not ASCII) to o as it is, or U+FFFD in
+ * place of what is not UTF-8; *i moves to the last byte read. Returns
+ * the end of what was written: at most 4 bytes, 3 for a U+FFFD that may
+ * stand for a single byte. */
+static char *copy_utf8(char *o, const char *s, apr_size_t len,
+                       apr_size_t *i)
+{
+    int n = utf8_seq((const unsigned char *)s + *i, len - *i);
+
+    if (n > 0) {
+        memcpy(o, s + *i, (apr_size_t)n);
+        *i += (apr_size_t)n - 1;
+        return o + n;
+    }
+    memcpy(o, REPLACEMENT, 3);
+    *i += (apr_size_t)-n - 1;
+    return o + 3;
+}
+
 /* --- JSON --- */
 
 const char *reencrypt_escape_json(apr_pool_t *p, const char *s)
@@ -42,6 +104,9 @@ const char *reencrypt_escape_json(apr_pool_t *p, const char *s)
         else if (ch < 0x20 || ch == 0x7f) {
             o += apr_snprintf(o, 7, "\\u%04x", ch);
         }
+        else if (ch >= 0x80) {
+            o = copy_utf8(o, s, len, &i);
+        }
         else {
             *o++ = (char)ch;
         }
@@ -56,7 +121,7 @@ const char *reencrypt_escape_json(apr_pool_t *p, const char *s)
 const char *reencrypt_escape_prom(apr_pool_t *p, const char *s)
 {
     apr_size_t len = strlen(s), i;
-    char *out = apr_palloc(p, len * 2 + 1), *o = out;
+    char *out = apr_palloc(p, len * 3 + 1), *o = out;
 
     for (i = 0; i < len; i++) {
         if (s[i] == '\\' || s[i] == '"') {
@@ -66,6 +131,9 @@ const char *reencrypt_escape_prom(apr_pool_t *p, const char *s)
         else if (s[i] == '\n') {
             *o++ = '\\';
             *o++ = 'n';
+        }
+        else if ((unsigned char)s[i] >= 0x80) {
+            o = copy_utf8(o, s, len, &i);
         }
         else {
             *o++ = s[i];

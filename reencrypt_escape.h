@@ -29,12 +29,14 @@
 extern "C" {
 #endif
 
-/** s as a JSON string, quotes included (from p): '"' and '\\' are
- *  escaped with a backslash, control characters and DEL as \\u00XX. */
+/** s as a JSON string in UTF-8, quotes included (from p): '"' and '\\'
+ *  are escaped with a backslash, control characters and DEL as \\u00XX,
+ *  bytes that are not UTF-8 are replaced by U+FFFD. */
 const char *reencrypt_escape_json(apr_pool_t *p, const char *s);
 
-/** s as the value of a Prometheus label, without the quotes (from p):
- *  '\\', '"' and a newline as \\\\, \\" and \\n (text format 0.0.4). */
+/** s as the value of a Prometheus label in UTF-8, without the quotes
+ *  (from p): '\\', '"' and a newline as \\\\, \\" and \\n (text format
+ *  0.0.4), bytes that are not UTF-8 replaced by U+FFFD. */
 const char *reencrypt_escape_prom(apr_pool_t *p, const char *s);
 
 /** s as HTML text or a quoted attribute value (from p; NULL gives ""):

@@ -37,6 +37,9 @@
 #include "reencrypt_escape.h"
 #include "unit_walk.h"
 
+/* U+FFFD REPLACEMENT CHARACTER in UTF-8 */
+#define FFFD "\xef\xbf\xbd"
+
 typedef struct {
     const char *label;
     const char *in;
@@ -62,6 +65,33 @@ static const escape_case_t escape_cases[] = {
       "O=Ex&#195;&#164;mple" },
     { "RFC 2253 escapes", "CN=a\\,b\\+c", "\"CN=a\\\\,b\\\\+c\"",
       "CN=a\\\\,b\\\\+c", "CN=a\\,b\\+c" },
+    { "4-byte UTF-8", "\xf0\x9f\x94\x92 \xf4\x8f\xbf\xbf",
+      "\"\xf0\x9f\x94\x92 \xf4\x8f\xbf\xbf\"",
+      "\xf0\x9f\x94\x92 \xf4\x8f\xbf\xbf",
+      "&#240;&#159;&#148;&#146; &#244;&#143;&#191;&#191;" },
+    /* not UTF-8: each maximal ill-formed part becomes one U+FFFD */
+    { "Latin-1 byte", "Caf\xe9", "\"Caf" FFFD "\"", "Caf" FFFD,
+      "Caf&#233;" },
+    { "bytes ff fe", "a\xff\xfe" "b", "\"a" FFFD FFFD "b\"",
+      "a" FFFD FFFD "b", "a&#255;&#254;b" },
+    { "cut after the first byte", "x\xc3", "\"x" FFFD "\"", "x" FFFD,
+      "x&#195;" },
+    { "cut 3-byte sequence, then text", "\xe2\x82z", "\"" FFFD "z\"",
+      FFFD "z", "&#226;&#130;z" },
+    { "cut 4-byte sequence before a quote", "\xf0\x9f\x94\"",
+      "\"" FFFD "\\\"\"", FFFD "\\\"", "&#240;&#159;&#148;&quot;" },
+    { "continuation byte alone", "\x80", "\"" FFFD "\"", FFFD, "&#128;" },
+    { "overlong slash", "\xc0\xaf", "\"" FFFD FFFD "\"", FFFD FFFD,
+      "&#192;&#175;" },
+    { "overlong 3-byte", "\xe0\x80\xaf", "\"" FFFD FFFD FFFD "\"",
+      FFFD FFFD FFFD, "&#224;&#128;&#175;" },
+    { "surrogate D800", "\xed\xa0\x80", "\"" FFFD FFFD FFFD "\"",
+      FFFD FFFD FFFD, "&#237;&#160;&#128;" },
+    { "past U+10FFFF", "\xf4\x90\x80\x80",
+      "\"" FFFD FFFD FFFD FFFD "\"", FFFD FFFD FFFD FFFD,
+      "&#244;&#144;&#128;&#128;" },
+    { "byte f5", "\xf5\x80", "\"" FFFD FFFD "\"", FFFD FFFD,
+      "&#245;&#128;" },
     { "apostrophe", "O=Bob's", "\"O=Bob's\"", "O=Bob's", "O=Bob&#39;s" },
 };
 
@@ -106,6 +136,9 @@ static void test_longest(void **state)
     assert_int_equal(strlen(reencrypt_escape_json(p, in)), 256 * 6 + 2);
     memset(in, '\n', 256);
     assert_int_equal(strlen(reencrypt_escape_prom(p, in)), 256 * 2);
+    memset(in, '\x80', 256);
+    assert_int_equal(strlen(reencrypt_escape_prom(p, in)), 256 * 3);
+    assert_int_equal(strlen(reencrypt_escape_json(p, in)), 256 * 3 + 2);
     memset(in, '"', 256);
     assert_int_equal(strlen(reencrypt_escape_html(p, in)), 256 * 6);
     memset(in, '\'', 256);
