@@ -86,6 +86,27 @@ static char *copy_utf8(char *o, const char *s, apr_size_t len,
     return o + 3;
 }
 
+/* The code point of the character at s[*i] (not ASCII), or U+FFFD in
+ * place of what is not UTF-8; *i moves to the last byte read. */
+static unsigned long code_point(const char *s, apr_size_t len,
+                                apr_size_t *i)
+{
+    const unsigned char *u = (const unsigned char *)s + *i;
+    int n = utf8_seq(u, len - *i), k;
+    unsigned long cp;
+
+    if (n < 0) {
+        *i += (apr_size_t)-n - 1;
+        return 0xfffd;
+    }
+    cp = u[0] & (0xff >> (n + 1));
+    for (k = 1; k < n; k++) {
+        cp = (cp << 6) | (u[k] & 0x3f);
+    }
+    *i += (apr_size_t)n - 1;
+    return cp;
+}
+
 /* --- JSON --- */
 
 const char *reencrypt_escape_json(apr_pool_t *p, const char *s)
@@ -152,7 +173,8 @@ const char *reencrypt_escape_html(apr_pool_t *p, const char *s)
 
     s = s ? s : "";
     len = strlen(s);
-    out = o = apr_palloc(p, len * 6 + 1);
+    /* the longest: "&#65533;" for one byte that is not UTF-8 */
+    out = o = apr_palloc(p, len * 8 + 1);
     for (i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
 
@@ -179,7 +201,7 @@ const char *reencrypt_escape_html(apr_pool_t *p, const char *s)
             break;
         default:
             if (ch >= 0x80) {
-                o += apr_snprintf(o, 7, "&#%3.3d;", ch);
+                o += apr_snprintf(o, 11, "&#%lu;", code_point(s, len, &i));
             }
             else {
                 *o++ = (char)ch;

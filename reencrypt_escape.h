@@ -39,9 +39,11 @@ const char *reencrypt_escape_json(apr_pool_t *p, const char *s);
  *  0.0.4), bytes that are not UTF-8 replaced by U+FFFD. */
 const char *reencrypt_escape_prom(apr_pool_t *p, const char *s);
 
-/** s as HTML text or a quoted attribute value (from p; NULL gives ""):
- *  '<', '>', '&', '"' and '\'' as entities, bytes outside ASCII as
- *  &#NNN;. */
+/** s as HTML text or a quoted attribute value, in ASCII (from p; NULL
+ *  gives ""): '<', '>', '&', '"' and '\'' as entities, every character
+ *  outside ASCII as its numeric character reference (&#228; for the
+ *  UTF-8 of U+00E4), and bytes that are not UTF-8 as &#65533; (U+FFFD),
+ *  as in reencrypt_escape_json(). */
 const char *reencrypt_escape_html(apr_pool_t *p, const char *s);
 
 #ifdef __cplusplus

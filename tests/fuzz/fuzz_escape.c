@@ -24,7 +24,8 @@
  *  - Prometheus label value: valid UTF-8, no raw newline or quote, every
  *    backslash starts \\, \" or \n, and it unescapes to the string if
  *    that was valid UTF-8;
- *  - HTML: no raw <, >, ", ' and every & starts an entity.
+ *  - HTML: ASCII only, no raw <, >, ", ' and every & starts an entity
+ *    or the reference of a Unicode scalar value.
  * Seeds (tests/fuzz/seeds/escape) are the subjects and names of real
  * certificates: tests/fuzz/make_seeds.
  */
@@ -264,13 +265,14 @@ static void check_prom(const char *s)
 static void check_html(const char *s)
 {
     static const char *const entities[] = {
-        "&lt;", "&gt;", "&amp;", "&quot;", "&#39;"
+        "&lt;", "&gt;", "&amp;", "&quot;"
     };
     const char *out = reencrypt_escape_html(pool, s);
     const char *c;
 
     for (c = out; *c; c++) {
         CHECK(*c != '<' && *c != '>' && *c != '"' && *c != '\'');
+        CHECK((unsigned char)*c < 0x80);
         if (*c == '&') {
             size_t k;
             int known = 0;
@@ -278,11 +280,18 @@ static void check_html(const char *s)
             for (k = 0; k < sizeof(entities) / sizeof(entities[0]); k++) {
                 known |= !strncmp(c, entities[k], strlen(entities[k]));
             }
-            /* &#NNN; for a byte outside ASCII */
-            known |= c[1] == '#' && c[2] >= '1' && c[2] <= '2'
-                     && c[3] >= '0' && c[3] <= '9'
-                     && c[4] >= '0' && c[4] <= '9' && c[5] == ';';
-            CHECK(known);
+            if (!known) {
+                /* &#39; or a character outside ASCII: a Unicode scalar
+                 * value, in decimal */
+                char *end;
+                unsigned long cp;
+
+                CHECK(c[1] == '#' && c[2] >= '1' && c[2] <= '9');
+                cp = strtoul(c + 2, &end, 10);
+                CHECK(*end == ';' && end - (c + 2) <= 7);
+                CHECK(cp == 39 || (cp >= 0x80 && cp <= 0x10ffff
+                                   && !(cp >= 0xd800 && cp <= 0xdfff)));
+            }
         }
     }
 }
