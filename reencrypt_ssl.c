@@ -107,7 +107,8 @@ static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
     conn_rec *lc = st->r ? st->r->connection : st->c;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    apr_int64_t left = (apr_int64_t)v->not_after - (apr_int64_t)apr_time_sec(now);
+    apr_int64_t left = (apr_int64_t)v->not_after
+                       - (apr_int64_t)apr_time_sec(now);
     const char *key;
 
     if (!X509_digest(leaf, EVP_sha256(), md, &mdlen)) {

@@ -56,6 +56,7 @@
 
 #include "mod_reencrypt.h"
 #include "reencrypt_slots.h"
+#include "reencrypt_escape.h"
 
 APLOG_USE_MODULE(reencrypt);
 
@@ -702,34 +703,9 @@ static const char *iso(apr_pool_t *p, apr_int64_t t)
 
 /* --- JSON --- */
 
-static const char *json_str(apr_pool_t *p, const char *s)
-{
-    apr_size_t len = strlen(s), i;
-    char *out = apr_palloc(p, len * 6 + 3), *o = out;
-
-    *o++ = '"';
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        }
-        else if (ch < 0x20 || ch == 0x7f) {
-            o += apr_snprintf(o, 7, "\\u%04x", ch);
-        }
-        else {
-            *o++ = (char)ch;
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
 static const char *json_str_or_null(apr_pool_t *p, const char *s)
 {
-    return (s && *s) ? json_str(p, s) : "null";
+    return (s && *s) ? reencrypt_escape_json(p, s) : "null";
 }
 
 static void json_reasons(request_rec *r, const apr_uint64_t *v)
@@ -777,7 +753,7 @@ static void render_json(request_rec *r, const snapshot_t *snap)
         ap_rprintf(r, "%s\n  {\"backend\": %s, \"sni\": %s, "
                    "\"sni_from_client\": %s, \"expiring\": %s"
                    ", \"warn_within_seconds\": %" APR_INT64_T_FMT ",",
-                   i ? "," : "", json_str(r->pool, sl->backend),
+                   i ? "," : "", reencrypt_escape_json(r->pool, sl->backend),
                    json_str_or_null(r->pool, sl->sni),
                    sl->client_named ? "true" : "false",
                    expiring(sl, snap->now) ? "true" : "false",
@@ -789,13 +765,15 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                        "\"not_after_unix\": %" APR_INT64_T_FMT ", "
                        "\"seconds_left\": %" APR_INT64_T_FMT ", "
                        "\"chain_length\": %d},",
-                       json_str(r->pool, sl->subject),
-                       json_str(r->pool, sl->issuer),
-                       json_str(r->pool, sl->sans),
-                       json_str(r->pool, sl->serial),
-                       json_str(r->pool, sl->pin),
-                       json_str(r->pool, iso(r->pool, sl->not_before)),
-                       json_str(r->pool, iso(r->pool, sl->not_after)),
+                       reencrypt_escape_json(r->pool, sl->subject),
+                       reencrypt_escape_json(r->pool, sl->issuer),
+                       reencrypt_escape_json(r->pool, sl->sans),
+                       reencrypt_escape_json(r->pool, sl->serial),
+                       reencrypt_escape_json(r->pool, sl->pin),
+                       reencrypt_escape_json(r->pool,
+                                             iso(r->pool, sl->not_before)),
+                       reencrypt_escape_json(r->pool,
+                                             iso(r->pool, sl->not_after)),
                        sl->not_after, sl->not_after - snap->now,
                        (int)sl->chain_len);
         }
@@ -806,9 +784,10 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                    "\"time_unix\": %" APR_INT64_T_FMT ", \"result\": %s, "
                    "\"protocol\": %s, \"cipher\": %s},",
                    json_str_or_null(r->pool, iso(r->pool, sl->last_time)),
-                   sl->last_time, json_str(r->pool, sl->last_result),
-                   json_str(r->pool, sl->protocol),
-                   json_str(r->pool, sl->cipher));
+                   sl->last_time,
+                   reencrypt_escape_json(r->pool, sl->last_result),
+                   reencrypt_escape_json(r->pool, sl->protocol),
+                   reencrypt_escape_json(r->pool, sl->cipher));
         ap_rputs("\n   \"counters\": ", r);
         json_counts(r, &sl->n);
         ap_rputs("}", r);
@@ -817,28 +796,6 @@ static void render_json(request_rec *r, const snapshot_t *snap)
 }
 
 /* --- Prometheus text exposition format 0.0.4 --- */
-
-static const char *prom_label(apr_pool_t *p, const char *s)
-{
-    apr_size_t len = strlen(s), i;
-    char *out = apr_palloc(p, len * 2 + 1), *o = out;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '\\' || s[i] == '"') {
-            *o++ = '\\';
-            *o++ = s[i];
-        }
-        else if (s[i] == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-        }
-        else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
 
 static void prom_head(request_rec *r, const char *name, const char *type,
                       const char *help)
@@ -849,7 +806,8 @@ static void prom_head(request_rec *r, const char *name, const char *type,
 static const char *prom_ids(apr_pool_t *p, const status_slot_t *sl)
 {
     return apr_psprintf(p, "backend=\"%s\",sni=\"%s\"",
-                        prom_label(p, sl->backend), prom_label(p, sl->sni));
+                        reencrypt_escape_prom(p, sl->backend),
+                        reencrypt_escape_prom(p, sl->sni));
 }
 
 /* The labels that name a set of counters, and the counters. */
@@ -877,13 +835,14 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
         ap_rprintf(r, "reencrypt_backend_info{%s,subject=\"%s\","
                    "issuer=\"%s\",serial=\"%s\",pin=\"%s\",protocol=\"%s\","
                    "cipher=\"%s\",result=\"%s\"} 1\n",
-                   prom_ids(r->pool, sl), prom_label(r->pool, sl->subject),
-                   prom_label(r->pool, sl->issuer),
-                   prom_label(r->pool, sl->serial),
-                   prom_label(r->pool, sl->pin),
-                   prom_label(r->pool, sl->protocol),
-                   prom_label(r->pool, sl->cipher),
-                   prom_label(r->pool, sl->last_result));
+                   prom_ids(r->pool, sl),
+                   reencrypt_escape_prom(r->pool, sl->subject),
+                   reencrypt_escape_prom(r->pool, sl->issuer),
+                   reencrypt_escape_prom(r->pool, sl->serial),
+                   reencrypt_escape_prom(r->pool, sl->pin),
+                   reencrypt_escape_prom(r->pool, sl->protocol),
+                   reencrypt_escape_prom(r->pool, sl->cipher),
+                   reencrypt_escape_prom(r->pool, sl->last_result));
     }
     prom_head(r, "reencrypt_backend_cert_not_after_timestamp_seconds",
               "gauge", "notAfter of the certificate the backend presented.");
@@ -1005,56 +964,6 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
 
 /* --- HTML --- */
 
-/* For the reencrypt-status page, which is UTF-8 */
-static const char *esc(apr_pool_t *p, const char *s)
-{
-    return ap_escape_html2(p, s ? s : "", 0);
-}
-
-/* For mod_status's page, which says ISO-8859-1: every character beyond
- * ASCII as a character reference (a byte that is not UTF-8 as U+FFFD). */
-static const char *esc_ascii(apr_pool_t *p, const char *s)
-{
-    const unsigned char *u = (const unsigned char *)esc(p, s);
-    apr_size_t len = strlen((const char *)u), i = 0;
-    char *out = apr_palloc(p, len * 10 + 1), *o = out;
-
-    while (i < len) {
-        unsigned int cp = u[i], need = 0, k;
-
-        if (cp < 0x80) {
-            *o++ = (char)u[i++];
-            continue;
-        }
-        if ((cp & 0xE0) == 0xC0) {
-            cp &= 0x1F;
-            need = 1;
-        }
-        else if ((cp & 0xF0) == 0xE0) {
-            cp &= 0x0F;
-            need = 2;
-        }
-        else if ((cp & 0xF8) == 0xF0) {
-            cp &= 0x07;
-            need = 3;
-        }
-        for (k = 1; need && k <= need; k++) {
-            if (i + k >= len || (u[i + k] & 0xC0) != 0x80) {
-                need = 0;
-                break;
-            }
-            cp = (cp << 6) | (u[i + k] & 0x3F);
-        }
-        if (!need) {
-            cp = 0xFFFD;
-        }
-        o += apr_snprintf(o, 11, "&#%u;", cp);
-        i += need + 1;
-    }
-    *o = '\0';
-    return out;
-}
-
 static const char *left_str(apr_pool_t *p, apr_int64_t secs)
 {
     if (secs < 0) {
@@ -1134,8 +1043,9 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                ", overflowed: %" APR_UINT64_T_FMT " &middot; soonest expiry "
                "first &middot; <a href=\"?json\">JSON</a> &middot; "
                "<a href=\"?prometheus\">Prometheus</a></div>\n",
-               esc(r->pool, iso(r->pool, snap->now)), snap->rows->nelts,
-               nslots, snap->other.reclaims, snap->other.overflows);
+               reencrypt_escape_html(r->pool, iso(r->pool, snap->now)),
+               snap->rows->nelts, nslots, snap->other.reclaims,
+               snap->other.overflows);
     if (!slots) {
         ap_rputs("<p>Backend statistics are off (mod_slotmem_shm not loaded, "
                  "ReencryptStatusBackends 0, or no ReencryptEngine On).</p>"
@@ -1157,21 +1067,26 @@ static void render_html(request_rec *r, const snapshot_t *snap)
 
         ap_rprintf(r, "<tr class=\"%s\"><td><b>%s</b><br>"
                    "<span class=\"small\">SNI %s%s</span></td>",
-                   cls, esc(r->pool, sl->backend),
-                   *sl->sni ? esc(r->pool, sl->sni) : "(none)",
+                   cls, reencrypt_escape_html(r->pool, sl->backend),
+                   *sl->sni ? reencrypt_escape_html(r->pool, sl->sni)
+                            : "(none)",
                    sl->client_named ? " (client's Host)" : "");
         if (sl->not_after) {
             ap_rprintf(r, "<td>%s<br><span class=\"small\">issuer %s<br>"
                        "%s<br>serial %s &middot; chain %d<br>%s</span></td>",
-                       esc(r->pool, sl->subject), esc(r->pool, sl->issuer),
-                       esc(r->pool, sl->sans), esc(r->pool, sl->serial),
-                       (int)sl->chain_len, esc(r->pool, sl->pin));
+                       reencrypt_escape_html(r->pool, sl->subject),
+                       reencrypt_escape_html(r->pool, sl->issuer),
+                       reencrypt_escape_html(r->pool, sl->sans),
+                       reencrypt_escape_html(r->pool, sl->serial),
+                       (int)sl->chain_len,
+                       reencrypt_escape_html(r->pool, sl->pin));
             ap_rprintf(r, "<td class=\"when\">%s<br>"
                        "<span class=\"tag %s\">%s</span></td>",
-                       esc(r->pool, iso(r->pool, sl->not_after)),
+                       reencrypt_escape_html(r->pool,
+                                             iso(r->pool, sl->not_after)),
                        expiring(sl, snap->now)
                            || sl->not_after <= snap->now ? "warn" : "ok",
-                       esc(r->pool, left_str(r->pool,
+                       reencrypt_escape_html(r->pool, left_str(r->pool,
                                              sl->not_after - snap->now)));
         }
         else {
@@ -1182,9 +1097,11 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                    !strncmp(sl->last_result, "ok", 2) ? "ok"
                    : (!strncmp(sl->last_result, "report", 6) ? "warn"
                                                              : "bad"),
-                   esc(r->pool, sl->last_result),
-                   esc(r->pool, iso(r->pool, sl->last_time)),
-                   esc(r->pool, sl->protocol), esc(r->pool, sl->cipher));
+                   reencrypt_escape_html(r->pool, sl->last_result),
+                   reencrypt_escape_html(r->pool,
+                                         iso(r->pool, sl->last_time)),
+                   reencrypt_escape_html(r->pool, sl->protocol),
+                   reencrypt_escape_html(r->pool, sl->cipher));
         html_counts(r, &sl->n);
     }
     if (any_count(other)) {
@@ -1299,9 +1216,10 @@ int reencrypt_status_hook(request_rec *r, int flags)
                nslots, snap.other.reclaims, snap.other.overflows);
     if (soonest) {
         ap_rprintf(r, "<dt>soonest expiry: %s (%s) at %s</dt>\n",
-                   esc_ascii(r->pool, soonest->backend), esc_ascii(r->pool,
-                   soonest->subject), esc_ascii(r->pool, iso(r->pool,
-                   soonest->not_after)));
+                   reencrypt_escape_html(r->pool, soonest->backend),
+                   reencrypt_escape_html(r->pool, soonest->subject),
+                   reencrypt_escape_html(r->pool,
+                                         iso(r->pool, soonest->not_after)));
     }
     ap_rputs("</dl>\n", r);
     return OK;

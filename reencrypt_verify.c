@@ -230,18 +230,30 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
     apr_size_t len;
     char *buf;
     const char *msg;
-    BIO *bio;
-    X509 *x;
-    X509_STORE *store;
-    reencrypt_anchors_t *a;
-    unsigned long err;
 
     msg = reencrypt_read_file(p, directive, path, ANCHORS_FILE_MAX, &buf,
                               &len, NULL);
     if (msg) {
         return msg;
     }
+    return reencrypt_anchors_parse(p, directive, path, buf, len, out);
+}
 
+const char *reencrypt_anchors_parse(apr_pool_t *p, const char *directive,
+                                    const char *path, const char *buf,
+                                    apr_size_t len,
+                                    const reencrypt_anchors_t **out)
+{
+    BIO *bio;
+    X509 *x;
+    X509_STORE *store;
+    reencrypt_anchors_t *a;
+    unsigned long err;
+
+    if (len > ANCHORS_FILE_MAX) {
+        return apr_psprintf(p, "%s: '%s' is larger than %d bytes", directive,
+                            path, ANCHORS_FILE_MAX);
+    }
     a = apr_pcalloc(p, sizeof(*a));
     a->path = apr_pstrdup(p, path);
     if (!EVP_Digest(buf, len, a->digest, NULL, EVP_sha256(), NULL)) {

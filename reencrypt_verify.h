@@ -153,6 +153,13 @@ const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
 /** Stable token for a revocation state, e.g. "revoked". */
 const char *reencrypt_revocation_token(reencrypt_revocation_state_e st);
 
+/** reencrypt_anchors_load() of the len bytes of buf, the content of the
+ *  file path (used in messages and kept in the anchors). */
+const char *reencrypt_anchors_parse(apr_pool_t *p, const char *directive,
+                                    const char *path, const char *buf,
+                                    apr_size_t len,
+                                    const reencrypt_anchors_t **out);
+
 /** Verify leaf (with the untrusted certificates the backend sent, which
  *  may include the leaf itself) against chk. Fills *v; strings are
  *  allocated from p. Returns v->reason. Thread-safe. */

@@ -1126,6 +1126,47 @@ def test_reencrypt_15_060_html_in_a_browser(env, backend, module_so, pki,
     assert expiring_cells[2].endswith("\n19d"), expiring_cells
 
 
+def test_reencrypt_15_062_names_outside_ascii_in_every_view(
+        env, backend, module_so, pki, tmp_path):
+    """A backend certificate whose subject is text outside ASCII (CN
+    'Exämple €uro <1>') reads the same in every view: the HTML page shows
+    it (one character reference per character: &#228;, &#8364;), ?json
+    and ?prometheus carry it as UTF-8, which promtool accepts."""
+    leaf = "status-unicode"
+    if leaf not in pki.certs:
+        pki.fresh_leaf(leaf, "Ex\u00e4mple \u20acuro <1>")
+    be = backend(leaf)
+    env.write_config(server=_server(slots=4), vhost="\n".join([
+        "SSLProxyEngine On",
+        "ReencryptEngine On",
+        f'ReencryptCACertificateFile "{pki.ca_file}"',
+        "ReencryptSNI good.test",
+        f"ProxyPass /uni/ {be.url_ip}uni/"]) + _status_locations())
+    env.start()
+    status, _, text = _fetch(env, "/uni/1")
+    assert status == 200 and text == "backend-ok /uni/1\n", (
+        status, text[:300], env.error_log())
+    # as the name is printed (RFC 2253: '<' and '>' escaped)
+    subject = "CN=Ex\u00e4mple \u20acuro \\<1\\>"
+
+    _, page = _view(env)
+    assert "CN=Ex&#228;mple &#8364;uro \\&lt;1\\&gt;<br>" in page, page
+    rows = _Rows()
+    rows.feed(page)
+    [_, row] = rows.table()[1]
+    assert row[1].startswith(subject + "\n"), row
+
+    entry = _json(env)["backends"][0]
+    assert entry["certificate"]["subject"] == subject, entry
+
+    _, text = _view(env, "?prometheus")
+    _promtool(text, tmp_path)
+    info = [dict(lb) for (n, lb) in _samples(text)
+            if n == "reencrypt_backend_info"]
+    assert [i["subject"] for i in info] == [subject.replace("\\", "\\\\")], \
+        info
+
+
 # ------------------------------------------------------ statistics off
 
 @pytest.mark.parametrize("how", ["without-slotmem", "zero-slots"])
