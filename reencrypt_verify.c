@@ -336,6 +336,19 @@ static void crl_presort(X509_CRL *crl)
     ASN1_INTEGER_free(zero);
 }
 
+/* Does the len bytes of buf hold needle? */
+static int mem_has(const char *buf, apr_size_t len, const char *needle)
+{
+    apr_size_t n = strlen(needle), i;
+
+    for (i = 0; n <= len && i <= len - n; i++) {
+        if (buf[i] == needle[0] && !memcmp(buf + i, needle, n)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
                                     const char *path,
                                     const reencrypt_crl_file_t **out)
@@ -343,17 +356,26 @@ const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
     apr_size_t len;
     char *buf;
     const char *msg;
-    reencrypt_crl_file_t *f;
-    STACK_OF(X509_CRL) *crls;
-    X509_CRL *crl;
-    int i;
 
     msg = reencrypt_read_file(p, directive, path, CRL_FILE_MAX, &buf, &len,
                               NULL);
     if (msg) {
         return msg;
     }
-    if (len > INT_MAX) {
+    return reencrypt_crl_file_parse(p, directive, path, buf, len, out);
+}
+
+const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
+                                     const char *path, const char *buf,
+                                     apr_size_t len,
+                                     const reencrypt_crl_file_t **out)
+{
+    reencrypt_crl_file_t *f;
+    STACK_OF(X509_CRL) *crls;
+    X509_CRL *crl;
+    int i;
+
+    if (len > CRL_FILE_MAX || len > INT_MAX) {
         return apr_psprintf(p, "%s: '%s' is too large", directive, path);
     }
     f = apr_pcalloc(p, sizeof(*f));
@@ -366,7 +388,7 @@ const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
     apr_pool_cleanup_register(p, crls, crls_cleanup, apr_pool_cleanup_null);
 
     ERR_clear_error();
-    if (strstr(buf, "-----BEGIN X509 CRL-----")) {
+    if (mem_has(buf, len, "-----BEGIN X509 CRL-----")) {
         BIO *bio = BIO_new_mem_buf(buf, (int)len);
         unsigned long err;
 

@@ -143,6 +143,13 @@ const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
                                     const char *path,
                                     const reencrypt_crl_file_t **out);
 
+/** reencrypt_crl_file_load() of the len bytes of buf (no NUL needed
+ *  after them), the content of the file path (used in messages). */
+const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
+                                     const char *path, const char *buf,
+                                     apr_size_t len,
+                                     const reencrypt_crl_file_t **out);
+
 /** A scope's CRL set: base's files (base may be NULL) and then file's,
  *  as a new set from p (base is left as it is). */
 const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
