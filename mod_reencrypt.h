@@ -98,6 +98,15 @@ typedef struct {
     int reneg_refused;           /**< the backend asked to renegotiate
                                   *   (Enforce): nothing more is read */
     int reneg_reported;          /**< the same, reported (Report mode) */
+    /* what the backend sent in the handshake (reencrypt_ssl.c) */
+    ap_filter_t *wire_filter;    /**< watching the handshake, or NULL */
+    apr_size_t hs_bytes;         /**< bytes received in the handshake */
+    unsigned char hs_head[16];   /**< the first of them */
+    apr_size_t hs_head_len;
+    apr_status_t hs_rv;          /**< how the last read ended (APR_EOF:
+                                  *   the backend closed) */
+    int hs_alert;                /**< alert received from the backend
+                                  *   (OpenSSL's info value), or 0 */
 } reencrypt_conn_t;
 
 /** Default of ReencryptStatusBackends. */

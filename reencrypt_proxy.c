@@ -253,8 +253,16 @@ int reencrypt_request_status(int *status, request_rec *r)
      * (proxy_util.c ap_proxy_pass_brigade); a backend that fails the
      * policy is a bad gateway. */
     if (*status == HTTP_INTERNAL_SERVER_ERROR) {
+        const char *failed = apr_table_get(r->notes, "reencrypt-failed");
+
         if (apr_table_get(r->notes, "reencrypt-refused")) {
             *status = HTTP_BAD_GATEWAY;
+        }
+        else if (failed) {
+            /* the backend broke the handshake off, or never answered
+             * (reencrypt_ssl.c handshake_failed said how) */
+            *status = strcmp(failed, "timeout") ? HTTP_BAD_GATEWAY
+                                                : HTTP_GATEWAY_TIME_OUT;
         }
         else if (apr_table_get(r->notes, "reencrypt-lenient")) {
             /* The policy let the backend through (Report mode, clock

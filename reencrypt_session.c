@@ -38,6 +38,8 @@
 #include "apr_strings.h"
 #include "apr_global_mutex.h"
 #include "apr_thread_mutex.h"
+#include "apr_thread_cond.h"
+#include "apr_thread_proc.h"
 
 #include "httpd.h"
 #include "http_config.h"
@@ -62,6 +64,7 @@ static const ap_socache_provider_t *sess_provider;
 static ap_socache_instance_t *sess_cache;
 static apr_global_mutex_t *sess_mutex;     /* only for NOTMPSAFE ones */
 static const char *sess_spec;
+static int sess_networked;          /* memcache, redis, ...: see net_call */
 /* ReencryptSessionCacheKey: entries are sealed under these keys */
 static const reencrypt_seal_keys_t *sess_keys;
 
@@ -163,6 +166,7 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     apr_pool_cleanup_register(pconf, s, sess_cleanup, apr_pool_cleanup_null);
     sess_keys = sc->session_keys;
+    sess_networked = reencrypt_cache_is_networked(ptemp, sess_spec);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00024)
                  "backend TLS sessions are kept in '%s'%s", sess_spec,
                  sess_keys ? ", sealed (ReencryptSessionCacheKey)" : "");
@@ -189,6 +193,10 @@ static apr_status_t local_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+#if APR_HAS_THREADS
+static int net_start(server_rec *s);
+#endif
+
 void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
@@ -206,6 +214,11 @@ void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
             local_mutex = m;
         }
     }
+#if APR_HAS_THREADS
+    if (sess_cache && sess_networked && !net_start(s)) {
+        sess_cache = NULL;
+    }
+#endif
     if (!sess_mutex) {
         return;
     }
@@ -231,6 +244,281 @@ static void sess_unlock(void)
     if (sess_mutex) {
         apr_global_mutex_unlock(sess_mutex);
     }
+}
+
+enum { CALL_RETRIEVE = 1, CALL_STORE, CALL_REMOVE };
+
+/* One call to the provider, under the global mutex where it needs it */
+static apr_status_t cache_call(server_rec *s, int op, const char *key,
+                               unsigned char *data, unsigned int *len,
+                               apr_time_t expiry, apr_pool_t *p)
+{
+    const unsigned char *id = (const unsigned char *)key;
+    unsigned int idlen = (unsigned int)strlen(key);
+    apr_status_t rv;
+
+    if (!sess_lock()) {
+        return APR_EGENERAL;
+    }
+    if (op == CALL_RETRIEVE) {
+        rv = sess_provider->retrieve(sess_cache, s, id, idlen, data, len, p);
+    }
+    else if (op == CALL_STORE) {
+        rv = sess_provider->store(sess_cache, s, id, idlen, expiry, data,
+                                  *len, p);
+    }
+    else {
+        rv = sess_provider->remove(sess_cache, s, id, idlen, p);
+    }
+    sess_unlock();
+    return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Calls to a network cache, bounded in time                          */
+
+/*
+ * httpd's memcache and redis providers wait for their server without
+ * limit once connected (httpd 2.4.71 with apr-util 1.6.3: apr_memcache
+ * reads with no timeout, and mod_socache_redis hands RedisTimeout to
+ * apr_redis in microseconds where apr_redis takes seconds). A cache
+ * server that accepts connections and never answers would hold every
+ * request that looks a session up, for good; one that is down has the
+ * provider log an error for every call.
+ *
+ * So the calls to a network cache (every provider but shmcb and dbm:
+ * reencrypt_cache_is_networked) are made by one thread of each child
+ * process, one call at a time, and a request waits for an answer at
+ * most NET_WAIT in all. A call that fails, or that is not answered in
+ * that time, makes the child leave the shared cache alone for
+ * NET_RETRY: backend handshakes then resume the sessions the child
+ * holds itself (local_slots) and are full otherwise, and RE00061 says
+ * so, at most once per NET_RETRY in each child. After NET_RETRY the
+ * next call tries again; while the thread is still held by a call that
+ * was never answered, the cache stays left alone.
+ *
+ * The thread and its state live in a pool of their own that nothing
+ * destroys: the child may exit while a call holds the thread (and a
+ * condition variable destroyed while the thread waits on it would hold
+ * the exit).
+ */
+#define NET_WAIT     apr_time_from_sec(1)
+#define NET_RETRY    apr_time_from_sec(30)
+#define NET_DATA_MAX (SESSION_BLOB_MAX + REENCRYPT_SEAL_OVERHEAD)
+
+#if APR_HAS_THREADS
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *cond;     /* a call handed over, or answered */
+    server_rec *s;
+    apr_pool_t *pool;            /* the thread's, for the provider */
+    apr_uint64_t handed;         /* calls handed over */
+    apr_uint64_t answered;       /* calls answered */
+    apr_time_t since;            /* when the last one was handed over */
+    /* the call: the thread's until it is answered */
+    int op;
+    char key[80];
+    unsigned char *data;         /* NET_DATA_MAX bytes, in and out */
+    unsigned int len;
+    apr_time_t expiry;
+    apr_status_t rv;
+    apr_time_t down_until;       /* the cache is left alone until then */
+    apr_time_t warned_at;        /* last RE00061 */
+} net_t;
+
+static net_t *net;                  /* this child's, for a network cache */
+
+static void *APR_THREAD_FUNC net_thread(apr_thread_t *thd, void *data)
+{
+    net_t *n = data;
+    apr_status_t rv;
+    unsigned int len;
+
+    (void)thd;
+    apr_thread_mutex_lock(n->mutex);
+    for (;;) {
+        while (n->answered == n->handed) {
+            apr_thread_cond_wait(n->cond, n->mutex);
+        }
+        len = n->op == CALL_RETRIEVE ? NET_DATA_MAX : n->len;
+        apr_thread_mutex_unlock(n->mutex);
+        rv = cache_call(n->s, n->op, n->key, n->data, &len, n->expiry,
+                        n->pool);
+        apr_pool_clear(n->pool);
+        apr_thread_mutex_lock(n->mutex);
+        n->rv = rv;
+        n->len = len;
+        n->answered = n->handed;
+        apr_thread_cond_broadcast(n->cond);
+    }
+    return NULL;
+}
+
+/* Is rv the answer of a cache that does not work? A miss, an entry too
+ * large and an expiry in the past are answers of one that works; but
+ * apr_memcache and apr_redis answer a store with NOTFOUND when they have
+ * no server left to send it to. */
+static int net_failed(int op, apr_status_t rv)
+{
+    if (rv == APR_SUCCESS || rv == APR_EINVAL || rv == APR_ENOMEM) {
+        return 0;
+    }
+    return rv != APR_NOTFOUND || op == CALL_STORE;
+}
+
+/* Leave the cache alone for NET_RETRY; with the mutex held */
+static void net_down(net_t *n, apr_time_t now, apr_status_t rv)
+{
+    int timeup = APR_STATUS_IS_TIMEUP(rv);
+    char what[48];
+
+    n->down_until = now + NET_RETRY;
+    if (n->warned_at && now - n->warned_at < NET_RETRY) {
+        return;
+    }
+    n->warned_at = now;
+    if (timeup) {
+        apr_snprintf(what, sizeof(what), "no answer within %ds",
+                     (int)apr_time_sec(NET_WAIT));
+    }
+    else {
+        apr_cpystrn(what, "a call failed", sizeof(what));
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, timeup ? 0 : rv, n->s,
+                 RELOGNO(00061) "ReencryptSessionCache %s: %s; the shared "
+                 "session cache is left alone for %ds: backend handshakes "
+                 "resume the sessions this process holds, the others are "
+                 "full", sess_spec, what, (int)apr_time_sec(NET_RETRY));
+}
+
+/* A call through the thread. APR_EAGAIN: not made (the cache is left
+ * alone, or busy for longer than this request can wait); APR_TIMEUP:
+ * not answered in time. */
+static apr_status_t net_call(int op, const char *key, unsigned char *data,
+                             unsigned int *len, apr_time_t expiry)
+{
+    net_t *n = net;
+    apr_time_t now = apr_time_now(), deadline = now + NET_WAIT;
+    apr_uint64_t mine;
+    apr_status_t rv;
+
+    if (strlen(key) >= sizeof(n->key)
+        || (op == CALL_STORE && *len > NET_DATA_MAX)) {
+        return APR_EINVAL;
+    }
+    if (apr_thread_mutex_lock(n->mutex) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    /* one call at a time: wait for the one in progress, unless it has
+     * gone unanswered for NET_WAIT already (the cache hangs) */
+    while (now >= n->down_until && n->answered != n->handed) {
+        if (now - n->since >= NET_WAIT) {
+            net_down(n, now, APR_TIMEUP);
+        }
+        else if (now >= deadline) {
+            break;
+        }
+        else {
+            apr_thread_cond_timedwait(n->cond, n->mutex, deadline - now);
+        }
+        now = apr_time_now();
+    }
+    if (now < n->down_until || n->answered != n->handed) {
+        apr_thread_mutex_unlock(n->mutex);
+        return APR_EAGAIN;
+    }
+    n->op = op;
+    apr_cpystrn(n->key, key, sizeof(n->key));
+    n->expiry = expiry;
+    if (op == CALL_STORE) {
+        memcpy(n->data, data, *len);
+        n->len = *len;
+    }
+    n->since = now;
+    mine = ++n->handed;
+    apr_thread_cond_broadcast(n->cond);
+    while (n->answered != mine && (now = apr_time_now()) < deadline) {
+        apr_thread_cond_timedwait(n->cond, n->mutex, deadline - now);
+    }
+    if (n->answered == mine) {
+        rv = n->rv;
+        if (op == CALL_RETRIEVE && rv == APR_SUCCESS) {
+            if (n->len > *len) {
+                rv = APR_ENOMEM;
+            }
+            else {
+                memcpy(data, n->data, n->len);
+                *len = n->len;
+            }
+        }
+        if (net_failed(op, rv)) {
+            net_down(n, apr_time_now(), rv);
+        }
+    }
+    else {
+        rv = APR_TIMEUP;
+        net_down(n, now, rv);
+    }
+    apr_thread_mutex_unlock(n->mutex);
+    return rv;
+}
+
+/* This child's thread for the network cache; 0 if it cannot run */
+static int net_start(server_rec *s)
+{
+    apr_pool_t *p = NULL;
+    apr_threadattr_t *attr;
+    apr_thread_t *thd;
+    net_t *n = NULL;
+    apr_status_t rv;
+
+    /* a pool that nothing destroys (see above) */
+    rv = apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    if (rv == APR_SUCCESS) {
+        n = apr_pcalloc(p, sizeof(*n));
+        n->s = s;
+        n->data = apr_palloc(p, NET_DATA_MAX);
+        rv = apr_pool_create(&n->pool, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&n->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&n->cond, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_threadattr_create(&attr, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_threadattr_detach_set(attr, 1);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&thd, attr, net_thread, n, p);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RELOGNO(00062)
+                     "ReencryptSessionCache %s: cannot start the thread "
+                     "that calls it: backend sessions are not resumed in "
+                     "this process", sess_spec);
+        return 0;
+    }
+    net = n;
+    return 1;
+}
+#endif /* APR_HAS_THREADS */
+
+/* A call to the shared cache: through this child's thread for a
+ * network cache, else directly */
+static apr_status_t shared_call(server_rec *s, int op, const char *key,
+                                unsigned char *data, unsigned int *len,
+                                apr_time_t expiry, apr_pool_t *p)
+{
+#if APR_HAS_THREADS
+    if (net) {
+        return net_call(op, key, data, len, expiry);
+    }
+#endif
+    return cache_call(s, op, key, data, len, expiry, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -582,13 +870,8 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
         len = (unsigned int)slen;
     }
     if (blob) {
-        if (sess_lock()) {
-            rv = sess_provider->store(sess_cache, c->base_server,
-                                      (const unsigned char *)st->session_key,
-                                      (unsigned int)strlen(st->session_key),
-                                      expiry, blob, len, tp);
-            sess_unlock();
-        }
+        rv = shared_call(c->base_server, CALL_STORE, st->session_key, blob,
+                         &len, expiry, tp);
     }
     ap_log_cerror(APLOG_MARK, APLOG_TRACE2, rv, c,
                   "backend %s: session %s (%u bytes)", st->backend_name,
@@ -601,12 +884,9 @@ void reencrypt_session_forget(reencrypt_conn_t *st)
     if (st->session_key) {
         local_forget(st->session_key);
     }
-    if (sess_cache && st->session_key && sess_lock()) {
-        sess_provider->remove(sess_cache, st->c->base_server,
-                              (const unsigned char *)st->session_key,
-                              (unsigned int)strlen(st->session_key),
-                              st->c->pool);
-        sess_unlock();
+    if (sess_cache && st->session_key) {
+        shared_call(st->c->base_server, CALL_REMOVE, st->session_key, NULL,
+                    NULL, 0, st->c->pool);
     }
 }
 
@@ -730,14 +1010,8 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
     }
     if (!sess) {
         blob = apr_palloc(tp, len);
-        rv = APR_NOTFOUND;
-        if (sess_lock()) {
-            rv = sess_provider->retrieve(sess_cache, c->base_server,
-                                     (const unsigned char *)st->session_key,
-                                     (unsigned int)strlen(st->session_key),
-                                     blob, &len, tp);
-            sess_unlock();
-        }
+        rv = shared_call(c->base_server, CALL_RETRIEVE, st->session_key,
+                         blob, &len, 0, tp);
         if (rv == APR_SUCCESS && sess_keys) {
             /* sealed under one of our keys for this very cache key, or
              * not ours to use: planted, or from a proxy with other keys

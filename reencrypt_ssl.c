@@ -42,6 +42,7 @@
 #include "http_protocol.h"
 #include "util_filter.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -299,6 +300,215 @@ static void set_names(reencrypt_conn_t *st, const char *backend_host,
 }
 
 /*
+ * A handshake that fails before the policy has had its say. mod_ssl and
+ * mod_proxy treat every failed backend handshake alike (httpd 2.4.71:
+ * AH02003 at level info, then AH01084 and AH00898 "Error during SSL
+ * Handshake with remote server", and 500 for the client, from
+ * proxy_util.c ap_proxy_pass_brigade), whether the backend closed the
+ * connection, never answered, answered plain HTTP or sent an alert. Two
+ * observers tell these apart: an input filter between mod_ssl and the
+ * network (wire_filter) sees what the backend sent and how the reads
+ * ended, and an info callback on the SSL sees the alerts and the end of
+ * SSL_connect. When SSL_connect fails for another reason than the
+ * policy's (RE00010 said that one), one line says what happened
+ * (RE00060), and a request note has reencrypt_request_status answer 502,
+ * or 504 when the backend did not answer in time.
+ */
+static ap_filter_rec_t *wire_filter_handle;
+
+/* Could these be the first bytes of a TLS record? A content type
+ * (change_cipher_spec to heartbeat) and major version 3. */
+static int looks_like_tls(const unsigned char *b, apr_size_t n)
+{
+    return n == 0 || (b[0] >= 20 && b[0] <= 24 && (n < 2 || b[1] == 3));
+}
+
+static void wire_keep(reencrypt_conn_t *st, apr_bucket_brigade *bb,
+                      int count)
+{
+    apr_bucket *b;
+
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        const char *data;
+        apr_size_t len, room = sizeof(st->hs_head) - st->hs_head_len;
+
+        if (APR_BUCKET_IS_EOS(b)) {
+            if (count) {
+                st->hs_rv = APR_EOF;
+            }
+            break;
+        }
+        if (APR_BUCKET_IS_METADATA(b)
+            || apr_bucket_read(b, &data, &len, APR_NONBLOCK_READ)
+               != APR_SUCCESS) {
+            continue;
+        }
+        memcpy(st->hs_head + st->hs_head_len, data, len < room ? len : room);
+        st->hs_head_len += len < room ? len : room;
+        if (count) {
+            st->hs_bytes += len;
+        }
+    }
+}
+
+static apr_status_t wire_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                ap_input_mode_t mode, apr_read_type_e block,
+                                apr_off_t readbytes)
+{
+    reencrypt_conn_t *st = f->ctx;
+    apr_size_t before = st->hs_bytes;
+    apr_status_t rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
+
+    if (mode != AP_MODE_READBYTES) {
+        return rv;
+    }
+    if (rv != APR_SUCCESS) {
+        if (!APR_STATUS_IS_EAGAIN(rv)) {
+            st->hs_rv = rv;
+        }
+        return rv;
+    }
+    wire_keep(st, bb, 1);
+    if (!before && st->hs_bytes
+        && !looks_like_tls(st->hs_head, st->hs_head_len)) {
+        /* Not TLS: OpenSSL read no more than a record header. Peek at
+         * what follows, for the log (neither consumed nor waited for). */
+        apr_bucket_brigade *peek = apr_brigade_create(f->c->pool,
+                                                      f->c->bucket_alloc);
+
+        if (ap_get_brigade(f->next, peek, AP_MODE_SPECULATIVE,
+                           APR_NONBLOCK_READ,
+                           sizeof(st->hs_head) - st->hs_head_len)
+            == APR_SUCCESS) {
+            wire_keep(st, peek, 0);
+        }
+        apr_brigade_destroy(peek);
+    }
+    return rv;
+}
+
+/* Bytes as the log can show them: printable ASCII as it is, any other
+ * byte (and '"', '%', '\\') as %XX. (httpd's error log would double a
+ * backslash.) */
+static const char *shown_bytes(apr_pool_t *p, const unsigned char *b,
+                               apr_size_t n)
+{
+    char *out = apr_palloc(p, 3 * n + 1), *o = out;
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (b[i] >= 32 && b[i] < 127 && !strchr("\"%\\", b[i])) {
+            *o++ = (char)b[i];
+        }
+        else {
+            o += apr_snprintf(o, 4, "%%%02X", b[i]);
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void handshake_failed(reencrypt_conn_t *st)
+{
+    request_rec *r = st->r;
+    const char *what;
+    int timeout = 0;
+
+    if (!r || reencrypt_current_req()->r != r
+        || (st->checked && st->verdict != REENCRYPT_OK)) {
+        /* no proxied request (a health check: mod_proxy_hcheck says
+         * it), or the policy refused the backend (RE00010 says why) */
+        return;
+    }
+    if (APR_STATUS_IS_TIMEUP(st->hs_rv)) {
+        apr_socket_t *sock = ap_get_conn_socket(st->c);
+        apr_interval_time_t t = 0;
+
+        if (sock) {
+            apr_socket_timeout_get(sock, &t);
+        }
+        timeout = 1;
+        what = apr_psprintf(r->pool, "%s within %" APR_TIME_T_FMT "%s "
+                            "(timeout= of the ProxyPass worker, else "
+                            "ProxyTimeout, else Timeout)",
+                            st->hs_bytes ? "no more of an answer"
+                                         : "no answer",
+                            t % APR_USEC_PER_SEC ? apr_time_as_msec(t)
+                                                 : apr_time_sec(t),
+                            t % APR_USEC_PER_SEC ? "ms" : "s");
+    }
+    else if (st->hs_alert) {
+        what = apr_pstrcat(r->pool, "TLS alert from the backend: ",
+                           SSL_alert_desc_string_long(st->hs_alert), NULL);
+    }
+    else if (!looks_like_tls(st->hs_head, st->hs_head_len)) {
+        what = apr_psprintf(r->pool, "not TLS: the backend answered \"%s\"",
+                            shown_bytes(r->pool, st->hs_head,
+                                        st->hs_head_len));
+    }
+    else if (st->hs_rv == APR_EOF || APR_STATUS_IS_ECONNRESET(st->hs_rv)) {
+        const char *how = st->hs_rv == APR_EOF ? "closed" : "reset";
+
+        what = st->hs_bytes
+               ? apr_psprintf(r->pool, "%s by the backend after %"
+                              APR_SIZE_T_FMT " bytes of its answer", how,
+                              st->hs_bytes)
+               : apr_psprintf(r->pool, "%s by the backend before it "
+                              "answered the ClientHello", how);
+    }
+    else if (st->hs_rv != APR_SUCCESS) {
+        what = apr_psprintf(r->pool, "reading from the backend failed: %pm",
+                            &st->hs_rv);
+    }
+    else {
+        const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+
+        what = reason ? apr_pstrcat(r->pool, "OpenSSL: ", reason, NULL)
+                      : "the handshake did not complete";
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RELOGNO(00060)
+                  "backend %s handshake failed: %s", st->backend_name, what);
+    apr_table_setn(r->notes, "reencrypt-failed",
+                   timeout ? "timeout" : "handshake");
+}
+
+/* The SSL's info callback: mod_ssl's (set on the context) first */
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    void (*chained)(const SSL *, int, int) = NULL;
+    reencrypt_conn_t *st;
+    int err;
+
+    if (ctx) {
+        chained = SSL_CTX_get_info_callback(ctx);
+    }
+    if (chained) {
+        chained(ssl, where, ret);
+    }
+    if (!(st = reencrypt_ssl_conn_of((SSL *)ssl)) || !st->wire_filter) {
+        return;
+    }
+    if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && !st->hs_alert) {
+        st->hs_alert = ret;
+    }
+    if ((where & SSL_CB_CONNECT_EXIT) != SSL_CB_CONNECT_EXIT) {
+        return;
+    }
+    err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        return;                 /* not over yet */
+    }
+    if (ret <= 0) {
+        handshake_failed(st);
+    }
+    /* the handshake is over: no more watching */
+    ap_remove_input_filter(st->wire_filter);
+    st->wire_filter = NULL;
+}
+
+/*
  * Health checks. mod_proxy_hcheck (httpd 2.4.x, mod_proxy_hcheck.c
  * hc_check_http) checks a balancer member from a watchdog thread: no
  * proxied request, so neither the scheme handler nor mod_proxy's
@@ -390,6 +600,11 @@ void reencrypt_ssl_register_filter(void)
     check_filter_handle = ap_register_output_filter("REENCRYPT_CHECK",
                                                     check_filter, NULL,
                                                     AP_FTYPE_CONNECTION);
+    /* Between mod_ssl's input filter (AP_FTYPE_CONNECTION + 5) and the
+     * network: it sees the bytes of the handshake as they arrive. */
+    wire_filter_handle = ap_register_input_filter("REENCRYPT_WIRE",
+                                                  wire_filter, NULL,
+                                                  AP_FTYPE_CONNECTION + 6);
 }
 
 #define RENEG_EXPECTED "no renegotiation under the policy"
@@ -439,8 +654,9 @@ static void renegotiation_requested(reencrypt_conn_t *st)
 }
 
 /* The message callback of every backend connection under a policy (an
- * SSL has one, and mod_ssl sets none on proxy connections). The info
- * callback is mod_ssl's, on the SSL_CTX, and is left alone. */
+ * SSL has one, and mod_ssl sets none on proxy connections). mod_ssl's
+ * info callback is on the SSL_CTX; the one on the SSL (info_cb) calls it
+ * first. */
 static void msg_cb(int write_p, int version, int content_type,
                    const void *buf, size_t len, SSL *ssl, void *arg)
 {
@@ -520,6 +736,9 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
         /* a HelloRequest gets a no_renegotiation alert, no ClientHello */
         SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
     }
+    st->wire_filter = ap_add_input_filter_handle(wire_filter_handle, st,
+                                                 NULL, c);
+    SSL_set_info_callback(ssl, info_cb);
     if (no_request) {
         /* the session key includes the SNI: offered once it is known */
         check_ctx_t *ctx = apr_pcalloc(c->pool, sizeof(*ctx));
