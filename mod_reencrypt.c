@@ -107,6 +107,8 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     /* ssl_bind_outgoing is RUN_FIRST and mod_ssl answers OK: an observer
      * ordered after mod_ssl would never be called (server/ssl.c). */
     static const char * const before_ssl[] = { "mod_ssl.c", NULL };
+    static const char * const after_slotmem[] = { "mod_slotmem_shm.c",
+                                                  NULL };
 
     (void)p;
     ap_hook_pre_config(reencrypt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -125,9 +127,14 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(reencrypt_session_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
-    /* statistics in mod_slotmem_shm's shared memory */
+    /* statistics in mod_slotmem_shm's shared memory: created before its
+     * post_config registers the pool cleanup that persists and removes
+     * them, and saved by a cleanup registered after it, which therefore
+     * runs before it (reencrypt_status.c) */
     ap_hook_post_config(reencrypt_status_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
+    ap_hook_post_config(reencrypt_status_post_config_save, after_slotmem,
+                        NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(reencrypt_status_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
     ap_hook_handler(reencrypt_status_handler, NULL, NULL, APR_HOOK_MIDDLE);

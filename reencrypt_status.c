@@ -66,6 +66,12 @@ APLOG_USE_MODULE(reencrypt);
  * (AH02552) and the slots would be read out of step. */
 #define STATUS_SLOTMEM     "mod_reencrypt-status-2"
 #define STATUS_OTHER       "mod_reencrypt-status-other"
+/* The segments the children count in. They are not persisted: the
+ * parent copies them into the two above when a generation ends (see
+ * status_save), so that mod_slotmem_shm saves a segment nobody writes
+ * to. */
+#define STATUS_LIVE        "mod_reencrypt-status-2-live"
+#define STATUS_LIVE_OTHER  "mod_reencrypt-status-other-live"
 #define STATUS_HANDLER     "reencrypt-status"
 
 /* What a slot's in_use says. A slot changes hands (SLOT_MOVING) only
@@ -125,6 +131,9 @@ typedef struct {
 static const ap_slotmem_provider_t *slotmem;
 static ap_slotmem_instance_t *slots;
 static ap_slotmem_instance_t *other_mem;
+/* the persisted copies, written by the parent process only */
+static ap_slotmem_instance_t *saved_slots;
+static ap_slotmem_instance_t *saved_other;
 static apr_global_mutex_t *status_mutex;
 static unsigned int nslots;
 
@@ -137,43 +146,102 @@ int reencrypt_status_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              APR_LOCK_DEFAULT, 0);
 }
 
+static void *slotmem_at(ap_slotmem_instance_t *inst, unsigned int i)
+{
+    void *mem = NULL;
+
+    if (!inst || slotmem->dptr(inst, i, &mem) != APR_SUCCESS) {
+        return NULL;
+    }
+    return mem;
+}
+
+static status_slot_t *slot_at(unsigned int i)
+{
+    return slotmem_at(slots, i);
+}
+
+static status_other_t *other_rec(void)
+{
+    return slotmem_at(other_mem, 0);
+}
+
+static void counts_copy(status_counts_t *to, status_counts_t *from)
+{
+    apr_uint64_t *t = (apr_uint64_t *)to;
+    apr_uint64_t *f = (apr_uint64_t *)from;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(*to) / sizeof(apr_uint64_t); i++) {
+        t[i] = apr_atomic_read64(&f[i]);
+    }
+}
+
+/* Copy the slots and the "other" record from one pair of segments to
+ * the other. Children may be counting in the source (the old generation
+ * finishing its requests after a graceful restart): counters are read
+ * atomically, and the rest is made safe by slots_restored() before any
+ * child uses the copy. */
+static void status_copy(ap_slotmem_instance_t *to_slots,
+                        ap_slotmem_instance_t *to_other,
+                        ap_slotmem_instance_t *from_slots,
+                        ap_slotmem_instance_t *from_other)
+{
+    status_other_t *to_o = slotmem_at(to_other, 0);
+    status_other_t *from_o = slotmem_at(from_other, 0);
+    unsigned int i;
+
+    for (i = 0; i < nslots; i++) {
+        status_slot_t *to = slotmem_at(to_slots, i);
+        status_slot_t *from = slotmem_at(from_slots, i);
+
+        if (to && from) {
+            memcpy(to, from, sizeof(*to));
+            counts_copy(&to->n, &from->n);
+        }
+    }
+    if (to_o && from_o) {
+        to_o->reclaims = apr_atomic_read64(&from_o->reclaims);
+        to_o->overflows = apr_atomic_read64(&from_o->overflows);
+        counts_copy(&to_o->n, &from_o->n);
+    }
+}
+
+/* When a generation ends (graceful restart, restart or stop), in the
+ * parent process, before mod_slotmem_shm persists its segments: copy
+ * what the children counted into the persisted segments. mod_slotmem_shm
+ * saves a segment with a checksum and restores it only if the checksum
+ * matches; a segment that children of the old generation are still
+ * counting in while it is saved would fail that check (AH02551) and the
+ * next generation would start from zero. */
+static apr_status_t status_save(void *data)
+{
+    (void)data;
+    if (slots && saved_slots && saved_other) {
+        status_copy(saved_slots, saved_other, slots, other_mem);
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t status_cleanup(void *data)
 {
     (void)data;
     slots = NULL;
     other_mem = NULL;
+    saved_slots = NULL;
+    saved_other = NULL;
     slotmem = NULL;
     status_mutex = NULL;
     nslots = 0;
     return APR_SUCCESS;
 }
 
-static status_slot_t *slot_at(unsigned int i)
-{
-    void *mem = NULL;
-
-    if (!slots || slotmem->dptr(slots, i, &mem) != APR_SUCCESS) {
-        return NULL;
-    }
-    return mem;
-}
-
-static status_other_t *other_rec(void)
-{
-    void *mem = NULL;
-
-    if (!other_mem || slotmem->dptr(other_mem, 0, &mem) != APR_SUCCESS) {
-        return NULL;
-    }
-    return mem;
-}
-
 #define TERMINATE(field) ((field)[sizeof(field) - 1] = '\0')
 
-/* The slots as restored from the last generation's persisted copy,
- * made safe before any child uses them: each generation gets a segment
- * of its own, so nothing else touches it yet. The copy may have been
- * taken while an old child was counting or a slot changing hands. */
+/* The slots as copied from the last generation's persisted copy, made
+ * safe before any child uses them: each generation gets a segment of its
+ * own, so nothing else touches it yet. The copy may have been taken
+ * while an old child was counting or a slot changing hands. */
 static void slots_restored(void)
 {
     unsigned int i;
@@ -232,17 +300,29 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "loaded");
         return OK;
     }
-    rv = slotmem->create(&slots, name, sizeof(status_slot_t),
+    rv = slotmem->create(&saved_slots, name, sizeof(status_slot_t),
                          (unsigned int)wanted,
                          AP_SLOTMEM_TYPE_PREGRAB | AP_SLOTMEM_TYPE_PERSIST,
                          pconf);
     if (rv == APR_SUCCESS) {
         name = STATUS_OTHER;
-        rv = slotmem->create(&other_mem, name, sizeof(status_other_t), 1,
+        rv = slotmem->create(&saved_other, name, sizeof(status_other_t), 1,
                              AP_SLOTMEM_TYPE_PREGRAB
                              | AP_SLOTMEM_TYPE_PERSIST, pconf);
     }
+    if (rv == APR_SUCCESS) {
+        name = STATUS_LIVE;
+        rv = slotmem->create(&slots, name, sizeof(status_slot_t),
+                             (unsigned int)wanted, AP_SLOTMEM_TYPE_PREGRAB,
+                             pconf);
+    }
+    if (rv == APR_SUCCESS) {
+        name = STATUS_LIVE_OTHER;
+        rv = slotmem->create(&other_mem, name, sizeof(status_other_t), 1,
+                             AP_SLOTMEM_TYPE_PREGRAB, pconf);
+    }
     if (rv != APR_SUCCESS) {
+        slots = other_mem = saved_slots = saved_other = NULL;
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00028)
                      "cannot create the shared memory slots %s for backend "
                      "statistics (%d backends)", name, wanted);
@@ -254,9 +334,29 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;      /* httpd logged why */
     }
     nslots = (unsigned int)wanted;
+    /* this generation starts from what the last one counted (restored
+     * by mod_slotmem_shm) and counts in segments of its own */
+    status_copy(slots, other_mem, saved_slots, saved_other);
     slots_restored();
     apr_pool_cleanup_register(pconf, NULL, status_cleanup,
                               apr_pool_cleanup_null);
+    return OK;
+}
+
+/* After mod_slotmem_shm's post_config, which registers the cleanup that
+ * persists the segments and then removes them: a cleanup registered now
+ * runs before that one (pool cleanups run in reverse order), while the
+ * segments are still there. */
+int reencrypt_status_post_config_save(apr_pool_t *pconf, apr_pool_t *plog,
+                                      apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    (void)s;
+    if (saved_slots) {
+        apr_pool_cleanup_register(pconf, NULL, status_save,
+                                  apr_pool_cleanup_null);
+    }
     return OK;
 }
 

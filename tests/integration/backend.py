@@ -117,7 +117,7 @@ class TLSBackend:
     def __init__(self, chain_file, key_file, min_version=None,
                  max_version=None, host="127.0.0.1", idle_timeout=30.0,
                  port=0, resumption=True, num_tickets=None,
-                 client_ca=None):
+                 client_ca=None, handshake_delay=0.0):
         """port=0 picks an ephemeral port; a given port lets a test
         restart a backend where the proxy expects it.
 
@@ -128,7 +128,9 @@ class TLSBackend:
         session tickets are sent after a handshake (OpenSSL's default: 2;
         0 sends none).  client_ca: a PEM file of CAs; the backend then
         asks for a client certificate (CERT_OPTIONAL: none is accepted
-        too) and verifies one sent against these CAs."""
+        too) and verifies one sent against these CAs.  handshake_delay:
+        seconds the backend waits with its answer to a ClientHello (a slow
+        backend: the proxy's handshake ends that much later)."""
         self.chain_file = chain_file
         self.key_file = key_file
         self.host = host
@@ -148,6 +150,7 @@ class TLSBackend:
         self.resumption = resumption
         self.num_tickets = num_tickets
         self.client_ca = client_ca
+        self.handshake_delay = handshake_delay
         self.ctx = self._new_ctx()
 
     def _new_ctx(self):
@@ -345,6 +348,8 @@ class TLSBackend:
         tls = None
         try:
             conn.session_offered = self._peek_client_hello(raw)
+            if self.handshake_delay:
+                time.sleep(self.handshake_delay)    # a slow backend
             ctx = self.ctx if self.resumption else self._new_ctx()
             try:
                 tls = ctx.wrap_socket(raw, server_side=True,

@@ -1255,6 +1255,67 @@ def test_reencrypt_15_080_statistics_survive_a_graceful_restart(
             + c0["reuses"] + 1), (c0, c1)
 
 
+def test_reencrypt_15_082_statistics_survive_graceful_restarts_under_load(
+        env, backend, module_so, pki):
+    """Graceful restarts while children of the old generation are still
+    counting (handshakes with a slow backend end after the restart began):
+    mod_slotmem_shm's persisted copy of the slots is taken from a
+    segment nobody else writes, so it is restored every time (no AH02551
+    "persisted slotmem md5/desc mismatch", which would start the new
+    generation from zero), and the counters never go back.  4096 slots
+    make the copy long enough for the old children to be caught in it."""
+    be = backend("good", handshake_delay=0.1)
+    env.write_config(server=_server(slots=4096), processes=1, threads=64,
+                     vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ProxyPass /fresh/ {be.url_ip} disablereuse=On
+""" + _status_locations(status=False))
+    env.start()
+    stop = threading.Event()
+    statuses = collections.Counter()
+    lock = threading.Lock()
+
+    def client():
+        while not stop.is_set():
+            try:
+                status = env.get("/fresh/x").status
+            except OSError as e:
+                status = type(e).__name__
+            with lock:
+                statuses[status] += 1
+
+    def handled():
+        doc = _json(env)
+        entry = [b for b in doc["backends"]
+                 if b["backend"] == f"127.0.0.1:{be.port}"]
+        return _handled(entry[0]["counters"]) if entry else 0
+
+    clients = [threading.Thread(target=client) for _ in range(48)]
+    for t in clients:
+        t.start()
+    try:
+        be.wait_for(lambda b: b.handshakes_ok >= 64, timeout=20,
+                    what="64 handshakes under load")
+        for _ in range(4):
+            before = handled()
+            env.graceful()
+            after = handled()
+            assert not env.lines_with("AH02551"), env.error_log()[-3000:]
+            assert after >= before > 0, (before, after)
+            be.wait_for(lambda b, n=be.handshakes_ok: b.handshakes_ok >= n + 32,
+                        timeout=20, what="32 more handshakes")
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(timeout=30)
+    assert set(statuses) == {200}, statuses
+    assert before <= handled() <= sum(statuses.values()), (
+        before, handled(), statuses)
+
+
 def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
         env, backend, module_so, pki):
     """A persisted copy of the slots under the name an earlier release
