@@ -69,6 +69,7 @@
 #include "reencrypt_policy.h"
 #include "reencrypt_verify.h"
 #include "unit_walk.h"
+#include "x509_ext.h"
 
 /* The verification time of every case: 2026-01-01T00:00:00Z. */
 #define NOW      ((time_t)1767225600)
@@ -166,23 +167,6 @@ static EVP_PKEY *keys[C_COUNT];
 static int make_crls(void);
 static void free_crls(void);
 
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509_EXTENSION *ext;
-    int ok;
-
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    if (!ext) {
-        return 0;
-    }
-    ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok;
-}
-
 static int add_raw_san(X509 *x, const char *bytes, int len)
 {
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
@@ -238,16 +222,16 @@ static X509 *make_cert(int id, long serial)
     }
     X509_NAME_free(name);
     if (s->ca) {
-        if (!add_ext(x, issuer, NID_basic_constraints, "critical,CA:TRUE")
-            || !add_ext(x, issuer, NID_key_usage,
+        if (!x509_ext_add(x, issuer, NID_basic_constraints, "critical,CA:TRUE")
+            || !x509_ext_add(x, issuer, NID_key_usage,
                         "critical,keyCertSign,cRLSign")) {
             X509_free(x);
             return NULL;
         }
     }
     else {
-        if (!add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE")
-            || !add_ext(x, issuer, NID_key_usage,
+        if (!x509_ext_add(x, issuer, NID_basic_constraints, "critical,CA:FALSE")
+            || !x509_ext_add(x, issuer, NID_key_usage,
                         "critical,digitalSignature")) {
             X509_free(x);
             return NULL;
@@ -260,8 +244,8 @@ static X509 *make_cert(int id, long serial)
             return NULL;
         }
     }
-    if ((s->eku && !add_ext(x, issuer, NID_ext_key_usage, s->eku))
-        || (s->san && !add_ext(x, issuer, NID_subject_alt_name, s->san))
+    if ((s->eku && !x509_ext_add(x, issuer, NID_ext_key_usage, s->eku))
+        || (s->san && !x509_ext_add(x, issuer, NID_subject_alt_name, s->san))
         || !X509_sign(x, ikey, EVP_sha256())) {
         X509_free(x);
         return NULL;

@@ -26,6 +26,8 @@
 #ifndef TLS_FIXTURE_H
 #define TLS_FIXTURE_H
 
+#include "x509_ext.h"
+
 #define FIXTURE_CHAIN 3
 
 typedef struct {
@@ -34,23 +36,6 @@ typedef struct {
     STACK_OF(X509) *chain;              /* the three, leaf first */
     SSL_SESSION *session;               /* the client's, resumable */
 } tls_fixture_t;
-
-static int fixture_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509_EXTENSION *ext;
-    int ok;
-
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    if (!ext) {
-        return 0;
-    }
-    ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok;
-}
 
 /* Certificate i of the fixture (0 leaf, 1 intermediate, 2 root) */
 static X509 *fixture_cert(tls_fixture_t *f, int i)
@@ -77,9 +62,9 @@ static X509 *fixture_cert(tls_fixture_t *f, int i)
          && X509_gmtime_adj(X509_getm_notBefore(x), -3600)
          && X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400)
          && X509_set_pubkey(x, f->key[i])
-         && fixture_ext(x, issuer, NID_basic_constraints,
+         && x509_ext_add(x, issuer, NID_basic_constraints,
                         i ? "critical,CA:TRUE" : "critical,CA:FALSE")
-         && (i || fixture_ext(x, issuer, NID_subject_alt_name,
+         && (i || x509_ext_add(x, issuer, NID_subject_alt_name,
                               "DNS:good.test, IP:127.0.0.1"))
          && X509_sign(x, ikey, EVP_sha256());
     X509_NAME_free(name);
