@@ -28,6 +28,7 @@
 
 #include "reencrypt_policy.h"
 #include "reencrypt_seal.h"
+#include "reencrypt_staple.h"
 #include "reencrypt_verify.h"
 #include "reencrypt_version.h"
 
@@ -81,6 +82,10 @@ typedef struct {
     const char *peer_not_after;  /**< REENCRYPT_PEER_NOT_AFTER (c->pool) */
     const char *revocation;      /**< REENCRYPT_REVOCATION: a static
                                   *   token of reencrypt_revocation_token */
+    reencrypt_staple_state_e staple; /**< REENCRYPT_STAPLE: what the
+                                  *   backend's OCSP staple said */
+    apr_time_t staple_next_update; /**< that staple's nextUpdate, 0 if
+                                  *   none was checked or it gave none */
     STACK_OF(X509) *verified_chain; /**< chain of a full handshake */
     const char *session_key;     /**< cache key, or NULL: no resumption */
     STACK_OF(X509) *resume_chain; /**< stored with the offered session */

@@ -200,6 +200,19 @@ static const char *set_revocation(cmd_parms *cmd, void *dcfg, int argc,
     return NULL;
 }
 
+static const char *set_stapling(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    reencrypt_policy_t *pol = dcfg;
+    const char *err = reencrypt_parse_stapling(cmd->pool, arg,
+                                               &pol->stapling);
+
+    if (err) {
+        return err;
+    }
+    pol->stapling_where = where(cmd);
+    return NULL;
+}
+
 static const char *set_depth(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
@@ -647,6 +660,10 @@ const command_rec reencrypt_cmds[] = {
                   "Chain|Leaf|Off [NoCRLForCertOK]: which certificates are "
                   "checked against the CRLs (default Chain with CRLs, Off "
                   "without)"),
+    AP_INIT_TAKE1("ReencryptOCSPStapling", set_stapling, NULL, RE_SCOPE,
+                  "Off|Verify|Require: ask the backend for an OCSP staple "
+                  "and check it; Require refuses a backend without a good "
+                  "one (default Off)"),
     AP_INIT_TAKE1("ReencryptVerifyDepth", set_depth, NULL, RE_SCOPE,
                   "0..32: most certificates allowed above the backend's "
                   "own, counting the trust anchor (default 4)"),

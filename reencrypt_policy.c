@@ -637,6 +637,14 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->no_crl_ok = parent->no_crl_ok;
         out->revocation_where = parent->revocation_where;
     }
+    if (child->stapling != REENCRYPT_STAPLING_UNSET) {
+        out->stapling = child->stapling;
+        out->stapling_where = child->stapling_where;
+    }
+    else {
+        out->stapling = parent->stapling;
+        out->stapling_where = parent->stapling_where;
+    }
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
@@ -721,6 +729,31 @@ int reencrypt_policy_no_crl_ok(const reencrypt_policy_t *pol)
            && reencrypt_policy_revocation(pol) != REENCRYPT_REVOCATION_OFF;
 }
 
+reencrypt_stapling_e reencrypt_policy_stapling(const reencrypt_policy_t *pol)
+{
+    return pol->stapling == REENCRYPT_STAPLING_UNSET ? REENCRYPT_STAPLING_OFF
+                                                     : pol->stapling;
+}
+
+const char *reencrypt_parse_stapling(apr_pool_t *p, const char *arg,
+                                     reencrypt_stapling_e *mode)
+{
+    if (!strcasecmp(arg, "off")) {
+        *mode = REENCRYPT_STAPLING_OFF;
+    }
+    else if (!strcasecmp(arg, "verify")) {
+        *mode = REENCRYPT_STAPLING_VERIFY;
+    }
+    else if (!strcasecmp(arg, "require")) {
+        *mode = REENCRYPT_STAPLING_REQUIRE;
+    }
+    else {
+        return apr_psprintf(p, "ReencryptOCSPStapling: '%s' is not Off, "
+                            "Verify or Require", arg);
+    }
+    return NULL;
+}
+
 const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
                                        char *const argv[],
                                        reencrypt_revocation_e *mode,
@@ -793,6 +826,15 @@ const char *reencrypt_policy_lint(apr_pool_t *p,
                    "ReencryptTrust PinOnly: without a chain there is no "
                    "issuer whose CRL could be checked; set "
                    "'ReencryptRevocationCheck Off' or trust anchors";
+        }
+        if (reencrypt_policy_stapling(pol) != REENCRYPT_STAPLING_OFF) {
+            return apr_psprintf(p, "is unusable: ReencryptOCSPStapling (at "
+                                "%s) cannot go with ReencryptTrust PinOnly: "
+                                "without a validated chain no issuer can "
+                                "vouch for a staple's signer; set "
+                                "'ReencryptOCSPStapling Off' or trust "
+                                "anchors", pol->stapling_where
+                                           ? pol->stapling_where : "?");
         }
         return NULL;
     }
@@ -913,6 +955,9 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_int(h, -1);
     }
+    /* a session verified without a staple never serves a policy that
+     * requires one */
+    h = fnv_int(h, (int)reencrypt_policy_stapling(pol));
     return h ? h : 1;
 }
 

@@ -86,6 +86,15 @@ typedef enum {
     REENCRYPT_REVOCATION_OFF       /**< none */
 } reencrypt_revocation_e;
 
+/** Whether the backend is asked for an OCSP staple and what its absence
+ *  means (ReencryptOCSPStapling). */
+typedef enum {
+    REENCRYPT_STAPLING_UNSET = 0,
+    REENCRYPT_STAPLING_OFF,        /**< not asked for, not checked */
+    REENCRYPT_STAPLING_VERIFY,     /**< checked when sent; none passes */
+    REENCRYPT_STAPLING_REQUIRE     /**< a good, current staple or refuse */
+} reencrypt_stapling_e;
+
 /** Length of a SHA-256 digest, the only pin hash. */
 #define REENCRYPT_PIN_LEN        32
 
@@ -174,6 +183,9 @@ typedef struct {
     reencrypt_revocation_e revocation;
     int no_crl_ok;
     const char *revocation_where;        /**< "file:line" of the mode */
+    /** ReencryptOCSPStapling */
+    reencrypt_stapling_e stapling;
+    const char *stapling_where;          /**< "file:line" of the mode */
     /** mod_ssl's revocation directives in this scope ("file:line" of
      *  each; NULL unset), which a policy replaces: refused at startup
      *  where the policy is on. ssl_crl_check: -1 unset, 0 'none'
@@ -308,6 +320,8 @@ reencrypt_revocation_e reencrypt_policy_revocation(
     const reencrypt_policy_t *pol);
 /** NoCRLForCertOK in effect (0 or 1). */
 int reencrypt_policy_no_crl_ok(const reencrypt_policy_t *pol);
+/** ReencryptOCSPStapling in effect (Off when unset). */
+reencrypt_stapling_e reencrypt_policy_stapling(const reencrypt_policy_t *pol);
 apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol);
 
 /** The client identity of an effective policy, for keys and logs: the
@@ -374,6 +388,11 @@ const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
                                        char *const argv[],
                                        reencrypt_revocation_e *mode,
                                        int *no_crl_ok);
+
+/** Parse the argument of ReencryptOCSPStapling: Off, Verify or Require
+ *  (any case). Sets *mode. */
+const char *reencrypt_parse_stapling(apr_pool_t *p, const char *arg,
+                                     reencrypt_stapling_e *mode);
 
 /** Split a ReencryptSessionCache value "provider[:arguments]": returns
  *  the provider's name (from p, or spec itself) and sets *args to the

@@ -851,6 +851,17 @@ static void session_store(reencrypt_conn_t *st, SSL_SESSION *sess)
          * session it resumed, set by the scope that stored that one */
         expiry = st->resume_expiry;
     }
+    if (!st->resumed && reencrypt_policy_stapling(&st->policy)
+                        == REENCRYPT_STAPLING_REQUIRE) {
+        /* resumable only while the staple it was verified with is
+         * current; a staple without nextUpdate makes no session */
+        if (!st->staple_next_update) {
+            return;
+        }
+        if (st->staple_next_update < expiry) {
+            expiry = st->staple_next_update;
+        }
+    }
     if (expiry <= now) {
         return;
     }

@@ -46,6 +46,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "mod_reencrypt.h"
 
@@ -89,6 +90,10 @@ void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r)
     if (st->revocation) {
         apr_table_setn(r->subprocess_env, "REENCRYPT_REVOCATION",
                        st->revocation);
+    }
+    if (reencrypt_policy_stapling(&st->policy) != REENCRYPT_STAPLING_OFF) {
+        apr_table_setn(r->subprocess_env, "REENCRYPT_STAPLE",
+                       reencrypt_staple_token(st->staple));
     }
     if (st->peer_pin) {
         apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_PIN", st->peer_pin);
@@ -181,12 +186,48 @@ static apr_status_t verified_chain_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* What the policy found wrong (reason), said once: refused (RE00010)
+ * or, in Report mode, reported (RE00018). The first violation of a
+ * connection sets its result. */
+static void violation(reencrypt_conn_t *st, reencrypt_reason_e reason,
+                      const char *expected, const char *seen, X509 *leaf,
+                      int chain_len)
+{
+    conn_rec *c = st->c;
+    conn_rec *lc = st->r ? st->r->connection : c;
+    int report = reencrypt_policy_mode(&st->policy) == REENCRYPT_MODE_REPORT;
+    const char *token = reencrypt_reason_token(reason);
+
+    if (st->reason == REENCRYPT_OK) {
+        st->reason = reason;
+        st->result = apr_pstrcat(c->pool, report ? "report:" : "refused:",
+                                 token, NULL);
+    }
+    if (report) {
+        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, lc, RELOGNO(00018)
+                      "backend %s report-only: would refuse: %s; expected "
+                      "%s; seen %s", st->backend_name, token, expected,
+                      seen);
+        if (st->r) {
+            /* mod_ssl may still refuse what the policy let through */
+            apr_table_setn(st->r->notes, "reencrypt-lenient", "1");
+        }
+        return;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, lc, RELOGNO(00010)
+                  "backend %s refused: %s; expected %s; seen %s",
+                  st->backend_name, token, expected, seen);
+    reencrypt_status_handshake(st, leaf, chain_len, NULL, 1);
+    if (st->r) {
+        apr_table_setn(st->r->notes, "reencrypt-refused", token);
+    }
+}
+
 static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
                                      STACK_OF(X509) *untrusted,
                                      STACK_OF(X509) *validated)
 {
     conn_rec *c = st->c;
-    conn_rec *lc = st->r ? st->r->connection : c;
     const reencrypt_policy_t *pol = &st->policy;
     reencrypt_check_t chk;
     reencrypt_verdict_t v;
@@ -207,7 +248,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
                                   apr_pool_cleanup_null);
     }
     st->checked = 1;
-    st->reason = v.reason;
+    st->reason = REENCRYPT_OK;  /* violation() sets the first one */
     st->skew_used = v.skew_used;
     st->revocation = reencrypt_revocation_token(v.revocation);
     if (leaf) {
@@ -224,22 +265,8 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
                       st->sni ? st->sni : "(none)",
                       validated ? ", resumed session" : "");
     }
-    else if (report) {
-        st->result = apr_pstrcat(c->pool, "report:",
-                                 reencrypt_reason_token(v.reason), NULL);
-        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, lc, RELOGNO(00018)
-                      "backend %s report-only: would refuse: %s; expected "
-                      "%s; seen %s", st->backend_name,
-                      reencrypt_reason_token(v.reason), v.expected, v.seen);
-    }
     else {
-        st->result = apr_pstrcat(c->pool, "refused:",
-                                 reencrypt_reason_token(v.reason), NULL);
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, lc, RELOGNO(00010)
-                      "backend %s refused: %s; expected %s; seen %s",
-                      st->backend_name, reencrypt_reason_token(v.reason),
-                      v.expected, v.seen);
-        reencrypt_status_handshake(st, leaf, v.chain_len, NULL, 1);
+        violation(st, v.reason, v.expected, v.seen, leaf, v.chain_len);
     }
     if ((v.reason == REENCRYPT_OK || report) && leaf && v.not_after
         && reencrypt_policy_warn_within(pol) > 0
@@ -249,17 +276,60 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
     }
     if (st->r) {
         reencrypt_ssl_set_env(st, st->r);
-        if (v.reason != REENCRYPT_OK && !report) {
-            apr_table_setn(st->r->notes, "reencrypt-refused",
-                           reencrypt_reason_token(v.reason));
-        }
-        if (v.skew_used || (report && v.reason != REENCRYPT_OK)) {
+        if (v.skew_used) {
             /* mod_ssl may still refuse what the policy let through */
             apr_table_setn(st->r->notes, "reencrypt-lenient", "1");
         }
     }
     apr_pool_destroy(tp);
     return report ? REENCRYPT_OK : st->reason;
+}
+
+/* The backend's OCSP staple, after a full handshake whose chain passed:
+ * checked against the leaf and its issuer in the validated chain. */
+static reencrypt_reason_e check_staple(reencrypt_conn_t *st, SSL *ssl)
+{
+    const reencrypt_policy_t *pol = &st->policy;
+    reencrypt_stapling_e mode = reencrypt_policy_stapling(pol);
+    X509 *leaf = SSL_get0_peer_certificate(ssl), *issuer = NULL;
+    const unsigned char *der = NULL;
+    long len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
+    int n = st->verified_chain ? sk_X509_num(st->verified_chain) : 0;
+    reencrypt_staple_t sv;
+    reencrypt_reason_e reason;
+    apr_pool_t *tp;
+
+    if (n >= 2) {
+        issuer = sk_X509_value(st->verified_chain, 1);
+    }
+    else if (n == 1 && leaf && X509_check_issued(leaf, leaf) == X509_V_OK) {
+        issuer = leaf;              /* a self-issued trust anchor */
+    }
+    apr_pool_create(&tp, st->c->pool);
+    apr_pool_tag(tp, "reencrypt_staple");
+    reencrypt_staple_check(tp, (len > 0 && der) ? der : NULL,
+                           len > 0 ? (apr_size_t)len : 0, leaf, issuer,
+                           (time_t)apr_time_sec(apr_time_now()),
+                           reencrypt_policy_clock_skew(pol), &sv);
+    st->staple = sv.state;
+    st->staple_next_update = sv.next_update
+                             ? apr_time_from_sec((apr_time_t)sv.next_update)
+                             : 0;
+    reason = reencrypt_staple_reason(mode, sv.state);
+    if (reason == REENCRYPT_OK) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00080)
+                      "backend %s: OCSP staple %s: %s", st->backend_name,
+                      reencrypt_staple_token(sv.state), sv.seen);
+    }
+    else {
+        violation(st, reason, sv.expected, sv.seen, leaf, st->chain_len);
+    }
+    if (st->r) {
+        reencrypt_ssl_set_env(st, st->r);
+    }
+    apr_pool_destroy(tp);
+    return reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT
+           ? REENCRYPT_OK : reason;
 }
 
 /* OpenSSL's verify callback for backend connections under a policy.
@@ -729,6 +799,13 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
                       st->sni);
         return HTTP_BAD_GATEWAY;
     }
+    if (reencrypt_policy_stapling(&st->policy) != REENCRYPT_STAPLING_OFF
+        && !SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp)) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, RELOGNO(00081)
+                      "backend %s: cannot ask for an OCSP staple",
+                      st->backend_name);
+        return HTTP_BAD_GATEWAY;
+    }
     SSL_set_ex_data(ssl, ssl_ex_idx, st);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
     SSL_set_msg_callback(ssl, msg_cb);
@@ -778,6 +855,22 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
              * and refuse if it carries nothing. */
             st->verdict = check_peer(st, SSL_get0_peer_certificate(ssl),
                                      SSL_get_peer_cert_chain(ssl), NULL);
+        }
+    }
+    if (st->verdict == REENCRYPT_OK
+        && reencrypt_policy_stapling(&st->policy) != REENCRYPT_STAPLING_OFF
+        && st->staple == REENCRYPT_STAPLE_NOT_CHECKED) {
+        if (st->resumed) {
+            /* no staple in an abbreviated handshake: the session was
+             * stored no longer than the staple it was verified with
+             * stays current (reencrypt_session.c) */
+            st->staple = REENCRYPT_STAPLE_RESUMED;
+            if (st->r) {
+                reencrypt_ssl_set_env(st, st->r);
+            }
+        }
+        else {
+            st->verdict = check_staple(st, ssl);
         }
     }
     if (st->verdict != REENCRYPT_OK) {

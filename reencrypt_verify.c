@@ -515,8 +515,7 @@ static const char *serial_str(apr_pool_t *p, X509 *cert)
     return s;
 }
 
-/* "CN=x serial 0x.." of a certificate */
-static const char *cert_id_str(apr_pool_t *p, X509 *cert)
+const char *reencrypt_cert_id_str(apr_pool_t *p, X509 *cert)
 {
     if (!cert) {
         return "(no certificate)";
@@ -623,7 +622,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
                 why = revoked_reason_str(rev);
             }
             c->revoked = apr_psprintf(c->p, "%s revoked%s%s%s%s%s%s",
-                             cert_id_str(c->p, cert),
+                             reencrypt_cert_id_str(c->p, cert),
                              when ? " at " : "", when ? when : "",
                              why ? " (reason " : "", why ? why : "",
                              why ? ")" : "",
@@ -638,7 +637,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
             c->no_crl = 1;
         }
         else if (!c->crl_missing && cert) {
-            c->crl_missing = cert_id_str(c->p, cert);
+            c->crl_missing = reencrypt_cert_id_str(c->p, cert);
             c->crl_missing_issuer = reencrypt_name_str(c->p,
                                         X509_get_issuer_name(cert));
         }
@@ -660,7 +659,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
                                            X509_CRL_get0_lastUpdate(crl))
                                      : "?",
                                  reencrypt_asn1_time_str(c->p, next),
-                                 cert_id_str(c->p, cert));
+                                 reencrypt_cert_id_str(c->p, cert));
         }
         break;
     }
@@ -703,7 +702,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
             c->crl_invalid = apr_psprintf(c->p, "a CRL naming %s as issuer "
                                           "(%s; checking %s)", issuer,
                                           X509_verify_cert_error_string(err),
-                                          cert_id_str(c->p, cert));
+                                          reencrypt_cert_id_str(c->p, cert));
             c->crl_invalid_issuer = issuer;
         }
         break;
@@ -1151,6 +1150,11 @@ const char *reencrypt_reason_token(reencrypt_reason_e reason)
     case REENCRYPT_ERR_CRL_EXPIRED:   return "crl-expired";
     case REENCRYPT_ERR_CRL_MISSING:   return "crl-missing";
     case REENCRYPT_ERR_CRL_INVALID:   return "crl-invalid";
+    case REENCRYPT_ERR_STAPLE_REVOKED: return "staple-revoked";
+    case REENCRYPT_ERR_STAPLE_UNKNOWN: return "staple-unknown";
+    case REENCRYPT_ERR_STAPLE_MISSING: return "staple-missing";
+    case REENCRYPT_ERR_STAPLE_EXPIRED: return "staple-expired";
+    case REENCRYPT_ERR_STAPLE_INVALID: return "staple-invalid";
     }
     return "unknown";
 }
@@ -1171,6 +1175,11 @@ int reencrypt_reason_x509_error(reencrypt_reason_e reason)
     case REENCRYPT_ERR_CRL_EXPIRED:   return X509_V_ERR_CRL_HAS_EXPIRED;
     case REENCRYPT_ERR_CRL_MISSING:   return X509_V_ERR_UNABLE_TO_GET_CRL;
     case REENCRYPT_ERR_CRL_INVALID:   return X509_V_ERR_CRL_SIGNATURE_FAILURE;
+    case REENCRYPT_ERR_STAPLE_REVOKED: return X509_V_ERR_CERT_REVOKED;
+    case REENCRYPT_ERR_STAPLE_UNKNOWN:
+    case REENCRYPT_ERR_STAPLE_MISSING:
+    case REENCRYPT_ERR_STAPLE_EXPIRED:
+    case REENCRYPT_ERR_STAPLE_INVALID: return X509_V_ERR_APPLICATION_VERIFICATION;
     }
     return X509_V_ERR_UNSPECIFIED;
 }

@@ -51,12 +51,18 @@ typedef enum {
     REENCRYPT_ERR_REVOKED,        /**< listed in its issuer's CRL */
     REENCRYPT_ERR_CRL_EXPIRED,    /**< the CRL's nextUpdate is past */
     REENCRYPT_ERR_CRL_MISSING,    /**< no CRL of an issuer to check */
-    REENCRYPT_ERR_CRL_INVALID     /**< a CRL that cannot be used (bad
+    REENCRYPT_ERR_CRL_INVALID,    /**< a CRL that cannot be used (bad
                                    *   signature, issuer, not yet valid) */
+    REENCRYPT_ERR_STAPLE_REVOKED, /**< the OCSP staple says revoked */
+    REENCRYPT_ERR_STAPLE_UNKNOWN, /**< it says unknown (Require) */
+    REENCRYPT_ERR_STAPLE_MISSING, /**< none was stapled (Require) */
+    REENCRYPT_ERR_STAPLE_EXPIRED, /**< its nextUpdate is past */
+    REENCRYPT_ERR_STAPLE_INVALID  /**< unreadable, wrong signer, another
+                                   *   certificate, not yet valid */
 } reencrypt_reason_e;
 
 /** Number of reasons, REENCRYPT_OK included (for counters). */
-#define REENCRYPT_REASONS (REENCRYPT_ERR_CRL_INVALID + 1)
+#define REENCRYPT_REASONS (REENCRYPT_ERR_STAPLE_INVALID + 1)
 
 /** What the revocation check found (REENCRYPT_REVOCATION). */
 typedef enum {
@@ -199,6 +205,10 @@ const char *reencrypt_time_str(apr_pool_t *p, time_t t);
 /** The subjectAltName entries of cert as "DNS:a, IP:1.2.3.4", at most
  *  max entries (then ", ..."); "no subjectAltName" if none. */
 const char *reencrypt_san_str(apr_pool_t *p, X509 *cert, int max);
+
+/** "CN=x serial 0x1A2B" of a certificate ("(no certificate)" for
+ *  NULL), from p. */
+const char *reencrypt_cert_id_str(apr_pool_t *p, X509 *cert);
 
 /** One-line RFC 2253 name, e.g. "CN=good.test,O=Example". */
 const char *reencrypt_name_str(apr_pool_t *p, X509_NAME *name);

@@ -2,5 +2,6 @@
 # tests) and by config.m4 (in-tree build). Pure units first: they are
 # compiled into the unit tests without any httpd header.
 REENCRYPT_PURE_SRCS = reencrypt_policy.c reencrypt_verify.c reencrypt_seal.c \
-                      reencrypt_slots.c reencrypt_codec.c reencrypt_escape.c
+                      reencrypt_slots.c reencrypt_codec.c reencrypt_escape.c \
+                      reencrypt_staple.c
 REENCRYPT_GLUE_SRCS = mod_reencrypt.c reencrypt_config.c reencrypt_proxy.c reencrypt_ssl.c reencrypt_cache.c reencrypt_session.c reencrypt_status.c
