@@ -167,9 +167,13 @@ void reencrypt_staple_check(apr_pool_t *p, const unsigned char *der,
             "is neither in it nor the issuer");
         goto done;
     }
-    /* the signature by that signer's key; who the signer may be is
+    /* the signature by the key of that very signer (alone in the list,
+     * nothing looked up in the response); who the signer may be is
      * decided below, not by a chain to some store */
-    if (OCSP_basic_verify(bs, extra, NULL, OCSP_NOVERIFY) != 1) {
+    sk_X509_zero(extra);
+    if (!sk_X509_push(extra, signer)
+        || OCSP_basic_verify(bs, extra, NULL,
+                             OCSP_NOVERIFY | OCSP_NOINTERN) != 1) {
         set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "an OCSP "
             "staple whose signature does not verify with the key of %s",
             reencrypt_cert_id_str(p, signer)));

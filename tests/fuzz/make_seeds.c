@@ -42,6 +42,8 @@
 #include "reencrypt_seal.h"
 #include "reencrypt_verify.h"
 #include "tests/unit/tls_fixture.h"
+#include "tests/unit/ocsp_build.h"
+#include "tests/fuzz/staple_pki.h"
 
 #define FUZZ_SEAL_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
 #define FUZZ_CACHE_KEY "rs:fuzz"
@@ -213,6 +215,77 @@ static void escape_seeds(tls_fixture_t *fx)
              "CN=<b>x</b>,O=Bob's \"Shop\" & Co\\, Ltd\nL=\tTab\x7f");
 }
 
+/* Staples about the leaf of staple_pki.h, as backends send them */
+static void staple_seeds(void)
+{
+    static const struct {
+        const char *name;
+        int responder;        /* signed by the CA's responder */
+        int status, reason;
+        long this_off, next_off;
+        int sha256, resp_status;
+    } s[] = {
+        { "good-ca", 0, V_OCSP_CERTSTATUS_GOOD, -1, -3600, 86400, 0,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "good-responder", 1, V_OCSP_CERTSTATUS_GOOD, -1, -3600, 86400, 0,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "good-sha256-id", 0, V_OCSP_CERTSTATUS_GOOD, -1, -3600, 86400, 1,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "good-no-next", 0, V_OCSP_CERTSTATUS_GOOD, -1, -3600, OCSP_NO_NEXT,
+          0, OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "revoked", 1, V_OCSP_CERTSTATUS_REVOKED,
+          OCSP_REVOKED_STATUS_KEYCOMPROMISE, -3600, 86400, 0,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "unknown", 0, V_OCSP_CERTSTATUS_UNKNOWN, -1, -3600, 86400, 0,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "expired", 0, V_OCSP_CERTSTATUS_GOOD, -1, -7200, -3600, 0,
+          OCSP_RESPONSE_STATUS_SUCCESSFUL },
+        { "trylater", 0, 0, -1, 0, 0, 0, OCSP_RESPONSE_STATUS_TRYLATER },
+    };
+    X509 *ca = staple_pki_cert(STAPLE_PKI_CA);
+    X509 *leaf = staple_pki_cert(STAPLE_PKI_LEAF);
+    X509 *ocsp = staple_pki_cert(STAPLE_PKI_OCSP);
+    EVP_PKEY *ca_key = staple_pki_key(STAPLE_PKI_CA_KEY);
+    EVP_PKEY *ocsp_key = staple_pki_key(STAPLE_PKI_OCSP_KEY);
+    size_t i;
+
+    if (!ca || !leaf || !ocsp || !ca_key || !ocsp_key) {
+        fprintf(stderr, "make_seeds: cannot read staple_pki.h\n");
+        failed = 1;
+    }
+    for (i = 0; !failed && i < sizeof(s) / sizeof(s[0]); i++) {
+        ocsp_spec_t spec;
+        unsigned char *der;
+        int len = 0;
+
+        memset(&spec, 0, sizeof(spec));
+        spec.leaf = leaf;
+        spec.issuer = ca;
+        spec.signer = s[i].responder ? ocsp : ca;
+        spec.signer_key = s[i].responder ? ocsp_key : ca_key;
+        spec.include_signer = s[i].responder;
+        spec.status = s[i].status;
+        spec.reason = s[i].reason;
+        spec.this_off = s[i].this_off;
+        spec.next_off = s[i].next_off;
+        spec.now = STAPLE_PKI_NOW;
+        spec.id_md = s[i].sha256 ? EVP_sha256() : NULL;
+        spec.resp_status = s[i].resp_status;
+        if (!(der = ocsp_build(&spec, &len))) {
+            fprintf(stderr, "make_seeds: staple %s not made\n", s[i].name);
+            failed = 1;
+            break;
+        }
+        seed("staple", s[i].name, 0, der, (size_t)len);
+        OPENSSL_free(der);
+    }
+    X509_free(ca);
+    X509_free(leaf);
+    X509_free(ocsp);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(ocsp_key);
+}
+
 int main(int argc, char **argv)
 {
     tls_fixture_t fx;
@@ -231,6 +304,7 @@ int main(int argc, char **argv)
     codec_seeds(&fx);
     anchors_seeds(&fx);
     escape_seeds(&fx);
+    staple_seeds();
     fixture_free(&fx);
     apr_pool_destroy(pool);
     apr_terminate();
