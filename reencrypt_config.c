@@ -88,17 +88,11 @@ static const char *where(cmd_parms *cmd)
                         cmd->directive ? cmd->directive->line_num : 0);
 }
 
-static const char *set_engine(cmd_parms *cmd, void *dcfg, const char *arg)
+/* Every directive of REENCRYPT_POLICY_FIELDS: cmd->info is its row */
+static const char *set_field(cmd_parms *cmd, void *dcfg, const char *arg)
 {
-    reencrypt_policy_t *pol = dcfg;
-    const char *err;
-
-    err = reencrypt_parse_flag(cmd->pool, cmd->cmd->name, arg, &pol->engine);
-    if (err) {
-        return err;
-    }
-    pol->engine_where = where(cmd);
-    return NULL;
+    return reencrypt_field_parse(cmd->pool, cmd->info, arg, dcfg,
+                                 where(cmd));
 }
 
 static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
@@ -200,28 +194,6 @@ static const char *set_revocation(cmd_parms *cmd, void *dcfg, int argc,
     return NULL;
 }
 
-static const char *set_stapling(cmd_parms *cmd, void *dcfg, const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-    const char *err = reencrypt_parse_stapling(cmd->pool, arg,
-                                               &pol->stapling);
-
-    if (err) {
-        return err;
-    }
-    pol->stapling_where = where(cmd);
-    return NULL;
-}
-
-static const char *set_depth(cmd_parms *cmd, void *dcfg, const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    return reencrypt_parse_int(cmd->pool, cmd->cmd->name, arg,
-                               REENCRYPT_DEPTH_MIN, REENCRYPT_DEPTH_MAX,
-                               &pol->verify_depth);
-}
-
 static const char *set_verify_name(cmd_parms *cmd, void *dcfg, int argc,
                                    char *const argv[])
 {
@@ -255,15 +227,6 @@ static const char *set_sni(cmd_parms *cmd, void *dcfg, const char *arg)
     pol->sni_where = where(cmd);
     return reencrypt_parse_sni(cmd->pool, arg, &pol->sni_mode,
                                &pol->sni_name);
-}
-
-static const char *set_check_name(cmd_parms *cmd, void *dcfg,
-                                  const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    return reencrypt_parse_flag(cmd->pool, cmd->cmd->name, arg,
-                                &pol->check_name);
 }
 
 static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
@@ -302,85 +265,6 @@ static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
         }
     }
     return NULL;
-}
-
-static const char *set_pin_scope(cmd_parms *cmd, void *dcfg,
-                                 const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    if (!strcasecmp(arg, "leaf")) {
-        pol->pin_scope = REENCRYPT_PIN_SCOPE_LEAF;
-    }
-    else if (!strcasecmp(arg, "chain")) {
-        pol->pin_scope = REENCRYPT_PIN_SCOPE_CHAIN;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not Leaf or Chain",
-                            cmd->cmd->name, arg);
-    }
-    return NULL;
-}
-
-static const char *set_trust(cmd_parms *cmd, void *dcfg, const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    if (!strcasecmp(arg, "anchors")) {
-        pol->trust = REENCRYPT_TRUST_ANCHORS;
-    }
-    else if (!strcasecmp(arg, "pinonly")) {
-        pol->trust = REENCRYPT_TRUST_PIN_ONLY;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not Anchors or PinOnly",
-                            cmd->cmd->name, arg);
-    }
-    pol->trust_where = where(cmd);
-    return NULL;
-}
-
-static const char *set_mode(cmd_parms *cmd, void *dcfg, const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    if (!strcasecmp(arg, "enforce")) {
-        pol->mode = REENCRYPT_MODE_ENFORCE;
-    }
-    else if (!strcasecmp(arg, "report")) {
-        pol->mode = REENCRYPT_MODE_REPORT;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not Enforce or Report",
-                            cmd->cmd->name, arg);
-    }
-    pol->mode_where = where(cmd);
-    return NULL;
-}
-
-/* The three duration directives share a handler; cmd->info says which
- * field of the policy they set. */
-static const char *set_duration(cmd_parms *cmd, void *dcfg, const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-    apr_int64_t *field = (apr_int64_t *)((char *)pol
-                                         + (apr_size_t)cmd->info);
-    const char *err;
-
-    err = reencrypt_parse_duration(cmd->pool, cmd->cmd->name, arg, field);
-    if (!err && field == &pol->clock_skew) {
-        pol->skew_where = where(cmd);
-    }
-    return err;
-}
-
-static const char *set_session_reuse(cmd_parms *cmd, void *dcfg,
-                                     const char *arg)
-{
-    reencrypt_policy_t *pol = dcfg;
-
-    return reencrypt_parse_flag(cmd->pool, cmd->cmd->name, arg,
-                                &pol->session_reuse);
 }
 
 static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
@@ -644,12 +528,16 @@ static const char *note_ssl_crl(cmd_parms *cmd, void *dcfg, const char *arg)
 #define RE_SCOPE (RSRC_CONF | ACCESS_CONF | PROXY_CONF)
 /* mod_ssl's scope for its proxy directives (mod_ssl.c, SSL_CMD_PXY) */
 #define SSL_PROXY_SCOPE (RSRC_CONF | PROXY_CONF)
-#define RE_FIELD(f) ((void *)APR_OFFSETOF(reencrypt_policy_t, f))
+
+/* A row of REENCRYPT_POLICY_FIELDS as httpd's command table has it */
+#define RE_FIELD_CMD(id, member, where_off, kind, directive, min, max,    \
+                     keywords, dflt, in_id, help)                         \
+    AP_INIT_TAKE1(directive, set_field,                                   \
+                  (void *)&reencrypt_fields[REENCRYPT_F_##id], RE_SCOPE,  \
+                  help),
 
 const command_rec reencrypt_cmds[] = {
-    AP_INIT_TAKE1("ReencryptEngine", set_engine, NULL, RE_SCOPE,
-                  "On|Off: verify TLS backends under this scope's policy "
-                  "(default Off)"),
+    REENCRYPT_POLICY_FIELDS(RE_FIELD_CMD)
     AP_INIT_TAKE1("ReencryptCACertificateFile", set_ca_file, NULL, RE_SCOPE,
                   "PEM file of the trust anchors for backend chains"),
     AP_INIT_TAKE1("ReencryptCARevocationFile", set_crl_file, NULL, RE_SCOPE,
@@ -660,13 +548,6 @@ const command_rec reencrypt_cmds[] = {
                   "Chain|Leaf|Off [NoCRLForCertOK]: which certificates are "
                   "checked against the CRLs (default Chain with CRLs, Off "
                   "without)"),
-    AP_INIT_TAKE1("ReencryptOCSPStapling", set_stapling, NULL, RE_SCOPE,
-                  "Off|Verify|Require: ask the backend for an OCSP staple "
-                  "and check it; Require refuses a backend without a good "
-                  "one (default Off)"),
-    AP_INIT_TAKE1("ReencryptVerifyDepth", set_depth, NULL, RE_SCOPE,
-                  "0..32: most certificates allowed above the backend's "
-                  "own, counting the trust anchor (default 4)"),
     AP_INIT_TAKE_ARGV("ReencryptVerifyName", set_verify_name, NULL, RE_SCOPE,
                   "names (DNS or IP) the backend certificate must carry, "
                   "any of them (default: the SNI sent, else the backend "
@@ -674,38 +555,9 @@ const command_rec reencrypt_cmds[] = {
     AP_INIT_TAKE1("ReencryptSNI", set_sni, NULL, RE_SCOPE,
                   "Backend|Host|Off|<name>: SNI sent to the backend "
                   "(default Backend)"),
-    AP_INIT_TAKE1("ReencryptCheckName", set_check_name, NULL, RE_SCOPE,
-                  "On|Off: check the backend certificate's names "
-                  "(default On)"),
     AP_INIT_TAKE_ARGV("ReencryptPin", set_pin, NULL, RE_SCOPE,
                   "sha256//<base64> ...|none: SPKI pins, any of them must "
                   "match; none: no pinning in this scope"),
-    AP_INIT_TAKE1("ReencryptPinScope", set_pin_scope, NULL, RE_SCOPE,
-                  "Leaf|Chain: which keys a pin may match (default Leaf)"),
-    AP_INIT_TAKE1("ReencryptTrust", set_trust, NULL, RE_SCOPE,
-                  "Anchors|PinOnly: trust a chain to an anchor, or only a "
-                  "pinned key (default Anchors)"),
-    AP_INIT_TAKE1("ReencryptRefuseExpiringWithin", set_duration,
-                  RE_FIELD(refuse_within), RE_SCOPE,
-                  "duration (45s, 15m, 12h, 30d): refuse a backend whose "
-                  "certificate expires within it (default none)"),
-    AP_INIT_TAKE1("ReencryptWarnExpiringWithin", set_duration,
-                  RE_FIELD(warn_within), RE_SCOPE,
-                  "duration: log a warning for a backend whose certificate "
-                  "expires within it (default none)"),
-    AP_INIT_TAKE1("ReencryptClockSkew", set_duration,
-                  RE_FIELD(clock_skew), RE_SCOPE,
-                  "duration: grace for a backend certificate's notBefore "
-                  "(default 0)"),
-    AP_INIT_TAKE1("ReencryptMode", set_mode, NULL, RE_SCOPE,
-                  "Enforce|Report: refuse violations, or log them and go "
-                  "on (default Enforce)"),
-    AP_INIT_TAKE1("ReencryptSessionReuse", set_session_reuse, NULL, RE_SCOPE,
-                  "On|Off: resume TLS sessions to backends (default On)"),
-    AP_INIT_TAKE1("ReencryptSessionTimeout", set_duration,
-                  RE_FIELD(session_timeout), RE_SCOPE,
-                  "duration: longest life of a kept backend session "
-                  "(default 300s)"),
     AP_INIT_TAKE1("ReencryptSessionCache", set_session_cache, NULL, RSRC_CONF,
                   "none|<provider>[:<args>]: where backend sessions are "
                   "kept (default shmcb)"),

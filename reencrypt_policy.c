@@ -474,18 +474,181 @@ int reencrypt_dns_match(const char *pattern, const char *host)
 /* ------------------------------------------------------------------ */
 /* The policy record                                                   */
 
+/* The rows of REENCRYPT_POLICY_FIELDS, and the words of its KEYWORD
+ * directives */
+const reencrypt_keyword_t reencrypt_stapling_words[] = {
+    { "Off", REENCRYPT_STAPLING_OFF },
+    { "Verify", REENCRYPT_STAPLING_VERIFY },
+    { "Require", REENCRYPT_STAPLING_REQUIRE },
+    { NULL, 0 }
+};
+const reencrypt_keyword_t reencrypt_pin_scope_words[] = {
+    { "Leaf", REENCRYPT_PIN_SCOPE_LEAF },
+    { "Chain", REENCRYPT_PIN_SCOPE_CHAIN },
+    { NULL, 0 }
+};
+const reencrypt_keyword_t reencrypt_trust_words[] = {
+    { "Anchors", REENCRYPT_TRUST_ANCHORS },
+    { "PinOnly", REENCRYPT_TRUST_PIN_ONLY },
+    { NULL, 0 }
+};
+const reencrypt_keyword_t reencrypt_mode_words[] = {
+    { "Enforce", REENCRYPT_MODE_ENFORCE },
+    { "Report", REENCRYPT_MODE_REPORT },
+    { NULL, 0 }
+};
+
+#define REENCRYPT_FIELD_ROW(id, member, where_off, kind, directive, min,  \
+                            max, keywords, dflt, in_id, help)             \
+    { REENCRYPT_F_##id, directive, REENCRYPT_KIND_##kind,                 \
+      APR_OFFSETOF(reencrypt_policy_t, member), where_off, min, max,      \
+      keywords, dflt, in_id, help },
+const reencrypt_field_t reencrypt_fields[REENCRYPT_FIELD_COUNT] = {
+    REENCRYPT_POLICY_FIELDS(REENCRYPT_FIELD_ROW)
+};
+#undef REENCRYPT_FIELD_ROW
+
+/* A KEYWORD field is an enum, read and written as the int it is */
+typedef enum { ENUM_PROBE_A, ENUM_PROBE_B } enum_probe_e;
+typedef char enum_is_int[sizeof(enum_probe_e) == sizeof(int) ? 1 : -1];
+
+static int *int_at(reencrypt_policy_t *pol, const reencrypt_field_t *f)
+{
+    return (int *)(void *)((char *)pol + f->offset);
+}
+
+static const int *int_of(const reencrypt_policy_t *pol,
+                         const reencrypt_field_t *f)
+{
+    return (const int *)(const void *)((const char *)pol + f->offset);
+}
+
+static apr_int64_t *i64_at(reencrypt_policy_t *pol,
+                           const reencrypt_field_t *f)
+{
+    return (apr_int64_t *)(void *)((char *)pol + f->offset);
+}
+
+static const apr_int64_t *i64_of(const reencrypt_policy_t *pol,
+                                 const reencrypt_field_t *f)
+{
+    return (const apr_int64_t *)(const void *)((const char *)pol
+                                               + f->offset);
+}
+
+static const char **where_at(reencrypt_policy_t *pol,
+                             const reencrypt_field_t *f)
+{
+    return (const char **)(void *)((char *)pol + f->where);
+}
+
+/* The value of f in pol, -1 (or 0 for a KEYWORD) when unset */
+static apr_int64_t raw_value(const reencrypt_policy_t *pol,
+                             const reencrypt_field_t *f)
+{
+    return f->kind == REENCRYPT_KIND_DURATION ? *i64_of(pol, f)
+                                              : *int_of(pol, f);
+}
+
+static apr_int64_t unset_value(const reencrypt_field_t *f)
+{
+    return f->kind == REENCRYPT_KIND_KEYWORD ? 0 : REENCRYPT_UNSET;
+}
+
+static void set_value(reencrypt_policy_t *pol, const reencrypt_field_t *f,
+                      apr_int64_t v)
+{
+    if (f->kind == REENCRYPT_KIND_DURATION) {
+        *i64_at(pol, f) = v;
+    }
+    else {
+        *int_at(pol, f) = (int)v;
+    }
+}
+
+int reencrypt_field_is_set(const reencrypt_policy_t *pol,
+                           reencrypt_field_id_e id)
+{
+    const reencrypt_field_t *f = &reencrypt_fields[id];
+
+    return raw_value(pol, f) != unset_value(f);
+}
+
+apr_int64_t reencrypt_policy_get(const reencrypt_policy_t *pol,
+                                 reencrypt_field_id_e id)
+{
+    const reencrypt_field_t *f = &reencrypt_fields[id];
+    apr_int64_t v = raw_value(pol, f);
+
+    return v == unset_value(f) ? f->dflt : v;
+}
+
+/* "A or B", "A, B or C" of a keyword list */
+static const char *words_str(apr_pool_t *p, const reencrypt_keyword_t *w)
+{
+    const char *s = w[0].word;
+    int i;
+
+    for (i = 1; w[i].word; i++) {
+        s = apr_pstrcat(p, s, w[i + 1].word ? ", " : " or ", w[i].word,
+                        NULL);
+    }
+    return s;
+}
+
+const char *reencrypt_field_parse(apr_pool_t *p, const reencrypt_field_t *f,
+                                  const char *arg, reencrypt_policy_t *pol,
+                                  const char *where)
+{
+    const char *err = NULL;
+    int iv = 0, i;
+    apr_int64_t dv = 0;
+
+    switch (f->kind) {
+    case REENCRYPT_KIND_FLAG:
+        err = reencrypt_parse_flag(p, f->directive, arg, &iv);
+        dv = iv;
+        break;
+    case REENCRYPT_KIND_INT:
+        err = reencrypt_parse_int(p, f->directive, arg, f->min, f->max, &iv);
+        dv = iv;
+        break;
+    case REENCRYPT_KIND_DURATION:
+        err = reencrypt_parse_duration(p, f->directive, arg, &dv);
+        break;
+    case REENCRYPT_KIND_KEYWORD:
+        for (i = 0; f->keywords[i].word; i++) {
+            if (!strcasecmp(arg, f->keywords[i].word)) {
+                break;
+            }
+        }
+        if (!f->keywords[i].word) {
+            return apr_psprintf(p, "%s: '%s' is not %s", f->directive, arg,
+                                words_str(p, f->keywords));
+        }
+        dv = f->keywords[i].value;
+        break;
+    }
+    if (err) {
+        return err;
+    }
+    set_value(pol, f, dv);
+    if (f->where != REENCRYPT_NO_WHERE) {
+        *where_at(pol, f) = where;
+    }
+    return NULL;
+}
+
 void reencrypt_policy_init(reencrypt_policy_t *pol)
 {
+    int i;
+
     memset(pol, 0, sizeof(*pol));
-    pol->engine = REENCRYPT_UNSET;
-    pol->verify_depth = REENCRYPT_UNSET;
+    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
+        set_value(pol, &reencrypt_fields[i],
+                  unset_value(&reencrypt_fields[i]));
+    }
     pol->sni_mode = REENCRYPT_SNI_UNSET;
-    pol->check_name = REENCRYPT_UNSET;
-    pol->refuse_within = REENCRYPT_UNSET;
-    pol->warn_within = REENCRYPT_UNSET;
-    pol->clock_skew = REENCRYPT_UNSET;
-    pol->session_reuse = REENCRYPT_UNSET;
-    pol->session_timeout = REENCRYPT_UNSET;
     pol->ssl_check_peer_expire = REENCRYPT_UNSET;
     pol->no_crl_ok = REENCRYPT_UNSET;
     pol->ssl_crl_check = REENCRYPT_UNSET;
@@ -559,14 +722,22 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
                             const reencrypt_policy_t *parent,
                             const reencrypt_policy_t *child)
 {
-    int child_engine_set = child->engine != REENCRYPT_UNSET;
+    int i;
 
-    out->engine = child_engine_set ? child->engine : parent->engine;
-    out->engine_where = child_engine_set ? child->engine_where
-                                         : parent->engine_where;
+    /* the one-value directives: the child's where it sets one, with its
+     * "file:line" */
+    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
+        const reencrypt_field_t *f = &reencrypt_fields[i];
+        const reencrypt_policy_t *from =
+            reencrypt_field_is_set(child, f->id) ? child : parent;
+
+        set_value(out, f, raw_value(from, f));
+        if (f->where != REENCRYPT_NO_WHERE) {
+            *where_at(out, f) = *(const char *const *)(const void *)
+                                 ((const char *)from + f->where);
+        }
+    }
     out->anchors = child->anchors ? child->anchors : parent->anchors;
-    out->verify_depth = child->verify_depth != REENCRYPT_UNSET
-                        ? child->verify_depth : parent->verify_depth;
     out->verify_names = child->verify_names ? child->verify_names
                                             : parent->verify_names;
     if (child->sni_mode != REENCRYPT_SNI_UNSET) {
@@ -579,8 +750,6 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->sni_name = parent->sni_name;
         out->sni_where = parent->sni_where;
     }
-    out->check_name = child->check_name != REENCRYPT_UNSET
-                      ? child->check_name : parent->check_name;
     if (child->pins) {
         out->pins = child->pins;
         out->pins_where = child->pins_where;
@@ -589,41 +758,6 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->pins = parent->pins;
         out->pins_where = parent->pins_where;
     }
-    out->pin_scope = child->pin_scope != REENCRYPT_PIN_SCOPE_UNSET
-                     ? child->pin_scope : parent->pin_scope;
-    if (child->trust != REENCRYPT_TRUST_UNSET) {
-        out->trust = child->trust;
-        out->trust_where = child->trust_where;
-    }
-    else {
-        out->trust = parent->trust;
-        out->trust_where = parent->trust_where;
-    }
-    out->refuse_within = child->refuse_within != REENCRYPT_UNSET
-                         ? child->refuse_within : parent->refuse_within;
-    out->warn_within = child->warn_within != REENCRYPT_UNSET
-                       ? child->warn_within : parent->warn_within;
-    if (child->clock_skew != REENCRYPT_UNSET) {
-        out->clock_skew = child->clock_skew;
-        out->skew_where = child->skew_where;
-    }
-    else {
-        out->clock_skew = parent->clock_skew;
-        out->skew_where = parent->skew_where;
-    }
-    if (child->mode != REENCRYPT_MODE_UNSET) {
-        out->mode = child->mode;
-        out->mode_where = child->mode_where;
-    }
-    else {
-        out->mode = parent->mode;
-        out->mode_where = parent->mode_where;
-    }
-    out->session_reuse = child->session_reuse != REENCRYPT_UNSET
-                         ? child->session_reuse : parent->session_reuse;
-    out->session_timeout = child->session_timeout != REENCRYPT_UNSET
-                           ? child->session_timeout
-                           : parent->session_timeout;
     /* mod_ssl's settings: what the child's proxy context presents */
     ssl_settings_merge(out, parent, child);
     out->crls = child->crls ? child->crls : parent->crls;
@@ -637,25 +771,16 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
         out->no_crl_ok = parent->no_crl_ok;
         out->revocation_where = parent->revocation_where;
     }
-    if (child->stapling != REENCRYPT_STAPLING_UNSET) {
-        out->stapling = child->stapling;
-        out->stapling_where = child->stapling_where;
-    }
-    else {
-        out->stapling = parent->stapling;
-        out->stapling_where = parent->stapling_where;
-    }
 }
 
 int reencrypt_policy_enabled(const reencrypt_policy_t *pol)
 {
-    return pol && pol->engine == 1;
+    return pol && reencrypt_policy_get(pol, REENCRYPT_F_ENGINE) == 1;
 }
 
 int reencrypt_policy_depth(const reencrypt_policy_t *pol)
 {
-    return pol->verify_depth == REENCRYPT_UNSET ? REENCRYPT_DEPTH_DEFAULT
-                                                : pol->verify_depth;
+    return (int)reencrypt_policy_get(pol, REENCRYPT_F_VERIFY_DEPTH);
 }
 
 reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol)
@@ -666,51 +791,48 @@ reencrypt_sni_mode_e reencrypt_policy_sni_mode(const reencrypt_policy_t *pol)
 
 int reencrypt_policy_check_name(const reencrypt_policy_t *pol)
 {
-    return pol->check_name != 0;
+    return reencrypt_policy_get(pol, REENCRYPT_F_CHECK_NAME) != 0;
 }
 
 reencrypt_pin_scope_e reencrypt_policy_pin_scope(const reencrypt_policy_t *pol)
 {
-    return pol->pin_scope == REENCRYPT_PIN_SCOPE_UNSET
-           ? REENCRYPT_PIN_SCOPE_LEAF : pol->pin_scope;
+    return (reencrypt_pin_scope_e)reencrypt_policy_get(pol,
+                                                       REENCRYPT_F_PIN_SCOPE);
 }
 
 reencrypt_trust_e reencrypt_policy_trust(const reencrypt_policy_t *pol)
 {
-    return pol->trust == REENCRYPT_TRUST_UNSET ? REENCRYPT_TRUST_ANCHORS
-                                               : pol->trust;
+    return (reencrypt_trust_e)reencrypt_policy_get(pol, REENCRYPT_F_TRUST);
 }
 
 reencrypt_mode_e reencrypt_policy_mode(const reencrypt_policy_t *pol)
 {
-    return pol->mode == REENCRYPT_MODE_UNSET ? REENCRYPT_MODE_ENFORCE
-                                             : pol->mode;
+    return (reencrypt_mode_e)reencrypt_policy_get(pol, REENCRYPT_F_MODE);
 }
 
 apr_int64_t reencrypt_policy_refuse_within(const reencrypt_policy_t *pol)
 {
-    return pol->refuse_within < 0 ? 0 : pol->refuse_within;
+    return reencrypt_policy_get(pol, REENCRYPT_F_REFUSE_WITHIN);
 }
 
 apr_int64_t reencrypt_policy_warn_within(const reencrypt_policy_t *pol)
 {
-    return pol->warn_within < 0 ? 0 : pol->warn_within;
+    return reencrypt_policy_get(pol, REENCRYPT_F_WARN_WITHIN);
 }
 
 apr_int64_t reencrypt_policy_clock_skew(const reencrypt_policy_t *pol)
 {
-    return pol->clock_skew < 0 ? 0 : pol->clock_skew;
+    return reencrypt_policy_get(pol, REENCRYPT_F_CLOCK_SKEW);
 }
 
 int reencrypt_policy_session_reuse(const reencrypt_policy_t *pol)
 {
-    return pol->session_reuse != 0;
+    return reencrypt_policy_get(pol, REENCRYPT_F_SESSION_REUSE) != 0;
 }
 
 apr_int64_t reencrypt_policy_session_timeout(const reencrypt_policy_t *pol)
 {
-    return pol->session_timeout < 0 ? REENCRYPT_SESSION_TIMEOUT_DEFAULT
-                                    : pol->session_timeout;
+    return reencrypt_policy_get(pol, REENCRYPT_F_SESSION_TIMEOUT);
 }
 
 reencrypt_revocation_e reencrypt_policy_revocation(
@@ -731,27 +853,8 @@ int reencrypt_policy_no_crl_ok(const reencrypt_policy_t *pol)
 
 reencrypt_stapling_e reencrypt_policy_stapling(const reencrypt_policy_t *pol)
 {
-    return pol->stapling == REENCRYPT_STAPLING_UNSET ? REENCRYPT_STAPLING_OFF
-                                                     : pol->stapling;
-}
-
-const char *reencrypt_parse_stapling(apr_pool_t *p, const char *arg,
-                                     reencrypt_stapling_e *mode)
-{
-    if (!strcasecmp(arg, "off")) {
-        *mode = REENCRYPT_STAPLING_OFF;
-    }
-    else if (!strcasecmp(arg, "verify")) {
-        *mode = REENCRYPT_STAPLING_VERIFY;
-    }
-    else if (!strcasecmp(arg, "require")) {
-        *mode = REENCRYPT_STAPLING_REQUIRE;
-    }
-    else {
-        return apr_psprintf(p, "ReencryptOCSPStapling: '%s' is not Off, "
-                            "Verify or Require", arg);
-    }
-    return NULL;
+    return (reencrypt_stapling_e)reencrypt_policy_get(pol,
+                                                      REENCRYPT_F_OCSP_STAPLING);
 }
 
 const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
@@ -905,7 +1008,14 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_str(h, NULL);
     }
-    h = fnv_int(h, reencrypt_policy_depth(pol));
+    /* the one-value directives that change a verdict, as in effect
+     * (session reuse and timeout change none) */
+    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
+        if (reencrypt_fields[i].in_id) {
+            h = fnv_i64(h, reencrypt_policy_get(pol,
+                                                (reencrypt_field_id_e)i));
+        }
+    }
     h = fnv_int(h, (int)reencrypt_policy_sni_mode(pol));
     h = fnv_str(h, pol->sni_name);
     if (pol->verify_names) {
@@ -917,7 +1027,6 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_int(h, -1);
     }
-    h = fnv_int(h, reencrypt_policy_check_name(pol));
     if (pol->pins) {
         h = fnv_int(h, pol->pins->nelts);
         h = fnv_bytes(h, pol->pins->elts,
@@ -926,13 +1035,6 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_int(h, -1);
     }
-    h = fnv_int(h, (int)reencrypt_policy_pin_scope(pol));
-    h = fnv_int(h, (int)reencrypt_policy_trust(pol));
-    h = fnv_i64(h, reencrypt_policy_refuse_within(pol));
-    h = fnv_i64(h, reencrypt_policy_warn_within(pol));
-    h = fnv_i64(h, reencrypt_policy_clock_skew(pol));
-    h = fnv_int(h, (int)reencrypt_policy_mode(pol));
-    /* session reuse and timeout leave out: they change no verdict */
     h = fnv_client_id(h, pol->client_cert_file);
     h = fnv_client_id(h, pol->client_cert_path);
     h = fnv_client_id(h, pol->client_chain_file);
@@ -955,9 +1057,6 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
     else {
         h = fnv_int(h, -1);
     }
-    /* a session verified without a staple never serves a policy that
-     * requires one */
-    h = fnv_int(h, (int)reencrypt_policy_stapling(pol));
     return h ? h : 1;
 }
 

@@ -25,6 +25,7 @@
 #define REENCRYPT_POLICY_H
 
 #include <apr_file_io.h>
+#include <apr_general.h>
 #include <apr_network_io.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
@@ -208,6 +209,145 @@ typedef struct {
 #define REENCRYPT_SESSION_TIMEOUT_DEFAULT 300
 
 /* ------------------------------------------------------------------ */
+/* The policy directives that take one value, described once.         */
+
+/** What a one-value directive takes, and how its field reads unset. */
+typedef enum {
+    REENCRYPT_KIND_FLAG,      /**< On|Off, an int: -1 unset, 0, 1 */
+    REENCRYPT_KIND_INT,       /**< an int in [min, max]: -1 unset */
+    REENCRYPT_KIND_DURATION,  /**< seconds, an apr_int64_t: -1 unset */
+    REENCRYPT_KIND_KEYWORD    /**< one of a list of words, an enum whose
+                               *   0 is its _UNSET */
+} reencrypt_kind_e;
+
+/** One word of a KEYWORD directive and the value it stands for. */
+typedef struct {
+    const char *word;
+    int value;
+} reencrypt_keyword_t;
+
+/**
+ * One row per one-value policy directive, in the order of httpd's
+ * command table:
+ *
+ *   X(ID, member, where, kind, "Directive", min, max, keywords,
+ *     default, in_id, "help")
+ *
+ * member is the field of reencrypt_policy_t that holds the value; where
+ * is REENCRYPT_WHERE(field) of the "file:line" kept with it, or
+ * REENCRYPT_NO_WHERE; min and max bound an INT; keywords is a
+ * reencrypt_keyword_t list ending with { NULL, 0 } for a KEYWORD;
+ * default is the value in effect when no scope sets it; in_id says
+ * whether the value is part of the policy's identity (a session or a
+ * pooled connection made under one value never serves another); help is
+ * the line `httpd -L` shows. The directive's documentation is the
+ * section of docs/directives.md named after it (anchor: its name in
+ * lower case), which the directive docs guard checks from this list.
+ * From this list come the field's initial value, its merge, its part of
+ * the policy id, its handler and its command table entry; what it means
+ * is read through its getter (reencrypt_policy_get()).
+ */
+#define REENCRYPT_POLICY_FIELDS(X)                                        \
+    X(ENGINE, engine, REENCRYPT_WHERE(engine_where), FLAG,                 \
+      "ReencryptEngine", 0, 0, NULL, 0, 0,                                 \
+      "On|Off: verify TLS backends under this scope's policy "             \
+      "(default Off)")                                                     \
+    X(OCSP_STAPLING, stapling, REENCRYPT_WHERE(stapling_where), KEYWORD,   \
+      "ReencryptOCSPStapling", 0, 0, reencrypt_stapling_words,             \
+      REENCRYPT_STAPLING_OFF, 1,                                           \
+      "Off|Verify|Require: ask the backend for an OCSP staple and check "  \
+      "it; Require refuses a backend without a good one (default Off)")    \
+    X(VERIFY_DEPTH, verify_depth, REENCRYPT_NO_WHERE, INT,                 \
+      "ReencryptVerifyDepth", REENCRYPT_DEPTH_MIN, REENCRYPT_DEPTH_MAX,    \
+      NULL, REENCRYPT_DEPTH_DEFAULT, 1,                                    \
+      "0..32: most certificates allowed above the backend's own, "         \
+      "counting the trust anchor (default 4)")                             \
+    X(CHECK_NAME, check_name, REENCRYPT_NO_WHERE, FLAG,                    \
+      "ReencryptCheckName", 0, 0, NULL, 1, 1,                              \
+      "On|Off: check the backend certificate's names (default On)")       \
+    X(PIN_SCOPE, pin_scope, REENCRYPT_NO_WHERE, KEYWORD,                   \
+      "ReencryptPinScope", 0, 0, reencrypt_pin_scope_words,                \
+      REENCRYPT_PIN_SCOPE_LEAF, 1,                                         \
+      "Leaf|Chain: which keys a pin may match (default Leaf)")             \
+    X(TRUST, trust, REENCRYPT_WHERE(trust_where), KEYWORD,                 \
+      "ReencryptTrust", 0, 0, reencrypt_trust_words,                       \
+      REENCRYPT_TRUST_ANCHORS, 1,                                          \
+      "Anchors|PinOnly: trust a chain to an anchor, or only a pinned key " \
+      "(default Anchors)")                                                 \
+    X(REFUSE_WITHIN, refuse_within, REENCRYPT_NO_WHERE, DURATION,          \
+      "ReencryptRefuseExpiringWithin", 0, 0, NULL, 0, 1,                   \
+      "duration (45s, 15m, 12h, 30d): refuse a backend whose certificate " \
+      "expires within it (default none)")                                  \
+    X(WARN_WITHIN, warn_within, REENCRYPT_NO_WHERE, DURATION,              \
+      "ReencryptWarnExpiringWithin", 0, 0, NULL, 0, 1,                     \
+      "duration: log a warning for a backend whose certificate expires "   \
+      "within it (default none)")                                          \
+    X(CLOCK_SKEW, clock_skew, REENCRYPT_WHERE(skew_where), DURATION,       \
+      "ReencryptClockSkew", 0, 0, NULL, 0, 1,                              \
+      "duration: grace for a backend certificate's notBefore (default 0)") \
+    X(MODE, mode, REENCRYPT_WHERE(mode_where), KEYWORD,                    \
+      "ReencryptMode", 0, 0, reencrypt_mode_words, REENCRYPT_MODE_ENFORCE, \
+      1, "Enforce|Report: refuse violations, or log them and go on "       \
+      "(default Enforce)")                                                 \
+    X(SESSION_REUSE, session_reuse, REENCRYPT_NO_WHERE, FLAG,              \
+      "ReencryptSessionReuse", 0, 0, NULL, 1, 0,                           \
+      "On|Off: resume TLS sessions to backends (default On)")              \
+    X(SESSION_TIMEOUT, session_timeout, REENCRYPT_NO_WHERE, DURATION,      \
+      "ReencryptSessionTimeout", 0, 0, NULL,                               \
+      REENCRYPT_SESSION_TIMEOUT_DEFAULT, 0,                                \
+      "duration: longest life of a kept backend session (default 300s)")
+
+/** Offset of a "file:line" field; REENCRYPT_NO_WHERE: none is kept. */
+#define REENCRYPT_WHERE(member) APR_OFFSETOF(reencrypt_policy_t, member)
+#define REENCRYPT_NO_WHERE      ((apr_size_t)-1)
+
+/** The rows' identifiers: REENCRYPT_F_ENGINE, ... */
+#define REENCRYPT_FIELD_ID(id, ...) REENCRYPT_F_##id,
+typedef enum {
+    REENCRYPT_POLICY_FIELDS(REENCRYPT_FIELD_ID)
+    REENCRYPT_FIELD_COUNT
+} reencrypt_field_id_e;
+#undef REENCRYPT_FIELD_ID
+
+/** One row of REENCRYPT_POLICY_FIELDS. */
+typedef struct {
+    reencrypt_field_id_e id;
+    const char *directive;
+    reencrypt_kind_e kind;
+    apr_size_t offset;                    /**< of the value */
+    apr_size_t where;                     /**< of its "file:line", or
+                                           *   REENCRYPT_NO_WHERE */
+    int min, max;                         /**< INT */
+    const reencrypt_keyword_t *keywords;  /**< KEYWORD */
+    apr_int64_t dflt;
+    int in_id;
+    const char *help;
+} reencrypt_field_t;
+
+/** The rows, indexed by reencrypt_field_id_e. */
+extern const reencrypt_field_t reencrypt_fields[REENCRYPT_FIELD_COUNT];
+
+extern const reencrypt_keyword_t reencrypt_stapling_words[];
+extern const reencrypt_keyword_t reencrypt_pin_scope_words[];
+extern const reencrypt_keyword_t reencrypt_trust_words[];
+extern const reencrypt_keyword_t reencrypt_mode_words[];
+
+/** Parse arg for the directive of row f into pol, keeping where
+ *  ("file:line") when the row keeps one. */
+const char *reencrypt_field_parse(apr_pool_t *p, const reencrypt_field_t *f,
+                                  const char *arg, reencrypt_policy_t *pol,
+                                  const char *where);
+
+/** Is row id set in pol (by this scope or, merged, an enclosing one)? */
+int reencrypt_field_is_set(const reencrypt_policy_t *pol,
+                           reencrypt_field_id_e id);
+
+/** The value of row id in effect in pol: the one set, else the row's
+ *  default. */
+apr_int64_t reencrypt_policy_get(const reencrypt_policy_t *pol,
+                                 reencrypt_field_id_e id);
+
+/* ------------------------------------------------------------------ */
 /* Parsers. Each returns NULL on success, or an error message (allocated
  * from p) that names the directive and quotes the bad value.          */
 
@@ -388,11 +528,6 @@ const char *reencrypt_parse_revocation(apr_pool_t *p, int argc,
                                        char *const argv[],
                                        reencrypt_revocation_e *mode,
                                        int *no_crl_ok);
-
-/** Parse the argument of ReencryptOCSPStapling: Off, Verify or Require
- *  (any case). Sets *mode. */
-const char *reencrypt_parse_stapling(apr_pool_t *p, const char *arg,
-                                     reencrypt_stapling_e *mode);
 
 /** Split a ReencryptSessionCache value "provider[:arguments]": returns
  *  the provider's name (from p, or spec itself) and sets *args to the

@@ -16,7 +16,9 @@ agree.
 
 Rules:
   - every directive declared with AP_INIT_*("Name", ...) in the
-    top-level *.c files has a "## Name" (or "### Name") section in
+    top-level *.c files, or as a row X(ID, member, where, kind, "Name",
+    ...) of the policy field table REENCRYPT_POLICY_FIELDS in the
+    top-level *.h files, has a "## Name" (or "### Name") section in
     docs/directives.md with a Description, a Syntax, a Default and a
     Context line (as "| **Field** | ... |" table rows or "Field: ..."
     lines);
@@ -50,6 +52,9 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SYNOPSIS = re.compile(
     r"<directivesynopsis(\s[^>]*)?>(.*?)</directivesynopsis>", re.S)
 XML_NAME = re.compile(r"<name>\s*([^<\s]+)\s*</name>")
+FIELD_TABLE = re.compile(r"^#define REENCRYPT_POLICY_FIELDS\(X\)((?:.*\\\n)*.*)$",
+                         re.M)
+FIELD_ROW = re.compile(r"\bX\(\s*[A-Z0-9_]+\s*,[^\"]*\"([^\"]+)\"")
 
 
 def strip_comments(src):
@@ -76,6 +81,18 @@ def code_directives(top):
             found.setdefault(m.group(1),
                              "%s:%d" % (name, src.count("\n", 0, m.start())
                                         + 1))
+    # the rows of the policy field table, each one directive
+    for name in sorted(os.listdir(top)):
+        if not name.endswith(".h"):
+            continue
+        with open(os.path.join(top, name), encoding="utf-8",
+                  errors="replace") as f:
+            src = strip_comments(f.read())
+        for t in FIELD_TABLE.finditer(src):
+            for m in FIELD_ROW.finditer(t.group(1)):
+                at = t.start(1) + m.start()
+                found.setdefault(m.group(1),
+                                 "%s:%d" % (name, src.count("\n", 0, at) + 1))
     return found
 
 

@@ -2017,6 +2017,113 @@ static void test_parse_check_head(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
+/* Every row of the policy field table, whatever its kind: unset after
+ * init, parsed from its words with its "file:line", merged child over
+ * parent, its default in effect when unset, and in the policy id
+ * exactly when the row says so. */
+static const char *one_value(apr_pool_t *p, const reencrypt_field_t *f,
+                             int second)
+{
+    switch (f->kind) {
+    case REENCRYPT_KIND_FLAG:
+        return second ? "on" : "Off";
+    case REENCRYPT_KIND_INT:
+        return apr_psprintf(p, "%d", second ? f->max : f->min);
+    case REENCRYPT_KIND_DURATION:
+        return second ? "2d" : "90";
+    case REENCRYPT_KIND_KEYWORD:
+        return second ? f->keywords[1].word : f->keywords[0].word;
+    }
+    return NULL;
+}
+
+static void test_field_table(void **state)
+{
+    apr_pool_t *p = *state;
+    int i, k;
+
+    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
+        const reencrypt_field_t *f = &reencrypt_fields[i];
+        reencrypt_policy_t parent, child, out, other;
+        apr_int64_t v0, v1;
+        const char *err;
+
+        print_message("%s\n", f->directive);
+        assert_int_equal(f->id, i);
+        assert_non_null(f->help);
+        assert_true(!strncmp(f->directive, "Reencrypt", 9));
+        reencrypt_policy_init(&parent);
+        reencrypt_policy_init(&child);
+        assert_false(reencrypt_field_is_set(&parent, f->id));
+        if (f->kind == REENCRYPT_KIND_KEYWORD) {
+            int found = 0;
+
+            assert_non_null(f->keywords);
+            for (k = 0; f->keywords[k].word; k++) {
+                assert_int_not_equal(f->keywords[k].value, 0);
+                found |= f->keywords[k].value == f->dflt;
+                /* any case */
+                assert_null(reencrypt_field_parse(p, f,
+                    apr_pstrdup(p, f->keywords[k].word), &child, "x:1"));
+                assert_int_equal(reencrypt_policy_get(&child, f->id),
+                                 f->keywords[k].value);
+            }
+            assert_true(found);
+            assert_true(k >= 2);
+            reencrypt_policy_init(&child);
+        }
+        assert_int_equal(reencrypt_policy_get(&parent, f->id), f->dflt);
+
+        /* a value that is no word of the directive names it and the value */
+        err = reencrypt_field_parse(p, f, "bogus-value", &child, "x:1");
+        assert_non_null(err);
+        assert_non_null(strstr(err, f->directive));
+        assert_non_null(strstr(err, "bogus-value"));
+        assert_false(reencrypt_field_is_set(&child, f->id));
+
+        assert_null(reencrypt_field_parse(p, f, one_value(p, f, 0), &parent,
+                                          "parent.conf:1"));
+        assert_null(reencrypt_field_parse(p, f, one_value(p, f, 1), &child,
+                                          "child.conf:2"));
+        v0 = reencrypt_policy_get(&parent, f->id);
+        v1 = reencrypt_policy_get(&child, f->id);
+        assert_int_not_equal(v0, v1);
+
+        /* merged: the child's where it sets one, else the parent's */
+        reencrypt_policy_merge(&out, &parent, &child);
+        assert_int_equal(reencrypt_policy_get(&out, f->id), v1);
+        reencrypt_policy_init(&other);
+        reencrypt_policy_merge(&out, &parent, &other);
+        assert_int_equal(reencrypt_policy_get(&out, f->id), v0);
+        if (f->where != REENCRYPT_NO_WHERE) {
+            const char *const *w = (const char *const *)(const void *)
+                                   ((const char *)&out + f->where);
+
+            assert_string_equal(*w, "parent.conf:1");
+            reencrypt_policy_merge(&out, &parent, &child);
+            assert_string_equal(*w, "child.conf:2");
+        }
+
+        /* in the id exactly when the row says so (on a usable policy) */
+        reencrypt_policy_init(&other);
+        other.engine = 1;
+        other.trust = REENCRYPT_TRUST_ANCHORS;
+        reencrypt_policy_merge(&out, &other, &parent);
+        if (f->id == REENCRYPT_F_ENGINE) {
+            continue;                   /* Off: no id at all */
+        }
+        v0 = (apr_int64_t)reencrypt_policy_id(&out);
+        reencrypt_policy_merge(&out, &other, &child);
+        v1 = (apr_int64_t)reencrypt_policy_id(&out);
+        if (f->in_id) {
+            assert_int_not_equal(v0, v1);
+        }
+        else {
+            assert_int_equal(v0, v1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2028,6 +2135,7 @@ int main(void)
         T(test_ip_parse),
         T(test_dns_match),
         T(test_policy_init),
+        T(test_field_table),
         T(test_policy_getters),
         T(test_policy_merge),
         T(test_parse_revocation),

@@ -373,26 +373,33 @@ static void test_staple_tokens(void **state)
                         "staple-invalid");
 }
 
-/* Parsing the directive's argument */
+/* The directive's argument, through its row of the policy fields */
 static void test_parse_stapling(void **state)
 {
     apr_pool_t *p = *state;
-    reencrypt_stapling_e m = REENCRYPT_STAPLING_UNSET;
+    const reencrypt_field_t *f = &reencrypt_fields[REENCRYPT_F_OCSP_STAPLING];
     reencrypt_policy_t pol;
     const char *err;
 
-    assert_null(reencrypt_parse_stapling(p, "require", &m));
-    assert_int_equal(m, REENCRYPT_STAPLING_REQUIRE);
-    assert_null(reencrypt_parse_stapling(p, "Verify", &m));
-    assert_int_equal(m, REENCRYPT_STAPLING_VERIFY);
-    assert_null(reencrypt_parse_stapling(p, "OFF", &m));
-    assert_int_equal(m, REENCRYPT_STAPLING_OFF);
-    err = reencrypt_parse_stapling(p, "must", &m);
+    reencrypt_policy_init(&pol);
+    assert_int_equal(reencrypt_policy_stapling(&pol), REENCRYPT_STAPLING_OFF);
+    assert_false(reencrypt_field_is_set(&pol, REENCRYPT_F_OCSP_STAPLING));
+    assert_string_equal(f->directive, "ReencryptOCSPStapling");
+    assert_null(reencrypt_field_parse(p, f, "require", &pol, "a.conf:3"));
+    assert_int_equal(reencrypt_policy_stapling(&pol),
+                     REENCRYPT_STAPLING_REQUIRE);
+    assert_string_equal(pol.stapling_where, "a.conf:3");
+    assert_null(reencrypt_field_parse(p, f, "Verify", &pol, "a.conf:4"));
+    assert_int_equal(reencrypt_policy_stapling(&pol),
+                     REENCRYPT_STAPLING_VERIFY);
+    assert_null(reencrypt_field_parse(p, f, "OFF", &pol, "a.conf:5"));
+    assert_int_equal(reencrypt_policy_stapling(&pol), REENCRYPT_STAPLING_OFF);
+    assert_true(reencrypt_field_is_set(&pol, REENCRYPT_F_OCSP_STAPLING));
+    err = reencrypt_field_parse(p, f, "must", &pol, "a.conf:6");
     assert_non_null(err);
     assert_string_equal(err, "ReencryptOCSPStapling: 'must' is not Off, "
                              "Verify or Require");
-    reencrypt_policy_init(&pol);
-    assert_int_equal(reencrypt_policy_stapling(&pol), REENCRYPT_STAPLING_OFF);
+    assert_string_equal(pol.stapling_where, "a.conf:5");
 }
 
 int main(void)
