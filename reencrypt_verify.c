@@ -850,16 +850,363 @@ static void check_times(apr_pool_t *p, const reencrypt_check_t *chk,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* The checks, one function each, in the order of checks[] below      */
+
+/* What every check reads: the request, the leaf, the chain built (or
+ * stored), and what OpenSSL reported while building it. */
+typedef struct {
+    apr_pool_t *p;
+    const reencrypt_check_t *chk;
+    X509 *leaf;
+    STACK_OF(X509) *chain;      /* NULL with pin-only trust */
+    const collector_t *c;
+    reencrypt_verdict_t *v;     /* a check that fails sets expected and
+                                 * seen here */
+} verify_ctx_t;
+
+static const char *revocation_mode_str(const reencrypt_check_t *chk)
+{
+    return chk->revocation == REENCRYPT_REVOCATION_CHAIN ? "Chain" : "Leaf";
+}
+
+static int check_trust(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+    reencrypt_verdict_t *v = x->v;
+    const char *at = x->c->trust_at;
+    int other = at && strcmp(at, v->subject);
+
+    if (!x->c->trust_err) {
+        return 0;
+    }
+    v->expected = (chk->anchors->count == 1)
+        ? apr_psprintf(x->p, "a chain to the trust anchor in %s",
+                       chk->anchors->path)
+        : apr_psprintf(x->p, "a chain to one of %d trust anchors in %s",
+                       chk->anchors->count, chk->anchors->path);
+    v->seen = apr_psprintf(x->p, "%s issued by %s (%s%s%s)", v->subject,
+                  reencrypt_name_str(x->p, X509_get_issuer_name(x->leaf)),
+                  X509_verify_cert_error_string(x->c->trust_err),
+                  other ? " at " : "", other ? at : "");
+    return 1;
+}
+
+static int check_revoked(const verify_ctx_t *x)
+{
+    if (!x->c->revoked) {
+        return 0;
+    }
+    x->v->expected = apr_psprintf(x->p, "no certificate of the chain "
+                                  "revoked (ReencryptRevocationCheck %s)",
+                                  revocation_mode_str(x->chk));
+    x->v->seen = x->c->revoked;
+    return 1;
+}
+
+static int check_crl_invalid(const verify_ctx_t *x)
+{
+    if (!x->c->crl_invalid) {
+        return 0;
+    }
+    x->v->expected = apr_psprintf(x->p, "a CRL of %s signed by it and "
+                                  "valid at %s", x->c->crl_invalid_issuer,
+                                  reencrypt_time_str(x->p, x->chk->now));
+    x->v->seen = x->c->crl_invalid;
+    return 1;
+}
+
+static int check_crl_expired(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+
+    if (!x->c->crl_expired) {
+        return 0;
+    }
+    x->v->expected = chk->clock_skew
+        ? apr_psprintf(x->p, "a CRL with nextUpdate after %s (now less "
+                       "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
+                       reencrypt_time_str(x->p, chk->now
+                                          - (time_t)chk->clock_skew),
+                       chk->clock_skew)
+        : apr_psprintf(x->p, "a CRL with nextUpdate after %s",
+                       reencrypt_time_str(x->p, chk->now));
+    x->v->seen = x->c->crl_expired;
+    return 1;
+}
+
+static int check_crl_missing(const verify_ctx_t *x)
+{
+    if (!x->c->crl_missing) {
+        return 0;
+    }
+    x->v->expected = apr_psprintf(x->p, "a CRL issued by %s "
+                                  "(ReencryptRevocationCheck %s)",
+                                  x->c->crl_missing_issuer,
+                                  revocation_mode_str(x->chk));
+    x->v->seen = apr_psprintf(x->p, "no CRL of that issuer for %s",
+                              x->c->crl_missing);
+    return 1;
+}
+
+static int check_not_yet_valid(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+
+    if (!x->c->nyv) {
+        return 0;
+    }
+    x->v->expected = chk->clock_skew
+        ? apr_psprintf(x->p, "notBefore before %s (now plus "
+                       "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
+                       reencrypt_time_str(x->p, x->c->skew_until),
+                       chk->clock_skew)
+        : apr_psprintf(x->p, "notBefore before %s",
+                       reencrypt_time_str(x->p, chk->now));
+    x->v->seen = x->c->nyv;
+    return 1;
+}
+
+static int check_expired(const verify_ctx_t *x)
+{
+    if (!x->c->expired) {
+        return 0;
+    }
+    x->v->expected = apr_psprintf(x->p, "notAfter after %s",
+                                  reencrypt_time_str(x->p, x->chk->now));
+    x->v->seen = x->c->expired;
+    return 1;
+}
+
+/* Only where the chain was built now: pin-only trust builds none, and a
+ * stored chain had its depth checked when it was built */
+static int check_depth(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+    reencrypt_verdict_t *v = x->v;
+
+    if (chk->pin_only || chk->validated
+        || !(x->c->too_long || v->chain_len - 1 > chk->depth)) {
+        return 0;
+    }
+    v->expected = apr_psprintf(x->p, "at most %d certificate%s above the "
+                               "leaf (ReencryptVerifyDepth %d)", chk->depth,
+                               chk->depth == 1 ? "" : "s", chk->depth);
+    v->seen = x->c->too_long
+              ? apr_psprintf(x->p, "more than %d", REENCRYPT_DEPTH_MAX)
+              : apr_psprintf(x->p, "%d (%s)", v->chain_len - 1,
+                             chain_str(x->p, x->chain));
+    return 1;
+}
+
+static int check_pins(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+    reencrypt_verdict_t *v = x->v;
+    int i, npins = chk->pins ? chk->pins->nelts : 0;
+    int matched;
+    const char *seen, *where;
+
+    if (npins == 0) {
+        return 0;
+    }
+    matched = pin_listed(chk->pins, &v->leaf_pin);
+    seen = apr_psprintf(x->p, "%s (%s)", reencrypt_pin_str(x->p, &v->leaf_pin),
+                        v->subject);
+    /* RFC 7469 2.6: any key of the validated chain may match */
+    for (i = 1; !matched && chk->pin_chain && x->chain
+                && i < sk_X509_num(x->chain); i++) {
+        X509 *cert = sk_X509_value(x->chain, i);
+        reencrypt_pin_t pin;
+
+        if (reencrypt_pin_of_cert(cert, &pin) == 0) {
+            matched = pin_listed(chk->pins, &pin);
+            seen = apr_psprintf(x->p, "%s, %s (%s)", seen,
+                       reencrypt_pin_str(x->p, &pin),
+                       reencrypt_name_str(x->p, X509_get_subject_name(cert)));
+        }
+    }
+    if (matched) {
+        return 0;
+    }
+    where = chk->pin_chain ? "the chain" : "the leaf";
+    v->expected = (npins == 1)
+        ? apr_psprintf(x->p, "the pin on %s (%s)", where,
+                       pins_str(x->p, chk->pins))
+        : apr_psprintf(x->p, "one of %d pins on %s (%s)", npins, where,
+                       pins_str(x->p, chk->pins));
+    v->seen = seen;
+    return 1;
+}
+
+static int check_expiring(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+    reencrypt_verdict_t *v = x->v;
+
+    if (chk->refuse_within <= 0
+        || (apr_int64_t)(v->not_after - chk->now) >= chk->refuse_within) {
+        return 0;
+    }
+    v->expected = apr_psprintf(x->p, "notAfter after %s "
+                      "(ReencryptRefuseExpiringWithin %" APR_INT64_T_FMT "s)",
+                      reencrypt_time_str(x->p, chk->now
+                                         + (time_t)chk->refuse_within),
+                      chk->refuse_within);
+    v->seen = apr_psprintf(x->p, "%s notAfter=%s", v->subject,
+                           reencrypt_time_str(x->p, v->not_after));
+    return 1;
+}
+
+static int check_names(const verify_ctx_t *x)
+{
+    const reencrypt_check_t *chk = x->chk;
+    int i;
+
+    if (!chk->names) {
+        return 0;
+    }
+    for (i = 0; i < chk->names->nelts; i++) {
+        if (reencrypt_cert_matches(x->leaf, APR_ARRAY_IDX(chk->names, i,
+                                                          const char *))) {
+            return 0;
+        }
+    }
+    x->v->expected = apr_pstrcat(x->p, names_str(x->p, chk->names),
+                                 chk->names_from_sni ? " (SNI)" : "", NULL);
+    x->v->seen = reencrypt_san_str(x->p, x->leaf, 10);
+    return 1;
+}
+
+/* The checks in the order a refusal names the first that fails
+ * (docs/directives.md, "What is verified, in which order"); no
+ * certificate at all, or one without a usable key, is refused before. */
+static const struct {
+    reencrypt_reason_e reason;
+    int (*check)(const verify_ctx_t *x);
+} checks[] = {
+    { REENCRYPT_ERR_UNTRUSTED,     check_trust },
+    { REENCRYPT_ERR_REVOKED,       check_revoked },
+    { REENCRYPT_ERR_CRL_INVALID,   check_crl_invalid },
+    { REENCRYPT_ERR_CRL_EXPIRED,   check_crl_expired },
+    { REENCRYPT_ERR_CRL_MISSING,   check_crl_missing },
+    { REENCRYPT_ERR_NOT_YET_VALID, check_not_yet_valid },
+    { REENCRYPT_ERR_EXPIRED,       check_expired },
+    { REENCRYPT_ERR_DEPTH,         check_depth },
+    { REENCRYPT_ERR_PIN,           check_pins },
+    { REENCRYPT_ERR_EXPIRING,      check_expiring },
+    { REENCRYPT_ERR_NAME,          check_names },
+};
+
+/* The chain, by one of three paths: none with pin-only trust (the times
+ * of the leaf only), the one stored with a resumed session (its times
+ * again), or one built now by OpenSSL to the trust anchors (with the
+ * CRLs, when revocation is checked; also for a stored chain then, since
+ * a CRL may have passed its nextUpdate since). What goes wrong goes to
+ * c. Returns REENCRYPT_OK, or a reason when no chain can be looked at;
+ * *ctxp is the store context that owns *chainp (freed by the caller). */
+static reencrypt_reason_e build_chain(apr_pool_t *p,
+                                      const reencrypt_check_t *chk,
+                                      X509 *leaf, STACK_OF(X509) *untrusted,
+                                      int revoke, collector_t *c,
+                                      X509_STORE_CTX **ctxp,
+                                      STACK_OF(X509) **chainp,
+                                      reencrypt_verdict_t *v)
+{
+    X509_STORE_CTX *ctx;
+    X509_VERIFY_PARAM *param;
+    int i, rc;
+
+    if (chk->pin_only) {
+        /* Trust comes from the pin alone: no chain is built, and only
+         * the backend's own key can match (RFC 7469 2.6 needs a
+         * validated chain for anything else). */
+        if (!chk->pins || chk->pins->nelts == 0) {
+            v->expected = "a pinned key (no ReencryptPin configured)";
+            v->seen = reencrypt_pin_str(p, &v->leaf_pin);
+            return REENCRYPT_ERR_PIN;
+        }
+        check_times(p, chk, leaf, c);
+        v->chain_len = 1;
+        return REENCRYPT_OK;
+    }
+    if (chk->validated && !revoke) {
+        /* validated under this same policy when the session was made:
+         * what may have changed since is time */
+        *chainp = chk->validated;
+        for (i = 0; i < sk_X509_num(chk->validated); i++) {
+            check_times(p, chk, sk_X509_value(chk->validated, i), c);
+        }
+        v->chain_len = sk_X509_num(chk->validated);
+        return REENCRYPT_OK;
+    }
+    if (!chk->anchors || !chk->anchors->store) {
+        v->expected = "a trust anchor (none configured)";
+        v->seen = v->subject;
+        return REENCRYPT_ERR_UNTRUSTED;
+    }
+    if (chk->validated) {
+        /* the chain stored with a resumed session, leaf first */
+        untrusted = chk->validated;
+    }
+    ctx = X509_STORE_CTX_new();
+    if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
+                                     untrusted)) {
+        X509_STORE_CTX_free(ctx);
+        v->expected = "a verifiable chain";
+        v->seen = "(verification could not start: out of memory)";
+        return REENCRYPT_ERR_UNTRUSTED;
+    }
+    *ctxp = ctx;
+    param = X509_STORE_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_time(param, chk->now);
+    /* OpenSSL's depth counts intermediates only; ours counts every
+     * certificate above the leaf and is checked by check_depth, with a
+     * clear message. Let OpenSSL build chains longer than we allow. */
+    X509_VERIFY_PARAM_set_depth(param, REENCRYPT_DEPTH_MAX);
+    /* Every certificate in the anchors file is a trust anchor, also an
+     * intermediate (RFC 5280 6.1.1 (d)). */
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    if (revoke) {
+        /* OpenSSL picks, for each certificate checked, the CRL of its
+         * issuer (the newest among equals), uses it only if its
+         * signature verifies with the issuer's key, and reports through
+         * collect_cb */
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK
+            | (chk->revocation == REENCRYPT_REVOCATION_CHAIN
+               ? X509_V_FLAG_CRL_CHECK_ALL : 0));
+        X509_STORE_CTX_set0_crls(ctx, chk->crls);
+    }
+    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+    X509_STORE_CTX_set_app_data(ctx, c);
+    X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
+
+    rc = X509_verify_cert(ctx);
+    if (rc <= 0 && !c->trust_err && !c->nyv && !c->expired
+        && !c->too_long && !c->revoked && !c->crl_expired
+        && !c->crl_missing && !c->crl_invalid) {
+        /* failed without telling the callback */
+        c->trust_err = X509_STORE_CTX_get_error(ctx);
+        if (!c->trust_err) {
+            c->trust_err = X509_V_ERR_UNSPECIFIED;
+        }
+    }
+    *chainp = X509_STORE_CTX_get0_chain(ctx);
+    v->chain_len = *chainp ? sk_X509_num(*chainp) : 0;
+    return REENCRYPT_OK;
+}
+
 reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                     const reencrypt_check_t *chk,
                                     X509 *leaf, STACK_OF(X509) *untrusted,
                                     reencrypt_verdict_t *v)
 {
     X509_STORE_CTX *ctx = NULL;
-    X509_VERIFY_PARAM *param;
     collector_t c;
     STACK_OF(X509) *chain = NULL;
-    int i, rc, revoke, npins = chk->pins ? chk->pins->nelts : 0;
+    verify_ctx_t x;
+    apr_size_t i;
+    int revoke;
 
     memset(v, 0, sizeof(*v));
     if (!leaf) {
@@ -887,86 +1234,10 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
              && (chk->revocation == REENCRYPT_REVOCATION_CHAIN
                  || chk->revocation == REENCRYPT_REVOCATION_LEAF);
 
-    if (chk->pin_only) {
-        /* Trust comes from the pin alone: no chain is built, and only
-         * the backend's own key can match (RFC 7469 2.6 needs a
-         * validated chain for anything else). */
-        if (npins == 0) {
-            v->reason = REENCRYPT_ERR_PIN;
-            v->expected = "a pinned key (no ReencryptPin configured)";
-            v->seen = reencrypt_pin_str(p, &v->leaf_pin);
-            return v->reason;
-        }
-        check_times(p, chk, leaf, &c);
-        v->chain_len = 1;
-    }
-    else if (chk->validated && !revoke) {
-        /* A chain validated under this same policy when the session was
-         * made: what may have changed since is time, so re-check times,
-         * then pins, window and names below, but build nothing. (With
-         * a revocation check, the chain is verified again below: a CRL
-         * may have passed its nextUpdate since.) */
-        chain = chk->validated;
-        for (i = 0; i < sk_X509_num(chain); i++) {
-            check_times(p, chk, sk_X509_value(chain, i), &c);
-        }
-        v->chain_len = sk_X509_num(chain);
-    }
-    else {
-        if (!chk->anchors || !chk->anchors->store) {
-            v->reason = REENCRYPT_ERR_UNTRUSTED;
-            v->expected = "a trust anchor (none configured)";
-            v->seen = v->subject;
-            return v->reason;
-        }
-        if (chk->validated) {
-            /* the chain stored with a resumed session, leaf first */
-            untrusted = chk->validated;
-        }
-        ctx = X509_STORE_CTX_new();
-        if (!ctx || !X509_STORE_CTX_init(ctx, chk->anchors->store, leaf,
-                                         untrusted)) {
-            X509_STORE_CTX_free(ctx);
-            v->reason = REENCRYPT_ERR_UNTRUSTED;
-            v->expected = "a verifiable chain";
-            v->seen = "(verification could not start: out of memory)";
-            return v->reason;
-        }
-        param = X509_STORE_CTX_get0_param(ctx);
-        X509_VERIFY_PARAM_set_time(param, chk->now);
-        /* OpenSSL's depth counts intermediates only; ours counts every
-         * certificate above the leaf and is checked below, with a clear
-         * message. Let OpenSSL build chains longer than we allow. */
-        X509_VERIFY_PARAM_set_depth(param, REENCRYPT_DEPTH_MAX);
-        /* Every certificate in the anchors file is a trust anchor, also
-         * an intermediate (RFC 5280 6.1.1 (d)). */
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-        if (revoke) {
-            /* OpenSSL picks, for each certificate checked, the CRL of its
-             * issuer (the newest among equals), uses it only if its
-             * signature verifies with the issuer's key, and reports
-             * through collect_cb */
-            X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK
-                | (chk->revocation == REENCRYPT_REVOCATION_CHAIN
-                   ? X509_V_FLAG_CRL_CHECK_ALL : 0));
-            X509_STORE_CTX_set0_crls(ctx, chk->crls);
-        }
-        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
-        X509_STORE_CTX_set_app_data(ctx, &c);
-        X509_STORE_CTX_set_verify_cb(ctx, collect_cb);
-
-        rc = X509_verify_cert(ctx);
-        if (rc <= 0 && !c.trust_err && !c.nyv && !c.expired
-            && !c.too_long && !c.revoked && !c.crl_expired
-            && !c.crl_missing && !c.crl_invalid) {
-            /* failed without telling the callback */
-            c.trust_err = X509_STORE_CTX_get_error(ctx);
-            if (!c.trust_err) {
-                c.trust_err = X509_V_ERR_UNSPECIFIED;
-            }
-        }
-        chain = X509_STORE_CTX_get0_chain(ctx);
-        v->chain_len = chain ? sk_X509_num(chain) : 0;
+    v->reason = build_chain(p, chk, leaf, untrusted, revoke, &c, &ctx,
+                            &chain, v);
+    if (v->reason != REENCRYPT_OK) {
+        return v->reason;
     }
     v->skew_used = c.skew_used;
     if (revoke && !c.trust_err) {
@@ -978,147 +1249,19 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                         : REENCRYPT_REV_GOOD;
     }
 
-    if (c.trust_err) {
-        v->reason = REENCRYPT_ERR_UNTRUSTED;
-        v->expected = (chk->anchors->count == 1)
-            ? apr_psprintf(p, "a chain to the trust anchor in %s",
-                           chk->anchors->path)
-            : apr_psprintf(p, "a chain to one of %d trust anchors in %s",
-                           chk->anchors->count, chk->anchors->path);
-        v->seen = apr_psprintf(p, "%s issued by %s (%s%s%s)", v->subject,
-                    reencrypt_name_str(p, X509_get_issuer_name(leaf)),
-                    X509_verify_cert_error_string(c.trust_err),
-                    (c.trust_at && strcmp(c.trust_at, v->subject))
-                        ? " at " : "",
-                    (c.trust_at && strcmp(c.trust_at, v->subject))
-                        ? c.trust_at : "");
-    }
-    else if (c.revoked) {
-        v->reason = REENCRYPT_ERR_REVOKED;
-        v->expected = apr_psprintf(p, "no certificate of the chain revoked "
-                                   "(ReencryptRevocationCheck %s)",
-                                   chk->revocation
-                                   == REENCRYPT_REVOCATION_CHAIN ? "Chain"
-                                                                 : "Leaf");
-        v->seen = c.revoked;
-    }
-    else if (c.crl_invalid) {
-        v->reason = REENCRYPT_ERR_CRL_INVALID;
-        v->expected = apr_psprintf(p, "a CRL of %s signed by it and valid "
-                                   "at %s", c.crl_invalid_issuer,
-                                   reencrypt_time_str(p, chk->now));
-        v->seen = c.crl_invalid;
-    }
-    else if (c.crl_expired) {
-        v->reason = REENCRYPT_ERR_CRL_EXPIRED;
-        v->expected = chk->clock_skew
-            ? apr_psprintf(p, "a CRL with nextUpdate after %s (now less "
-                           "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
-                           reencrypt_time_str(p, chk->now
-                                              - (time_t)chk->clock_skew),
-                           chk->clock_skew)
-            : apr_psprintf(p, "a CRL with nextUpdate after %s",
-                           reencrypt_time_str(p, chk->now));
-        v->seen = c.crl_expired;
-    }
-    else if (c.crl_missing) {
-        v->reason = REENCRYPT_ERR_CRL_MISSING;
-        v->expected = apr_psprintf(p, "a CRL issued by %s "
-                                   "(ReencryptRevocationCheck %s)",
-                                   c.crl_missing_issuer,
-                                   chk->revocation
-                                   == REENCRYPT_REVOCATION_CHAIN ? "Chain"
-                                                                 : "Leaf");
-        v->seen = apr_psprintf(p, "no CRL of that issuer for %s",
-                               c.crl_missing);
-    }
-    else if (c.nyv) {
-        v->reason = REENCRYPT_ERR_NOT_YET_VALID;
-        v->expected = chk->clock_skew
-            ? apr_psprintf(p, "notBefore before %s (now plus "
-                           "ReencryptClockSkew %" APR_INT64_T_FMT "s)",
-                           reencrypt_time_str(p, c.skew_until),
-                           chk->clock_skew)
-            : apr_psprintf(p, "notBefore before %s",
-                           reencrypt_time_str(p, chk->now));
-        v->seen = c.nyv;
-    }
-    else if (c.expired) {
-        v->reason = REENCRYPT_ERR_EXPIRED;
-        v->expected = apr_psprintf(p, "notAfter after %s",
-                                   reencrypt_time_str(p, chk->now));
-        v->seen = c.expired;
-    }
-    else if (!chk->pin_only && !chk->validated
-             && (c.too_long || v->chain_len - 1 > chk->depth)) {
-        v->reason = REENCRYPT_ERR_DEPTH;
-        v->expected = apr_psprintf(p, "at most %d certificate%s above the "
-                                   "leaf (ReencryptVerifyDepth %d)",
-                                   chk->depth, chk->depth == 1 ? "" : "s",
-                                   chk->depth);
-        v->seen = c.too_long
-                  ? apr_psprintf(p, "more than %d", REENCRYPT_DEPTH_MAX)
-                  : apr_psprintf(p, "%d (%s)", v->chain_len - 1,
-                                 chain_str(p, chain));
-    }
-    else if (npins > 0) {
-        int matched = pin_listed(chk->pins, &v->leaf_pin);
-        const char *seen = apr_psprintf(p, "%s (%s)",
-                               reencrypt_pin_str(p, &v->leaf_pin),
-                               v->subject);
-
-        /* RFC 7469 2.6: any key of the validated chain may match */
-        for (i = 1; !matched && chk->pin_chain && chain
-                    && i < sk_X509_num(chain); i++) {
-            X509 *x = sk_X509_value(chain, i);
-            reencrypt_pin_t pin;
-
-            if (reencrypt_pin_of_cert(x, &pin) == 0) {
-                matched = pin_listed(chk->pins, &pin);
-                seen = apr_psprintf(p, "%s, %s (%s)", seen,
-                           reencrypt_pin_str(p, &pin),
-                           reencrypt_name_str(p, X509_get_subject_name(x)));
-            }
-        }
-        if (!matched) {
-            const char *where = chk->pin_chain ? "the chain" : "the leaf";
-
-            v->reason = REENCRYPT_ERR_PIN;
-            v->expected = (npins == 1)
-                ? apr_psprintf(p, "the pin on %s (%s)", where,
-                               pins_str(p, chk->pins))
-                : apr_psprintf(p, "one of %d pins on %s (%s)", npins, where,
-                               pins_str(p, chk->pins));
-            v->seen = seen;
+    x.p = p;
+    x.chk = chk;
+    x.leaf = leaf;
+    x.chain = chain;
+    x.c = &c;
+    x.v = v;
+    for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        if (checks[i].check(&x)) {
+            v->reason = checks[i].reason;
+            break;
         }
     }
-    if (v->reason == REENCRYPT_OK && chk->refuse_within > 0
-        && (apr_int64_t)(v->not_after - chk->now) < chk->refuse_within) {
-        v->reason = REENCRYPT_ERR_EXPIRING;
-        v->expected = apr_psprintf(p, "notAfter after %s "
-                          "(ReencryptRefuseExpiringWithin %" APR_INT64_T_FMT
-                          "s)",
-                          reencrypt_time_str(p, chk->now
-                                             + (time_t)chk->refuse_within),
-                          chk->refuse_within);
-        v->seen = apr_psprintf(p, "%s notAfter=%s", v->subject,
-                               reencrypt_time_str(p, v->not_after));
-    }
-    if (v->reason == REENCRYPT_OK && chk->names) {
-        int matched = 0;
 
-        for (i = 0; i < chk->names->nelts && !matched; i++) {
-            matched = reencrypt_cert_matches(leaf,
-                          APR_ARRAY_IDX(chk->names, i, const char *));
-        }
-        if (!matched) {
-            v->reason = REENCRYPT_ERR_NAME;
-            v->expected = apr_pstrcat(p, names_str(p, chk->names),
-                                      chk->names_from_sni ? " (SNI)" : "",
-                                      NULL);
-            v->seen = reencrypt_san_str(p, leaf, 10);
-        }
-    }
     if (chk->want_chain) {
         if (chain) {
             v->chain = X509_chain_up_ref(chain);
