@@ -79,6 +79,14 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     reg(reencrypt_scheme_handler, NULL, succ, APR_HOOK_FIRST);
+    if (!reencrypt_proxy_find_api()) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     RELOGNO(00090) "mod_proxy lacks a function the early "
+                     "handshake of balancer members needs (httpd 2.4.47 or "
+                     "later has them all): a member refused by a policy "
+                     "answers the request with 502 instead of passing it "
+                     "to another member");
+    }
     if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS
         || reencrypt_session_pre_config(pconf, plog, ptemp) != APR_SUCCESS
         || reencrypt_status_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {

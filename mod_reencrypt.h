@@ -59,6 +59,8 @@ typedef struct {
     const char *backend_host;         /**< ProxyPass URL host, no [] */
     const char *backend_name;         /**< "host:port" for the log */
     const char *sni;                  /**< SNI this request wants */
+    const char *member_of;            /**< the balancer of a member whose
+                                       *   handshake is made early */
 } reencrypt_req_t;
 
 /** State of one TLS connection to a backend, in its c->conn_config. */
@@ -150,6 +152,9 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
                             int enable_ssl);
 int reencrypt_request_status(int *status, request_rec *r);
 void reencrypt_proxy_register_filter(void);
+/** Find mod_proxy's functions that the early handshake of balancer
+ *  members calls; 0 if one is missing (no same-request failover). */
+int reencrypt_proxy_find_api(void);
 reencrypt_req_t *reencrypt_current_req(void);
 reencrypt_conn_t *reencrypt_conn_get(conn_rec *c);
 /** The configured host of a balancer member of s (https or wss, with a

@@ -20,12 +20,16 @@
  * The life of one proxied request on one thread (httpd 2.4.71,
  * modules/proxy/mod_proxy.c proxy_handler and proxy_util.c):
  *   scheme_handler (ours first, DECLINED)       -> reencrypt_scheme_handler
+ *     [TLS balancer member] connect and handshake now, so that a
+ *     refusal moves the request to another member (early_handshake)
  *   acquire a pooled connection, check it       -> guard_filter may veto it
  *   ssl_bind_outgoing (new or reused conn)      -> reencrypt_bind_outgoing
  *   [new conn] pre_handshake, verify callback   -> reencrypt_ssl.c
  *   release: ssl_bind_outgoing(section config)  -> reencrypt_bind_outgoing
  *   request_status                              -> reencrypt_request_status
  */
+
+#include <dlfcn.h>
 
 #include "apr_strings.h"
 #include "apr_uri.h"
@@ -112,6 +116,145 @@ static apr_status_t current_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* ------------------------------------------------------------------ */
+/* Same-request failover between balancer members                      */
+
+/* mod_proxy.so's functions that the early handshake calls, looked up by
+ * name once every LoadModule has run, as proxy_hook_scheme_handler is
+ * (mod_reencrypt.c): linking them would make the LoadModule order
+ * matter. */
+static struct {
+    int (*acquire)(const char *, proxy_conn_rec **, proxy_worker *,
+                   server_rec *);
+    int (*release)(const char *, proxy_conn_rec *, server_rec *);
+    int (*determine)(apr_pool_t *, request_rec *, proxy_server_conf *,
+                     proxy_worker *, proxy_conn_rec *, apr_uri_t *, char **,
+                     const char *, apr_port_t, char *, apr_size_t);
+    apr_status_t (*check)(const char *, proxy_conn_rec *, server_rec *,
+                          unsigned, int);
+    int (*connect)(const char *, proxy_conn_rec *, proxy_worker *,
+                   server_rec *);
+    int (*create)(const char *, proxy_conn_rec *, request_rec *);
+} api;
+static int api_found;
+
+int reencrypt_proxy_find_api(void)
+{
+    *(void **)(&api.acquire) = dlsym(RTLD_DEFAULT,
+                                     "ap_proxy_acquire_connection");
+    *(void **)(&api.release) = dlsym(RTLD_DEFAULT,
+                                     "ap_proxy_release_connection");
+    *(void **)(&api.determine) = dlsym(RTLD_DEFAULT,
+                                       "ap_proxy_determine_connection");
+    *(void **)(&api.check) = dlsym(RTLD_DEFAULT,
+                                   "ap_proxy_check_connection");
+    *(void **)(&api.connect) = dlsym(RTLD_DEFAULT,
+                                     "ap_proxy_connect_backend");
+    *(void **)(&api.create) = dlsym(RTLD_DEFAULT,
+                                    "ap_proxy_connection_create_ex");
+    api_found = api.acquire && api.release && api.determine && api.check
+                && api.connect && api.create;
+    return api_found;
+}
+
+/* mod_proxy_balancer's "no member left" answer, 503, stands for a
+ * refusal when every member this request tried was refused by the
+ * policy (and nothing else went wrong): counted per request. */
+#define NOTE_ATTEMPTS  "reencrypt-attempts"
+#define NOTE_REFUSED   "reencrypt-members-refused"
+
+static int note_count(request_rec *r, const char *note)
+{
+    const char *v = apr_table_get(r->notes, note);
+
+    return v ? atoi(v) : 0;
+}
+
+static void note_add(request_rec *r, const char *note)
+{
+    apr_table_setn(r->notes, note,
+                   apr_itoa(r->pool, note_count(r, note) + 1));
+}
+
+/*
+ * A TLS member of a balancer, under a policy: the connection is made and
+ * its handshake done here, before mod_proxy_http's send step (where the
+ * handshake happens otherwise, at the first write; DESIGN: "Order on a
+ * new backend connection"). A member the policy refuses, or whose
+ * handshake fails, then answers 503 to proxy_handler (mod_proxy.c),
+ * which puts it in error state for its retry= and gives the request to
+ * the next usable member, maxattempts allowing: no byte of the request
+ * was sent, so moving it is safe whatever its method. A member that
+ * passes gives its connection back to the worker's pool, where
+ * mod_proxy_http finds it. Not for a member with disablereuse=On: the
+ * pool would close that connection and mod_proxy_http open another,
+ * two handshakes for every request; such a member is left out after
+ * the request it fails, as without a balancer.
+ *
+ * A plain handshake is driven by a FLUSH through mod_ssl's output
+ * filter, which completes the handshake before it writes anything and
+ * has nothing to write. h2:// members are left to mod_proxy_http2,
+ * which asks for ALPN h2 only once it holds the connection.
+ */
+static int early_handshake(request_rec *r, proxy_worker *worker,
+                           proxy_server_conf *conf, char *url,
+                           const char *proxyhost, apr_port_t proxyport)
+{
+    static const char scheme[] = "HTTPS";
+    proxy_conn_rec *backend = NULL;
+    apr_uri_t *uri = apr_pcalloc(r->pool, sizeof(*uri));
+    char *locurl = url, portstr[32];
+    apr_bucket_brigade *bb;
+    apr_status_t rv;
+    int refused, status;
+
+    if ((status = api.acquire(scheme, &backend, worker, r->server)) != OK) {
+        /* put in error state since the balancer chose it, by another
+         * request (mod_proxy said so, AH00940): 503, the next member */
+        return status;
+    }
+    backend->is_ssl = 1;
+    if (api.determine(r->pool, r, conf, worker, backend, uri, &locurl,
+                      proxyhost, proxyport, portstr, sizeof(portstr)) != OK
+        || api.check(scheme, backend, r->server, 1, PROXY_CHECK_CONN_EMPTY)
+           == APR_SUCCESS) {
+        /* the name did not resolve (mod_proxy_http answers it), or a
+         * pooled connection is there, handshaked already */
+        api.release(scheme, backend, r->server);
+        return DECLINED;
+    }
+    if (api.connect(scheme, backend, worker, r->server) != OK) {
+        /* no TCP connection (mod_proxy said why): the 503 with which
+         * mod_proxy_http would fail over too */
+        backend->close = 1;
+        api.release(scheme, backend, r->server);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (api.create(scheme, backend, r) != OK) {
+        backend->close = 1;
+        api.release(scheme, backend, r->server);
+        return DECLINED;
+    }
+    bb = apr_brigade_create(r->pool, backend->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(bb->bucket_alloc));
+    rv = ap_pass_brigade(backend->connection->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    if (rv == APR_SUCCESS && !backend->connection->aborted) {
+        api.release(scheme, backend, r->server);
+        return DECLINED;
+    }
+    refused = apr_table_get(r->notes, "reencrypt-refused") != NULL;
+    backend->close = 1;
+    api.release(scheme, backend, r->server);
+    if (refused) {
+        note_add(r, NOTE_REFUSED);
+    }
+    /* the next member, if one is left (the refusal's line said so) */
+    apr_table_unset(r->notes, "reencrypt-refused");
+    apr_table_unset(r->notes, "reencrypt-failed");
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
 int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
                              proxy_server_conf *conf, char *url,
                              const char *proxyhost, apr_port_t proxyport)
@@ -119,13 +262,12 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
     reencrypt_req_t *cur = &current;
     apr_uri_t uri;
 
-    (void)worker;
-    (void)conf;
-    (void)proxyhost;
-    (void)proxyport;
-
     memset(cur, 0, sizeof(*cur));
     cur->r = r;
+    /* what went wrong says the last attempt (a balancer's failover makes
+     * one per member tried) */
+    apr_table_unset(r->notes, "reencrypt-refused");
+    apr_table_unset(r->notes, "reencrypt-failed");
     /* one cleanup per request, however many failover passes it makes */
     apr_pool_cleanup_kill(r->pool, r, current_cleanup);
     apr_pool_cleanup_register(r->pool, r, current_cleanup,
@@ -154,6 +296,15 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
     if (cur->policy_id) {
         cur->sni = reencrypt_sni_for(r->pool, cur->policy, cur->backend_host,
                                      r->hostname);
+        if (api_found && worker && worker->balancer && url
+            && !worker->s->disablereuse && worker->s->is_address_reusable
+            && (!strncasecmp(url, "https://", 8)
+                || !strncasecmp(url, "wss://", 6))) {
+            cur->member_of = worker->balancer->s->name;
+            note_add(r, NOTE_ATTEMPTS);
+            return early_handshake(r, worker, conf, url, proxyhost,
+                                   proxyport);
+        }
     }
     return DECLINED;
 }
@@ -248,6 +399,17 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
 int reencrypt_request_status(int *status, request_rec *r)
 {
     reencrypt_req_t *cur = &current;
+    int attempts = note_count(r, NOTE_ATTEMPTS);
+
+    /* A 503 after a refusal is a bad gateway too: every member this
+     * request tried was refused by the policy (the balancer had none
+     * left), or the last attempt was (mod_proxy_http2 answers 503 to a
+     * backend whose handshake failed, after one more try) */
+    if (*status == HTTP_SERVICE_UNAVAILABLE
+        && ((attempts > 0 && note_count(r, NOTE_REFUSED) == attempts)
+            || apr_table_get(r->notes, "reencrypt-refused"))) {
+        *status = HTTP_BAD_GATEWAY;
+    }
 
     /* mod_proxy answers 500 when a backend handshake fails
      * (proxy_util.c ap_proxy_pass_brigade); a backend that fails the

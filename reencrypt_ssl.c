@@ -186,6 +186,21 @@ static apr_status_t verified_chain_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* For a balancer member whose handshake is made before the request is
+ * sent (reencrypt_proxy.c, early_handshake): what happens next, to end
+ * the line that says why it failed. "" otherwise. */
+static const char *moves_on(const reencrypt_conn_t *st)
+{
+    reencrypt_req_t *cur = reencrypt_current_req();
+
+    if (!st->r || cur->r != st->r || !cur->member_of) {
+        return "";
+    }
+    return apr_psprintf(st->r->pool, "; %s member put in error state for "
+                        "its retry=, the request goes on to another member "
+                        "if one is left", cur->member_of);
+}
+
 /* What the policy found wrong (reason), said once: refused (RE00010)
  * or, in Report mode, reported (RE00018). The first violation of a
  * connection sets its result. */
@@ -197,6 +212,7 @@ static void violation(reencrypt_conn_t *st, reencrypt_reason_e reason,
     conn_rec *lc = st->r ? st->r->connection : c;
     int report = reencrypt_policy_mode(&st->policy) == REENCRYPT_MODE_REPORT;
     const char *token = reencrypt_reason_token(reason);
+    int again;
 
     if (st->reason == REENCRYPT_OK) {
         st->reason = reason;
@@ -214,9 +230,14 @@ static void violation(reencrypt_conn_t *st, reencrypt_reason_e reason,
         }
         return;
     }
-    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, lc, RELOGNO(00010)
-                  "backend %s refused: %s; expected %s; seen %s",
-                  st->backend_name, token, expected, seen);
+    /* once per attempt: mod_proxy_http2 tries a refused backend again on
+     * a new connection within the same attempt */
+    again = st->r && apr_table_get(st->r->notes, "reencrypt-refused");
+    ap_log_cerror(APLOG_MARK, again ? APLOG_DEBUG : APLOG_ERR, 0, lc,
+                  RELOGNO(00010) "backend %s refused: %s; expected %s; "
+                  "seen %s%s%s", st->backend_name, token, expected, seen,
+                  moves_on(st), again ? " (again, on another connection)"
+                                      : "");
     reencrypt_status_handshake(st, leaf, chain_len, NULL, 1);
     if (st->r) {
         apr_table_setn(st->r->notes, "reencrypt-refused", token);
@@ -538,7 +559,8 @@ static void handshake_failed(reencrypt_conn_t *st)
                       : "the handshake did not complete";
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, RELOGNO(00060)
-                  "backend %s handshake failed: %s", st->backend_name, what);
+                  "backend %s handshake failed: %s%s", st->backend_name, what,
+                  moves_on(st));
     apr_table_setn(r->notes, "reencrypt-failed",
                    timeout ? "timeout" : "handshake");
 }

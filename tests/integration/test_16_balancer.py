@@ -3,11 +3,18 @@
 A re-encrypting load balancer usually spreads requests over several
 backends with mod_proxy_balancer.  The policy of the scope that proxies to
 balancer://app applies to every member: each member's handshake is checked
-on its own, a member that fails the policy is refused (502, no request byte
-reaches it, one RE00010 line naming that member) and mod_proxy_balancer
-then puts it in error state for its retry= seconds, so the following
-requests go to the members that pass.  Sessions are kept per member.
+on its own.  The handshake with a TLS member is made before the request is
+sent, so a member that fails the policy (no request byte reaches it, one
+RE00010 line naming that member and saying that the request moves on) is
+put in error state for its retry= seconds and the same request goes to
+another member: the client sees no refusal while one member passes.  When
+every member tried is refused, the client gets 502.  Sessions are kept per
+member.
 """
+
+import concurrent.futures
+import http.client
+import ssl
 
 import pytest
 
@@ -81,45 +88,51 @@ def test_reencrypt_16_002_refused_member_leaves_the_rotation(env, backend,
                                                              module_so,
                                                              pki,
                                                              in_section):
-    """One member presents a chain from another CA: the one request sent
-    to it is refused (502, no request byte reaches it, one RE00010 line
-    naming that member), mod_proxy_balancer puts it in error state, and
-    the next requests are all served by the good member."""
+    """One member presents a chain from another CA: the request sent to it
+    moves on to the good member (200), no request byte reaches the
+    impostor, one RE00010 line names it and says the request went on,
+    mod_proxy_balancer puts it in error state, and the next requests are
+    all served by the good member.  mod_proxy logs nothing for the
+    refusal (no AH01084, AH00898, AH01097)."""
     good, impostor = backend("good"), backend("other-ca")
     env.write_config(vhost=_balancer_vhost(pki, [good, impostor],
                                            in_section=in_section),
                      server=BALANCER_MODULES)
-    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.expect_log("RE00010")
     env.start()
     statuses = [_get(env, f"/rot{i}")[0] for i in range(8)]
-    assert statuses.count(502) == 1, (statuses, env.error_log())
-    assert statuses.count(200) == 7, (statuses, env.error_log())
-    assert statuses.index(502) <= 1, statuses   # within the first rotation
+    assert statuses == [200] * 8, (statuses, env.error_log())
     impostor.wait_settled()
     assert impostor.accepted == 1, impostor.describe()
     assert impostor.app_bytes == 0, impostor.received[:300]
     assert impostor.handshakes_ok == 0, impostor.describe()
-    assert len(good.requests) == 7, good.describe()
-    assert_one_re10(env, impostor, "untrusted-chain")
+    assert len(good.requests) == 8, good.describe()
+    m = assert_one_re10(env, impostor, "untrusted-chain")
+    assert m.group("seen").endswith(
+        "; balancer://app member put in error state for its retry=, the "
+        "request goes on to another member if one is left"), m.group(0)
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
 
 
 def test_reencrypt_16_003_pin_per_member_scope(env, backend, module_so,
                                                pki):
     """A pin set for the balancer scope holds for every member: the member
     whose key is not pinned (neither the current nor the backup pin) is
-    refused with pin-mismatch."""
+    refused with pin-mismatch, and its request is served by the pinned
+    one."""
     pinned, other = backend("good"), backend("good-ec")
     env.write_config(
         vhost=_balancer_vhost(pki, [pinned, other],
                               policy=[f"ReencryptPin {pki.pin('good')} "
                                       f"{pki.pin('good-next')}"]),
         server=BALANCER_MODULES)
-    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    env.expect_log("RE00010")
     env.start()
     statuses = [_get(env, f"/pin{i}")[0] for i in range(6)]
-    assert statuses.count(502) == 1, (statuses, env.error_log())
+    assert statuses == [200] * 6, (statuses, env.error_log())
     assert other.app_bytes == 0
-    assert len(pinned.requests) == 5, pinned.describe()
+    assert len(pinned.requests) == 6, pinned.describe()
     assert_one_re10(env, other, "pin-mismatch")
 
 
@@ -142,6 +155,171 @@ def test_reencrypt_16_004_sessions_kept_per_member(env, backend, module_so,
         assert be.handshakes_ok == 5, be.describe()
         assert be.full == 1, be.describe()
         assert be.resumed == 4, be.describe()
+
+
+def _keepalive_requests(env, prefix, n_conns, per_conn):
+    """n_conns client connections at once, each sending per_conn requests
+    over keep-alive; returns every status.  Like any HTTP client, a GET
+    that finds its idle keep-alive connection closed before any answer
+    (the event MPM closes idle keep-alive connections of a busy child)
+    is sent again on a new connection."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def connect():
+        return http.client.HTTPSConnection("127.0.0.1", env.port,
+                                           timeout=15, context=ctx)
+
+    def one(c):
+        conn = connect()
+        out = []
+        try:
+            for i in range(per_conn):
+                for again in (False, True):
+                    try:
+                        conn.request("GET", f"{prefix}{c}-{i}",
+                                     headers={"Host":
+                                              f"localhost:{env.port}"})
+                        r = conn.getresponse()
+                        r.read()
+                        break
+                    except (http.client.RemoteDisconnected,
+                            ConnectionResetError, BrokenPipeError):
+                        conn.close()
+                        if again or i == 0:
+                            raise
+                        conn = connect()
+                out.append(r.status)
+        finally:
+            conn.close()
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(n_conns) as pool:
+        return [st for sts in pool.map(one, range(n_conns)) for st in sts]
+
+
+def _moved_on(m):
+    return m.group("seen").endswith(
+        "; balancer://app member put in error state for its retry=, the "
+        "request goes on to another member if one is left")
+
+
+def test_reencrypt_16_020_refused_member_costs_the_client_nothing(
+        env, backend, module_so, pki):
+    """Three members, one an impostor (a chain from another CA): 200
+    requests over 10 keep-alive client connections, served by both child
+    processes, all answered 200.  The impostor receives no request byte;
+    each RE00010 line (one per request that picked it before its error
+    state was set) names it and says the request moved on; mod_proxy
+    logs nothing about it."""
+    a, b, impostor = backend("good"), backend("good-ec"), backend("other-ca")
+    vhost = _balancer_vhost(pki, [a, impostor, b])
+    vhost += ('\nLogFormat "%P %>s %{BALANCER_WORKER_NAME}e" lbfmt\n'
+              f'CustomLog "{env.access_log_file}" lbfmt')
+    env.write_config(vhost=vhost, server=BALANCER_MODULES, processes=2,
+                     threads=8)
+    # AH00940: a request of one child chose the impostor just as another
+    # child put it in error state; it moves on as well
+    env.expect_log("RE00010", "AH00940")
+    env.start()
+    statuses = _keepalive_requests(env, "/many", 10, 20)
+    assert statuses == [200] * 200, (
+        [x for x in statuses if x != 200], env.error_log())
+    impostor.wait_settled()
+    assert impostor.app_bytes == 0, impostor.received[:300]
+    assert impostor.handshakes_ok == 0, impostor.describe()
+    assert len(a.requests) + len(b.requests) == 200
+    lines = env.access_lines(200)
+    assert len({ln.split()[0] for ln in lines}) == 2, lines[:5]
+    assert all(ln.split()[1] == "200" for ln in lines)
+    assert not [ln for ln in lines if str(impostor.port) in ln]
+    # requests that picked the impostor before its error state was set,
+    # at most one per client connection
+    re10 = re10_lines(env)
+    assert 1 <= len(re10) <= 10, env.error_log()
+    for ln in re10:
+        m = RE10_RE.search(ln.rest)
+        assert m and m.group("backend") == f"127.0.0.1:{impostor.port}"
+        assert m.group("reason") == "untrusted-chain" and _moved_on(m), ln.raw
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
+
+
+@pytest.mark.parametrize("forcerecovery", ["On", "Off"])
+def test_reencrypt_16_021_every_member_refused(env, backend, module_so, pki,
+                                               forcerecovery):
+    """Two members, both impostors: the first request tries both (one
+    RE00010 line each) and gets 502; neither receives a request byte.
+    With both in error state, mod_proxy_balancer's forcerecovery (On by
+    default) tries them again for the next request: 502 again, two more
+    lines.  With forcerecovery=Off it answers the next request with its
+    own 503 (AH01170) without trying them."""
+    imp1, imp2 = backend("other-ca"), backend("other-ca")
+    vhost = _balancer_vhost(pki, [imp1, imp2]).replace(
+        "ProxySet lbmethod=byrequests",
+        f"ProxySet lbmethod=byrequests forcerecovery={forcerecovery}")
+    env.write_config(vhost=vhost, server=BALANCER_MODULES)
+    env.expect_log("RE00010", "AH01170")
+    env.start()
+    r = env.get("/all-refused")
+    assert r.status == 502, (r, env.error_log())
+    for be in (imp1, imp2):
+        be.wait_settled()
+        assert be.app_bytes == 0, be.received[:300]
+        assert be.accepted == 1, be.describe()
+    re10 = re10_lines(env)
+    assert sorted(RE10_RE.search(ln.rest).group("backend") for ln in re10) \
+        == sorted(f"127.0.0.1:{be.port}" for be in (imp1, imp2)), \
+        env.error_log()
+    r = env.get("/all-in-error")
+    if forcerecovery == "On":
+        assert r.status == 502, (r, env.error_log())
+        assert len(re10_lines(env)) == 4
+        assert not env.lines_with("AH01170")
+        want_accepted = 2
+    else:
+        assert r.status == 503, (r, env.error_log())
+        assert env.lines_with("AH01170"), env.error_log()
+        assert len(re10_lines(env)) == 2
+        want_accepted = 1
+    for be in (imp1, imp2):
+        be.wait_settled()
+        assert be.accepted == want_accepted, be.describe()
+        assert be.app_bytes == 0, be.received[:300]
+
+
+@pytest.mark.parametrize("maxattempts,first", [(1, 502), (2, 200), (0, 502)],
+                         ids=["maxattempts=1", "maxattempts=2",
+                              "maxattempts=0"])
+def test_reencrypt_16_022_maxattempts(env, backend, module_so, pki,
+                                      maxattempts, first):
+    """Members impostor, impostor, good (byrequests picks them in that
+    order): maxattempts bounds the members one request tries after the
+    first.  With 1 (or 0) the first request is refused by the impostors
+    it tries (502); with 2 it reaches the good member.  Either way the
+    next request, with both impostors in error state, is served."""
+    imp1, imp2, good = (backend("other-ca"), backend("other-ca"),
+                        backend("good"))
+    vhost = _balancer_vhost(pki, [imp1, imp2, good]).replace(
+        "ProxySet lbmethod=byrequests",
+        f"ProxySet lbmethod=byrequests maxattempts={maxattempts}")
+    env.write_config(vhost=vhost, server=BALANCER_MODULES)
+    env.expect_log("RE00010")
+    env.start()
+    r = env.get("/first")
+    assert r.status == first, (r, env.error_log())
+    tried = 1 + min(maxattempts, 2)
+    assert len(re10_lines(env)) == min(tried, 2), env.error_log()
+    if maxattempts == 0:
+        # the second request tries the second impostor, the third is served
+        assert env.get("/second").status == 502
+        assert len(re10_lines(env)) == 2
+    r = env.get("/next")
+    assert r.status == 200, (r, env.error_log())
+    for be in (imp1, imp2):
+        assert be.app_bytes == 0, be.received[:300]
+    assert ("GET", "/next") in good.requests
 
 
 HCHECK_MODULES = BALANCER_MODULES + (
@@ -236,16 +414,48 @@ ReencryptCACertificateFile "{pki.ca_file}"
     r = env.get("/pinned/x")
     assert r.status == 502, (r, env.error_log())
     # the first request took the failover pass: connection refused by the
-    # first member, then the second member's URL refused
+    # first member (when mod_reencrypt connects to it, to make the
+    # handshake before the request), then the second member's URL refused
     first = [ln.tag for ln in env.log_lines()
-             if ln.tag in ("AH01114", "AH01083")]
-    assert first[:2] == ["AH01114", "AH01083"], env.error_log()
+             if ln.tag in ("AH00957", "AH01114", "AH01083")]
+    assert first[:2] == ["AH00957", "AH01083"], env.error_log()
     assert len(env.children()) == 1
     assert set(good.snis) == {"good.test"}, good.describe()
     assert len(good.requests) == 3, good.describe()
     impostor.wait_settled()
     assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0
     assert_one_re10(env, impostor, "pin-mismatch")
+
+
+def test_reencrypt_16_023_failover_with_health_checks(env, backend,
+                                                     module_so, pki):
+    """Three members, one an impostor, with mod_proxy_hcheck checking
+    them every 5 s: client requests that reach the impostor before a
+    check has marked it down move on to a good member, so all 100 get
+    200 over keep-alive connections; the impostor receives no byte of
+    any request, client or check."""
+    a, b, impostor = backend("good"), backend("good-ec"), backend("other-ca")
+    env.write_config(
+        vhost=_balancer_vhost(pki, [impostor, a, b],
+                              "retry=60 hcmethod=GET hcuri=/hc "
+                              "hcinterval=5 hcfails=1 hcpasses=1"),
+        server=HCHECK_MODULES, processes=2)
+    env.expect_log("RE00010", "AH00940")
+    env.start()
+    statuses = _keepalive_requests(env, "/hc-many", 5, 20)
+    assert statuses == [200] * 100, ([x for x in statuses if x != 200],
+                                     env.error_log())
+    impostor.wait_settled()
+    assert impostor.app_bytes == 0, impostor.received[:300]
+    assert impostor.handshakes_ok == 0, impostor.describe()
+    served = [t for (_, t) in a.requests + b.requests
+              if t.startswith("/hc-many")]
+    assert len(served) == 100
+    for ln in re10_lines(env):
+        m = RE10_RE.search(ln.rest)
+        assert m and m.group("backend") == f"127.0.0.1:{impostor.port}"
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
 
 
 # every health check of a member, and a verdict applied at the next one

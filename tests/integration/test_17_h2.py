@@ -69,19 +69,20 @@ def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
 
 def test_reencrypt_17_002_h2_backend_refused(make_env, module_so, pki):
     """An h2:// backend whose chain does not lead to the policy's anchor
-    is refused and serves nothing. mod_proxy_http2 answers the client
-    itself, with 503, after one more attempt on a new connection, which
-    is refused too: one RE00010 line per attempt."""
+    is refused and serves nothing. mod_proxy_http2 tries once more on a
+    new connection, refused too, and answers 503, which the module turns
+    into 502 as for other backends; one RE00010 line for the attempt
+    (the second refusal is logged at debug level only)."""
     be = _h2_backend(make_env)
     fe = make_env("frontend")
     fe.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
     be.expect_log_re(r"\[ssl:")
     _frontend(fe, be, pki.other_ca_file)
     r = fe.get("/h2.txt")
-    assert r.status == 503, (r, fe.error_log())
+    assert r.status == 502, (r, fe.error_log())
     assert _backend_lines(be) == []
     lines = re10_lines(fe)
-    assert len(lines) == 2, fe.error_log()
+    assert len(lines) == 1, fe.error_log()
     for line in lines:
         m = RE10_RE.search(line.rest)
         assert m and m.group("backend") == f"127.0.0.1:{be.port}", line.raw
@@ -91,10 +92,10 @@ def test_reencrypt_17_002_h2_backend_refused(make_env, module_so, pki):
 
 def test_reencrypt_17_003_h2_backend_named_with_default_port(
         env, backend, module_so, pki):
-    """An h2:// URL without a port (mod_proxy_http2 connects to 443): each
+    """An h2:// URL without a port (mod_proxy_http2 connects to 443): the
     refused attempt's RE00010 line names the backend <address>:443, never
-    :0. The backend is refused in the handshake, so it need not speak
-    HTTP/2."""
+    :0, and the client gets 502. The backend is refused in the handshake,
+    so it need not speak HTTP/2."""
     from test_02_refusal import default_port_backend
     be = default_port_backend(backend, "other-ca")
     env.write_config(
@@ -109,12 +110,59 @@ def test_reencrypt_17_003_h2_backend_named_with_default_port(
     env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     r = env.get("/h2.txt")
-    assert r.status == 503, (r, env.error_log())
+    assert r.status == 502, (r, env.error_log())
     be.wait_settled()
     assert be.app_bytes == 0 and be.handshakes_ok == 0, be.describe()
     lines = re10_lines(env)
-    assert lines, env.error_log()
+    assert len(lines) == 1, env.error_log()
     for line in lines:
         m = RE10_RE.search(line.rest)
         assert m and m.group("backend") == f"{be.host}:443", line.raw
         assert m.group("reason") == "untrusted-chain", line.raw
+
+
+def test_reencrypt_17_004_h2_balancer_fails_over(make_env, backend, module_so,
+                                                pki):
+    """A balancer of two h2:// members, one of them refused by the policy
+    (a chain from another CA): mod_proxy_http2 answers its refusal with
+    503, so mod_proxy gives the request to the other member. Every
+    request is served over HTTP/2 by the good member; the impostor gets
+    no request byte; one RE00010 line for the attempt that met it."""
+    be = _h2_backend(make_env)
+    impostor = backend("other-ca")
+    fe = make_env("frontend")
+    fe.write_config(
+        server=(f'LoadModule proxy_http2_module '
+                f'"{MODULES_DIR}/mod_proxy_http2.so"\n'
+                f'LoadModule slotmem_shm_module '
+                f'"{MODULES_DIR}/mod_slotmem_shm.so"\n'
+                f'LoadModule proxy_balancer_module '
+                f'"{MODULES_DIR}/mod_proxy_balancer.so"\n'
+                f'LoadModule lbmethod_byrequests_module '
+                f'"{MODULES_DIR}/mod_lbmethod_byrequests.so"'),
+        vhost="\n".join([
+            "SSLProxyEngine On",
+            "ReencryptEngine On",
+            f'ReencryptCACertificateFile "{pki.ca_file}"',
+            "ReencryptSNI localhost",
+            "ReencryptVerifyName localhost good.test",
+            "<Proxy balancer://h2app>",
+            f"    BalancerMember h2://127.0.0.1:{impostor.port} retry=60",
+            f"    BalancerMember h2://127.0.0.1:{be.port} retry=60",
+            "    ProxySet lbmethod=byrequests",
+            "</Proxy>",
+            "ProxyPass / balancer://h2app/"]))
+    fe.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    fe.start()
+    for i in range(4):
+        r = fe.get("/h2.txt")
+        assert r.status == 200, (r, fe.error_log())
+        assert r.text == BODY
+    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"] * 4
+    impostor.wait_settled()
+    assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0, \
+        impostor.describe()
+    lines = re10_lines(fe)
+    assert len(lines) == 1, fe.error_log()
+    m = RE10_RE.search(lines[0].rest)
+    assert m.group("backend") == f"127.0.0.1:{impostor.port}", lines[0].raw
