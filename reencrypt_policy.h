@@ -300,8 +300,8 @@ typedef struct {
       "expires within it (default none)")                                  \
     X(WARN_WITHIN, warn_within, REENCRYPT_NO_WHERE, DURATION,              \
       "ReencryptWarnExpiringWithin", 0, 0, NULL, 0, 1,                     \
-      "duration: log a warning for a backend whose certificate expires "   \
-      "within it (default none)")                                          \
+      "duration: log a warning for a backend whose certificate, or a CRL " \
+      "it is checked against, expires within it (default none)")           \
     X(CLOCK_SKEW, clock_skew, REENCRYPT_WHERE(skew_where), DURATION,       \
       "ReencryptClockSkew", 0, 0, NULL, 0, 1,                              \
       "duration: grace for a backend certificate's notBefore (default 0)") \
