@@ -127,6 +127,9 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_post_config(reencrypt_cache_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
+    /* after the notes cache: marks the CRL warnings it says as said */
+    ap_hook_post_config(reencrypt_crl_post_config, NULL, NULL,
+                        APR_HOOK_LAST);
     ap_hook_child_init(reencrypt_cache_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
     /* the session cache must exist before mod_ssl's post_config runs

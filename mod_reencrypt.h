@@ -132,6 +132,14 @@ typedef struct {
     int session_key_none;        /**< ReencryptSessionCacheKey none */
 } reencrypt_srv_conf;
 
+/** A CRL file of the configuration, as the status views list it. */
+typedef struct {
+    const reencrypt_crl_file_t *file;
+    apr_int64_t warn_within;     /**< the largest ReencryptWarnExpiringWithin
+                                  *   of the policies that check backends
+                                  *   against it (seconds), 0 when none */
+} reencrypt_crl_watch_t;
+
 /* reencrypt_config.c */
 void *reencrypt_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *reencrypt_create_dir_conf(apr_pool_t *p, char *dir);
@@ -143,6 +151,21 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s);
 int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s);
+/** Collect the CRL files of every policy (reencrypt_crl_files) and say
+ *  RE00082 for those about to expire; after the notes cache exists. */
+int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s);
+/** The CRL files of the configuration (reencrypt_crl_watch_t, each file
+ *  once), or NULL before post_config. Read-only. */
+const apr_array_header_t *reencrypt_crl_files(void);
+/** The notes cache key under which RE00082 for crl is said once a day */
+const char *reencrypt_crl_warn_key(apr_pool_t *p,
+                                   const reencrypt_crl_info_t *crl);
+/** Say RE00082: crl, in the file path, is within window seconds of its
+ *  nextUpdate at now, or past it. */
+void reencrypt_crl_warn(server_rec *s, const char *path,
+                        const reencrypt_crl_info_t *crl,
+                        apr_int64_t window, apr_time_t now, apr_pool_t *p);
 
 /* reencrypt_proxy.c */
 int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,

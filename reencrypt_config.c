@@ -607,6 +607,10 @@ typedef struct {
     int warn;                   /* say the warnings in this pass */
     int any_warn_window;        /* a ReencryptWarnExpiringWithin is set */
     int any_policy;             /* some scope turns the engine on */
+    /* with crl_files: the CRL files of the policies, each once
+     * (reencrypt_crl_watch_t), and where each is in it (by address) */
+    apr_array_header_t *crl_files;
+    apr_hash_t *crl_index;
 } check_ctx_t;
 
 static const char *scope_name(apr_pool_t *p, server_rec *s)
@@ -660,6 +664,41 @@ static const char *ssl_crl_conflict(apr_pool_t *p,
                         "mod_reencrypt, which would let revoked backend "
                         "certificates through: use %s instead, and remove "
                         "%s from this scope", name, at, instead, name);
+}
+
+/* The CRL files of a policy that is on, into the list of the status
+ * views: each file once, however many scopes name it, with the largest
+ * warning window of the policies that check backends against it. */
+static void collect_crls(check_ctx_t *cx, const reencrypt_policy_t *pol)
+{
+    apr_int64_t window = reencrypt_policy_warn_within(pol);
+    int checks = reencrypt_policy_revocation(pol)
+                 != REENCRYPT_REVOCATION_OFF;
+    int i;
+
+    for (i = 0; pol->crls && i < pol->crls->files->nelts; i++) {
+        const reencrypt_crl_file_t *f = APR_ARRAY_IDX(pol->crls->files, i,
+                                            const reencrypt_crl_file_t *);
+        apr_pool_t *hp = apr_hash_pool_get(cx->crl_index);
+        reencrypt_crl_watch_t *w;
+        int *at = apr_hash_get(cx->crl_index, &f, sizeof(f));
+
+        if (!at) {
+            const reencrypt_crl_file_t **key = apr_palloc(hp, sizeof(*key));
+
+            w = apr_array_push(cx->crl_files);
+            w->file = f;
+            w->warn_within = 0;
+            *key = f;
+            at = apr_palloc(hp, sizeof(*at));
+            *at = cx->crl_files->nelts - 1;
+            apr_hash_set(cx->crl_index, key, sizeof(*key), at);
+        }
+        w = &APR_ARRAY_IDX(cx->crl_files, *at, reencrypt_crl_watch_t);
+        if (checks && window > w->warn_within) {
+            w->warn_within = window;
+        }
+    }
 }
 
 /* Check the effective policy of one scope. A scope where the engine is
@@ -763,6 +802,9 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
     }
     if (reencrypt_policy_warn_within(pol) > 0) {
         cx->any_warn_window = 1;
+    }
+    if (cx->crl_files) {
+        collect_crls(cx, pol);
     }
     cx->any_policy = 1;
     return OK;
@@ -991,6 +1033,7 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     int rv;
 
     (void)plog;
+    memset(&cx, 0, sizeof(cx));
     settle_ssl_sections(pconf, s);
     /* Warnings go to the error log from post_config, once it is open;
      * only apachectl -t shows them here, on its standard error. */
@@ -1017,8 +1060,108 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    memset(&cx, 0, sizeof(cx));
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     warn_session_cache(&cx, s, ptemp);
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* CRL files: the list of the status views, and their expiry warning   */
+
+/* This generation's CRL files (reencrypt_crl_watch_t), from pconf. */
+static const apr_array_header_t *crl_files;
+
+static apr_status_t crl_files_cleanup(void *data)
+{
+    (void)data;
+    crl_files = NULL;
+    return APR_SUCCESS;
+}
+
+const apr_array_header_t *reencrypt_crl_files(void)
+{
+    return crl_files;
+}
+
+const char *reencrypt_crl_warn_key(apr_pool_t *p,
+                                   const reencrypt_crl_info_t *crl)
+{
+    return apr_pstrcat(p, "crl:", reencrypt_base64_encode(p, crl->digest,
+                                                          sizeof(crl->digest)),
+                       NULL);
+}
+
+void reencrypt_crl_warn(server_rec *s, const char *path,
+                        const reencrypt_crl_info_t *crl,
+                        apr_int64_t window, apr_time_t now, apr_pool_t *p)
+{
+    apr_int64_t left = (apr_int64_t)crl->next_update
+                       - (apr_int64_t)apr_time_sec(now);
+    int past = left <= 0;
+    apr_int64_t abs_left = past ? -left : left;
+
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00082)
+                 "CRL of %s in %s %s: nextUpdate=%s, %s%" APR_INT64_T_FMT
+                 "d %" APR_INT64_T_FMT "h%s (ReencryptWarnExpiringWithin %"
+                 APR_INT64_T_FMT "s): put a newer CRL of that issuer in "
+                 "the file and restart gracefully", crl->issuer, path,
+                 past ? "is past its nextUpdate" : "expires soon",
+                 reencrypt_time_str(p, crl->next_update), past ? "" : "in ",
+                 abs_left / 86400, (abs_left % 86400) / 3600,
+                 past ? " ago" : "", window);
+}
+
+/* After the notes cache exists (reencrypt_cache_post_config): list the
+ * CRL files of every policy for the status views, and say RE00082 for
+ * each CRL (file and issuer) whose nextUpdate is within the warning
+ * window of a policy that checks against it. Marked as said in the
+ * notes cache, so that handshakes say it again a day later only. */
+int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    apr_time_t now = apr_time_now();
+    apr_hash_t *said;
+    check_ctx_t cx;
+    int i, j;
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    memset(&cx, 0, sizeof(cx));
+    cx.crl_files = apr_array_make(pconf, 4, sizeof(reencrypt_crl_watch_t));
+    cx.crl_index = apr_hash_make(ptemp);
+    walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
+    crl_files = cx.crl_files;
+    apr_pool_cleanup_register(pconf, NULL, crl_files_cleanup,
+                              apr_pool_cleanup_null);
+    said = apr_hash_make(ptemp);
+    for (i = 0; i < crl_files->nelts; i++) {
+        const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(crl_files, i,
+                                                  reencrypt_crl_watch_t);
+
+        for (j = 0; w->warn_within > 0 && j < w->file->info->nelts; j++) {
+            const reencrypt_crl_info_t *crl = &APR_ARRAY_IDX(
+                w->file->info, j, reencrypt_crl_info_t);
+            const char *once;
+
+            if (!crl->next_update
+                || (apr_int64_t)crl->next_update
+                   - (apr_int64_t)apr_time_sec(now) >= w->warn_within) {
+                continue;
+            }
+            once = apr_pstrcat(ptemp, w->file->path, "\n", crl->issuer,
+                               NULL);
+            if (!apr_hash_get(said, once, APR_HASH_KEY_STRING)) {
+                apr_hash_set(said, once, APR_HASH_KEY_STRING, "");
+                reencrypt_crl_warn(s, w->file->path, crl, w->warn_within,
+                                   now, ptemp);
+            }
+            reencrypt_cache_first(s, reencrypt_crl_warn_key(ptemp, crl),
+                                  apr_time_from_sec(86400), ptemp);
+        }
+    }
     return OK;
 }

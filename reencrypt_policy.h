@@ -24,6 +24,8 @@
 #ifndef REENCRYPT_POLICY_H
 #define REENCRYPT_POLICY_H
 
+#include <time.h>
+
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_network_io.h>
@@ -116,6 +118,16 @@ typedef struct {
     unsigned char digest[32];    /**< SHA-256 of the file's bytes */
 } reencrypt_anchors_t;
 
+/** What the status views and the expiry warning (RE00082) show of one
+ *  CRL: read once, when its file is loaded. */
+typedef struct {
+    const char *issuer;          /**< one-line RFC 2253 name */
+    time_t last_update;          /**< 0 if unreadable */
+    time_t next_update;          /**< 0 when the CRL gives none */
+    int entries;                 /**< revoked certificates it lists */
+    unsigned char digest[32];    /**< SHA-256 of the CRL's DER */
+} reencrypt_crl_info_t;
+
 /** The CRLs of one file of ReencryptCARevocationFile. Immutable once
  *  loaded; shared read-only by all threads and by every scope that
  *  names the same file. */
@@ -123,6 +135,10 @@ typedef struct {
     const char *path;            /**< resolved file name */
     STACK_OF(X509_CRL) *crls;    /**< the CRLs, in file order */
     unsigned char digest[32];    /**< SHA-256 of the file's bytes */
+    /** reencrypt_crl_info_t of each CRL, in file order */
+    const apr_array_header_t *info;
+    time_t soonest_next_update;  /**< earliest nextUpdate of its CRLs,
+                                  *   0 when none gives one */
 } reencrypt_crl_file_t;
 
 /** The CRLs of one scope: the files of its ReencryptCARevocationFile
@@ -132,6 +148,10 @@ typedef struct {
     apr_array_header_t *files;   /**< const reencrypt_crl_file_t * */
     STACK_OF(X509_CRL) *all;     /**< every CRL of every file */
     const char *where;           /**< "file:line" of the first directive */
+    time_t soonest_next_update;  /**< earliest nextUpdate of all its
+                                  *   CRLs, 0 when none gives one: a
+                                  *   handshake compares it with the
+                                  *   warning window, nothing more */
 } reencrypt_crls_t;
 
 /**
@@ -280,8 +300,8 @@ typedef struct {
       "expires within it (default none)")                                  \
     X(WARN_WITHIN, warn_within, REENCRYPT_NO_WHERE, DURATION,              \
       "ReencryptWarnExpiringWithin", 0, 0, NULL, 0, 1,                     \
-      "duration: log a warning for a backend whose certificate expires "   \
-      "within it (default none)")                                          \
+      "duration: log a warning for a backend whose certificate, or a CRL " \
+      "it is checked against, expires within it (default none)")           \
     X(CLOCK_SKEW, clock_skew, REENCRYPT_WHERE(skew_where), DURATION,       \
       "ReencryptClockSkew", 0, 0, NULL, 0, 1,                              \
       "duration: grace for a backend certificate's notBefore (default 0)") \

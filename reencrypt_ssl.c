@@ -136,6 +136,49 @@ static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
                   reencrypt_policy_warn_within(&st->policy));
 }
 
+/* The CRL set a thread last looked at for RE00082, and until when it
+ * leaves that set alone: the notes cache (and its global lock) is asked
+ * at most once a minute per thread and set, not at every handshake of a
+ * busy backend whose CRL is within the window for days. */
+static AP_THREAD_LOCAL const reencrypt_crls_t *crl_memo_set;
+static AP_THREAD_LOCAL apr_int64_t crl_memo_until;
+
+/* A CRL of the policy whose nextUpdate is within its warning window, or
+ * past: said once a day by the whole server (RE00082; post_config said
+ * it at start-up and marked it said). Called only when the soonest
+ * nextUpdate of the policy's CRLs is within the window. */
+static void warn_crls(reencrypt_conn_t *st, apr_time_t now, apr_pool_t *tp)
+{
+    const reencrypt_crls_t *set = st->policy.crls;
+    apr_int64_t window = reencrypt_policy_warn_within(&st->policy);
+    apr_int64_t secs = (apr_int64_t)apr_time_sec(now);
+    int i, j;
+
+    if (crl_memo_set == set && secs < crl_memo_until) {
+        return;
+    }
+    crl_memo_set = set;
+    crl_memo_until = secs + 60;
+    for (i = 0; i < set->files->nelts; i++) {
+        const reencrypt_crl_file_t *f = APR_ARRAY_IDX(set->files, i,
+                                            const reencrypt_crl_file_t *);
+
+        for (j = 0; f->info && j < f->info->nelts; j++) {
+            const reencrypt_crl_info_t *crl = &APR_ARRAY_IDX(f->info, j,
+                                                  reencrypt_crl_info_t);
+
+            if (crl->next_update
+                && (apr_int64_t)crl->next_update - secs < window
+                && reencrypt_cache_first(st->c->base_server,
+                                         reencrypt_crl_warn_key(tp, crl),
+                                         apr_time_from_sec(86400), tp)) {
+                reencrypt_crl_warn(st->c->base_server, f->path, crl, window,
+                                   now, tp);
+            }
+        }
+    }
+}
+
 /* What the policy of this connection asks of a chain at time now */
 static void check_of(const reencrypt_conn_t *st, apr_time_t now,
                      STACK_OF(X509) *validated, reencrypt_check_t *chk)
@@ -294,6 +337,13 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
         && (apr_int64_t)v.not_after - (apr_int64_t)chk.now
            < reencrypt_policy_warn_within(pol)) {
         warn_expiring(st, leaf, &v, now, tp);
+    }
+    if (pol->crls && pol->crls->soonest_next_update
+        && reencrypt_policy_revocation(pol) != REENCRYPT_REVOCATION_OFF
+        && reencrypt_policy_warn_within(pol) > 0
+        && (apr_int64_t)pol->crls->soonest_next_update - (apr_int64_t)chk.now
+           < reencrypt_policy_warn_within(pol)) {
+        warn_crls(st, now, tp);
     }
     if (st->r) {
         reencrypt_ssl_set_env(st, st->r);

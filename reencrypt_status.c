@@ -65,7 +65,7 @@ APLOG_USE_MODULE(reencrypt);
  * them in: a new layout of status_slot_t takes a new name, because
  * mod_slotmem_shm restores a shorter file of an older layout as it is
  * (AH02552) and the slots would be read out of step. */
-#define STATUS_SLOTMEM     "mod_reencrypt-status-3"
+#define STATUS_SLOTMEM     "mod_reencrypt-status-4"
 #define STATUS_OTHER       "mod_reencrypt-status-other"
 /* The segments the children count in. They are not persisted: the
  * parent copies them into the two above when a generation ends (see
@@ -117,6 +117,13 @@ typedef struct {
     char protocol[16];
     char cipher[64];
     apr_int64_t warn_within;
+    /* last full handshake that passed (or was reported): what the
+     * revocation check (REENCRYPT_REVOCATION) and the OCSP staple
+     * (REENCRYPT_STAPLE) said, as their tokens */
+    apr_int64_t full_time;      /* 0: none recorded */
+    char revocation[16];
+    char staple[16];
+    apr_int64_t staple_next_update;     /* seconds, 0 when none */
     status_counts_t n;
 } status_slot_t;
 
@@ -268,6 +275,8 @@ static void slots_restored(void)
         TERMINATE(sl->last_result);
         TERMINATE(sl->protocol);
         TERMINATE(sl->cipher);
+        TERMINATE(sl->revocation);
+        TERMINATE(sl->staple);
     }
 }
 
@@ -664,6 +673,17 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
     status_slot_t *sl;
     status_other_t *other;
     apr_pool_t *tp;
+    /* a full handshake that passed (or was reported) says what the
+     * revocation check and the staple found; a resumed one checks no
+     * staple and leaves them as they were */
+    int full = !refused && !st->resumed;
+    const char *revocation = st->revocation ? st->revocation
+                             : reencrypt_revocation_token(
+                                   REENCRYPT_REV_NOT_CHECKED);
+    const char *staple = reencrypt_staple_token(st->staple);
+    apr_int64_t staple_next = st->staple_next_update
+                              ? (apr_int64_t)apr_time_sec(
+                                    st->staple_next_update) : 0;
 
     if (!slots) {
         return;
@@ -686,7 +706,10 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
      * update; strings in a slot always end within their buffer. */
     if (!refused && sl->last_time == (apr_int64_t)apr_time_sec(apr_time_now())
         && st->result && !strcmp(sl->last_result, st->result)
-        && st->peer_pin && !strcmp(sl->pin, st->peer_pin)) {
+        && st->peer_pin && !strcmp(sl->pin, st->peer_pin)
+        && (!full || (!strcmp(sl->revocation, revocation)
+                      && !strcmp(sl->staple, staple)
+                      && sl->staple_next_update == staple_next))) {
         slot_unpin(sl);
         return;
     }
@@ -701,6 +724,12 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
         copy_str(sl->cipher, sizeof(sl->cipher),
                  (ssl && !refused) ? SSL_get_cipher_name(ssl) : "-");
         sl->warn_within = reencrypt_policy_warn_within(&st->policy);
+        if (full) {
+            sl->full_time = sl->last_time;
+            copy_str(sl->revocation, sizeof(sl->revocation), revocation);
+            copy_str(sl->staple, sizeof(sl->staple), staple);
+            sl->staple_next_update = staple_next;
+        }
         apr_global_mutex_unlock(status_mutex);
         apr_pool_destroy(tp);
     }
@@ -801,6 +830,31 @@ static const char *iso(apr_pool_t *p, apr_int64_t t)
     return t ? reencrypt_time_str(p, (time_t)t) : "";
 }
 
+/* The CRL files of the configuration (reencrypt_crl_watch_t): what
+ * post_config collected, configuration data, not in shared memory. */
+static const apr_array_header_t *crl_list(apr_pool_t *p)
+{
+    const apr_array_header_t *files = reencrypt_crl_files();
+
+    return files ? files : apr_array_make(p, 1,
+                                          sizeof(reencrypt_crl_watch_t));
+}
+
+static const reencrypt_crl_info_t *crl_at(const reencrypt_crl_watch_t *w,
+                                          int j)
+{
+    return &APR_ARRAY_IDX(w->file->info, j, reencrypt_crl_info_t);
+}
+
+/* A CRL whose nextUpdate is within the warning window of a policy that
+ * checks against its file (RE00082), or past */
+static int crl_expiring(const reencrypt_crl_watch_t *w,
+                        const reencrypt_crl_info_t *crl, apr_int64_t now)
+{
+    return crl->next_update && w->warn_within > 0
+           && (apr_int64_t)crl->next_update - now < w->warn_within;
+}
+
 /* --- JSON --- */
 
 static const char *json_str_or_null(apr_pool_t *p, const char *s)
@@ -830,6 +884,46 @@ static void json_counts(request_rec *r, const status_counts_t *n)
     ap_rputs(", \"report_violations\": ", r);
     json_reasons(r, n->reported);
     ap_rputs("}", r);
+}
+
+static void json_crl_files(request_rec *r, apr_int64_t now)
+{
+    const apr_array_header_t *files = crl_list(r->pool);
+    int i, j;
+
+    for (i = 0; i < files->nelts; i++) {
+        const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(files, i,
+                                                  reencrypt_crl_watch_t);
+
+        ap_rprintf(r, "%s\n  {\"path\": %s, \"warn_within_seconds\": %"
+                   APR_INT64_T_FMT ", \"crls\": [", i ? "," : "",
+                   reencrypt_escape_json(r->pool, w->file->path),
+                   w->warn_within);
+        for (j = 0; j < w->file->info->nelts; j++) {
+            const reencrypt_crl_info_t *crl = crl_at(w, j);
+            apr_int64_t next = (apr_int64_t)crl->next_update;
+
+            ap_rprintf(r, "%s\n   {\"issuer\": %s, \"last_update\": %s, "
+                       "\"last_update_unix\": %s, \"next_update\": %s, "
+                       "\"next_update_unix\": %s, \"seconds_left\": %s, "
+                       "\"expiring\": %s, \"entries\": %d}", j ? "," : "",
+                       reencrypt_escape_json(r->pool, crl->issuer),
+                       json_str_or_null(r->pool, iso(r->pool,
+                                            (apr_int64_t)crl->last_update)),
+                       crl->last_update
+                           ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                          (apr_int64_t)crl->last_update)
+                           : "null",
+                       json_str_or_null(r->pool, iso(r->pool, next)),
+                       next ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                           next) : "null",
+                       next ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                           next - now) : "null",
+                       crl_expiring(w, crl, now) ? "true" : "false",
+                       crl->entries);
+        }
+        ap_rputs("]}", r);
+    }
 }
 
 static void render_json(request_rec *r, const snapshot_t *snap)
@@ -888,10 +982,33 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                    reencrypt_escape_json(r->pool, sl->last_result),
                    reencrypt_escape_json(r->pool, sl->protocol),
                    reencrypt_escape_json(r->pool, sl->cipher));
+        if (sl->full_time) {
+            ap_rprintf(r, "\n   \"last_full_handshake\": {\"time\": %s, "
+                       "\"time_unix\": %" APR_INT64_T_FMT ", "
+                       "\"revocation\": %s, \"staple\": %s, "
+                       "\"staple_next_update\": %s, "
+                       "\"staple_next_update_unix\": %s},",
+                       reencrypt_escape_json(r->pool,
+                                             iso(r->pool, sl->full_time)),
+                       sl->full_time,
+                       reencrypt_escape_json(r->pool, sl->revocation),
+                       reencrypt_escape_json(r->pool, sl->staple),
+                       json_str_or_null(r->pool, iso(r->pool,
+                                            sl->staple_next_update)),
+                       sl->staple_next_update
+                           ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                          sl->staple_next_update)
+                           : "null");
+        }
+        else {
+            ap_rputs("\n   \"last_full_handshake\": null,", r);
+        }
         ap_rputs("\n   \"counters\": ", r);
         json_counts(r, &sl->n);
         ap_rputs("}", r);
     }
+    ap_rputs("\n], \"crl_files\": [", r);
+    json_crl_files(r, snap->now);
     ap_rputs("\n]}\n", r);
 }
 
@@ -919,6 +1036,69 @@ typedef struct {
 /* The backend label of what no slot holds: never a host:port */
 #define PROM_OTHER "other"
 
+/* file and issuer of a CRL, or NULL for a CRL of the same file and
+ * issuer as a newer one (by lastUpdate, the first of equals): one
+ * sample per label set, of the CRL the check uses */
+static const char *prom_crl_ids(apr_pool_t *p,
+                                const reencrypt_crl_watch_t *w, int j)
+{
+    const reencrypt_crl_info_t *crl = crl_at(w, j);
+    int k;
+
+    for (k = 0; k < w->file->info->nelts; k++) {
+        const reencrypt_crl_info_t *o = crl_at(w, k);
+
+        if (k != j && !strcmp(o->issuer, crl->issuer)
+            && (o->last_update > crl->last_update
+                || (o->last_update == crl->last_update && k < j))) {
+            return NULL;
+        }
+    }
+    return apr_psprintf(p, "file=\"%s\",issuer=\"%s\"",
+                        reencrypt_escape_prom(p, w->file->path),
+                        reencrypt_escape_prom(p, crl->issuer));
+}
+
+static void prom_crl_files(request_rec *r)
+{
+    const apr_array_header_t *files = crl_list(r->pool);
+    const char *ids;
+    int i, j;
+
+    if (!files->nelts) {
+        return;
+    }
+    prom_head(r, "reencrypt_crl_next_update_seconds", "gauge",
+              "nextUpdate of a CRL of ReencryptCARevocationFile.");
+    for (i = 0; i < files->nelts; i++) {
+        const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(files, i,
+                                                  reencrypt_crl_watch_t);
+
+        for (j = 0; j < w->file->info->nelts; j++) {
+            if (crl_at(w, j)->next_update
+                && (ids = prom_crl_ids(r->pool, w, j)) != NULL) {
+                ap_rprintf(r, "reencrypt_crl_next_update_seconds{%s} %"
+                           APR_INT64_T_FMT "\n", ids,
+                           (apr_int64_t)crl_at(w, j)->next_update);
+            }
+        }
+    }
+    prom_head(r, "reencrypt_crl_entries", "gauge",
+              "Revoked certificates a CRL of ReencryptCARevocationFile "
+              "lists.");
+    for (i = 0; i < files->nelts; i++) {
+        const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(files, i,
+                                                  reencrypt_crl_watch_t);
+
+        for (j = 0; j < w->file->info->nelts; j++) {
+            if ((ids = prom_crl_ids(r->pool, w, j)) != NULL) {
+                ap_rprintf(r, "reencrypt_crl_entries{%s} %d\n", ids,
+                           crl_at(w, j)->entries);
+            }
+        }
+    }
+}
+
 static void render_prometheus(request_rec *r, const snapshot_t *snap)
 {
     const apr_array_header_t *rows = snap->rows;
@@ -928,13 +1108,16 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
 
     prom_head(r, "reencrypt_backend_info", "gauge",
-              "Certificate and last handshake of a backend, as labels.");
+              "Certificate and last handshake of a backend, and what the "
+              "revocation check and the OCSP staple of its last full "
+              "handshake said, as labels.");
     for (i = 0; i < rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
 
         ap_rprintf(r, "reencrypt_backend_info{%s,subject=\"%s\","
                    "issuer=\"%s\",serial=\"%s\",pin=\"%s\",protocol=\"%s\","
-                   "cipher=\"%s\",result=\"%s\"} 1\n",
+                   "cipher=\"%s\",result=\"%s\",revocation=\"%s\","
+                   "staple=\"%s\"} 1\n",
                    prom_ids(r->pool, sl),
                    reencrypt_escape_prom(r->pool, sl->subject),
                    reencrypt_escape_prom(r->pool, sl->issuer),
@@ -942,7 +1125,9 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
                    reencrypt_escape_prom(r->pool, sl->pin),
                    reencrypt_escape_prom(r->pool, sl->protocol),
                    reencrypt_escape_prom(r->pool, sl->cipher),
-                   reencrypt_escape_prom(r->pool, sl->last_result));
+                   reencrypt_escape_prom(r->pool, sl->last_result),
+                   reencrypt_escape_prom(r->pool, sl->revocation),
+                   reencrypt_escape_prom(r->pool, sl->staple));
     }
     prom_head(r, "reencrypt_backend_cert_not_after_timestamp_seconds",
               "gauge", "notAfter of the certificate the backend presented.");
@@ -986,6 +1171,18 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
             ap_rprintf(r, "reencrypt_backend_last_handshake_timestamp_seconds"
                        "{%s} %" APR_INT64_T_FMT "\n", prom_ids(r->pool, sl),
                        sl->last_time);
+        }
+    }
+    prom_head(r, "reencrypt_backend_staple_next_update_seconds", "gauge",
+              "nextUpdate of the OCSP staple of the backend's last full "
+              "handshake.");
+    for (i = 0; i < rows->nelts; i++) {
+        const status_slot_t *sl = &APR_ARRAY_IDX(rows, i, status_slot_t);
+
+        if (sl->staple_next_update) {
+            ap_rprintf(r, "reencrypt_backend_staple_next_update_seconds"
+                       "{%s} %" APR_INT64_T_FMT "\n", prom_ids(r->pool, sl),
+                       sl->staple_next_update);
         }
     }
     /* the counters of every slot, and of what no slot holds */
@@ -1060,6 +1257,7 @@ static void render_prometheus(request_rec *r, const snapshot_t *snap)
                    "{event=\"overflowed\"} %" APR_UINT64_T_FMT "\n",
                    snap->other.overflows);
     }
+    prom_crl_files(r);
 }
 
 /* --- HTML --- */
@@ -1101,7 +1299,92 @@ static void html_counts(request_rec *r, const status_counts_t *n)
     html_reasons(r, n->refused);
     ap_rputs("</td><td>", r);
     html_reasons(r, n->reported);
-    ap_rputs("</td></tr>\n", r);
+    ap_rputs("</td>", r);
+}
+
+/* The colour of a revocation or staple token: what passed is ok, what
+ * was not checked plain, what Verify lets pass warn, the rest bad */
+static const char *token_class(const char *token, int staple)
+{
+    if (!strcmp(token, "good")) {
+        return "ok";
+    }
+    if (!strcmp(token, "not-checked") || !strcmp(token, "resumed")) {
+        return "";
+    }
+    if (!strcmp(token, "no-crl")
+        || (staple && (!strcmp(token, "absent")
+                       || !strcmp(token, "unknown")))) {
+        return "warn";
+    }
+    return "bad";
+}
+
+/* What the revocation check and the staple of the last full handshake
+ * said: the last lines of a backend's "Last handshake" cell */
+static void html_revocation(request_rec *r, const status_slot_t *sl)
+{
+    if (!sl->full_time) {
+        ap_rputs("<br>(no full handshake yet)", r);
+        return;
+    }
+    ap_rprintf(r, "<br>CRL <span class=\"tag %s\">%s</span><br>"
+               "staple <span class=\"tag %s\">%s</span>",
+               token_class(sl->revocation, 0),
+               reencrypt_escape_html(r->pool, sl->revocation),
+               token_class(sl->staple, 1),
+               reencrypt_escape_html(r->pool, sl->staple));
+    if (sl->staple_next_update) {
+        ap_rprintf(r, "<br>staple until %s",
+                   reencrypt_escape_html(r->pool, iso(r->pool,
+                                         sl->staple_next_update)));
+    }
+}
+
+/* The CRL files of the configuration, one row per CRL */
+static void html_crl_files(request_rec *r, apr_int64_t now)
+{
+    const apr_array_header_t *files = crl_list(r->pool);
+    int i, j;
+
+    if (!files->nelts) {
+        return;
+    }
+    ap_rputs("<h2>CRL files (ReencryptCARevocationFile)</h2>\n<table>\n"
+             "<tr><th>File</th><th>Issuer</th><th>lastUpdate</th>"
+             "<th>nextUpdate</th><th>Entries</th></tr>\n", r);
+    for (i = 0; i < files->nelts; i++) {
+        const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(files, i,
+                                                  reencrypt_crl_watch_t);
+
+        for (j = 0; j < w->file->info->nelts; j++) {
+            const reencrypt_crl_info_t *crl = crl_at(w, j);
+            apr_int64_t next = (apr_int64_t)crl->next_update;
+            const char *cls = (next && next <= now) ? "bad"
+                              : (crl_expiring(w, crl, now) ? "warn" : "ok");
+
+            ap_rprintf(r, "<tr class=\"%s\"><td>%s</td><td>%s</td>"
+                       "<td class=\"when\">%s</td><td class=\"when\">",
+                       cls, reencrypt_escape_html(r->pool, w->file->path),
+                       reencrypt_escape_html(r->pool, crl->issuer),
+                       reencrypt_escape_html(r->pool, iso(r->pool,
+                                             (apr_int64_t)crl->last_update)));
+            if (next) {
+                ap_rprintf(r, "%s<br><span class=\"tag %s\">%s</span>",
+                           reencrypt_escape_html(r->pool,
+                                                 iso(r->pool, next)), cls,
+                           reencrypt_escape_html(r->pool,
+                                                 left_str(r->pool,
+                                                          next - now)));
+            }
+            else {
+                ap_rputs("(none)", r);
+            }
+            ap_rprintf(r, "</td><td class=\"num\">%d</td></tr>\n",
+                       crl->entries);
+        }
+    }
+    ap_rputs("</table>\n", r);
 }
 
 static int any_count(const status_counts_t *n)
@@ -1121,6 +1404,7 @@ static void render_html(request_rec *r, const snapshot_t *snap)
              "<title>mod_reencrypt status</title>\n<style>\n"
              "body{font-family:sans-serif;margin:1.5em;color:#222}\n"
              "h1{font-size:1.4em;margin-bottom:.2em}\n"
+             "h2{font-size:1.1em;margin-top:1.5em}\n"
              ".meta{color:#666;margin-bottom:1em}\n"
              "table{border-collapse:collapse;font-size:.9em}\n"
              "th,td{border:1px solid #ccc;padding:.35em .6em;"
@@ -1148,8 +1432,10 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                snap->other.overflows);
     if (!slots) {
         ap_rputs("<p>Backend statistics are off (mod_slotmem_shm not loaded, "
-                 "ReencryptStatusBackends 0, or no ReencryptEngine On).</p>"
-                 "</body></html>\n", r);
+                 "ReencryptStatusBackends 0, or no ReencryptEngine On).</p>\n",
+                 r);
+        html_crl_files(r, snap->now);
+        ap_rputs("</body></html>\n", r);
         return;
     }
     ap_rputs("<table>\n<tr><th>Backend / SNI</th><th>Certificate</th>"
@@ -1193,7 +1479,7 @@ static void render_html(request_rec *r, const snapshot_t *snap)
             ap_rputs("<td>(none seen)</td><td></td>", r);
         }
         ap_rprintf(r, "<td><span class=\"tag %s\">%s</span><br>"
-                   "<span class=\"small\">%s<br>%s %s</span></td>",
+                   "<span class=\"small\">%s<br>%s %s",
                    !strncmp(sl->last_result, "ok", 2) ? "ok"
                    : (!strncmp(sl->last_result, "report", 6) ? "warn"
                                                              : "bad"),
@@ -1202,7 +1488,10 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                                          iso(r->pool, sl->last_time)),
                    reencrypt_escape_html(r->pool, sl->protocol),
                    reencrypt_escape_html(r->pool, sl->cipher));
+        html_revocation(r, sl);
+        ap_rputs("</span></td>", r);
         html_counts(r, &sl->n);
+        ap_rputs("</tr>\n", r);
     }
     if (any_count(other)) {
         /* what no slot holds: refusals of backends and SNIs that never
@@ -1213,8 +1502,11 @@ static void render_html(request_rec *r, const snapshot_t *snap)
                    sum(other->refused) ? "bad"
                    : (sum(other->reported) ? "warn" : "ok"));
         html_counts(r, other);
+        ap_rputs("</tr>\n", r);
     }
-    ap_rputs("</table>\n</body></html>\n", r);
+    ap_rputs("</table>\n", r);
+    html_crl_files(r, snap->now);
+    ap_rputs("</body></html>\n", r);
 }
 
 /* "?json", or "?json=" and "?json&..." as scrapers and forms send it */
@@ -1252,13 +1544,101 @@ int reencrypt_status_handler(request_rec *r)
     return OK;
 }
 
+/* The ?auto names of the revocation and staple tokens counted in
+ * server-status, in the order of their enums (from "good" on: what was
+ * not checked is not counted) */
+static const char *const auto_revocation[] = {
+    "Good", "NoCRL", "Revoked", "CRLExpired", "CRLMissing", "CRLInvalid"
+};
+static const char *const auto_staple[] = {
+    "Good", "Revoked", "Unknown", "Absent", "Expired", "Invalid"
+};
+#define N_AUTO_REV    (int)(sizeof(auto_revocation) / sizeof(char *))
+#define N_AUTO_STAPLE (int)(sizeof(auto_staple) / sizeof(char *))
+
+/* How many backends' last full handshake gave each revocation and each
+ * staple token; the backend whose staple's nextUpdate comes first. */
+typedef struct {
+    int revocation[N_AUTO_REV];
+    int staple[N_AUTO_STAPLE];
+    int recorded;                   /* backends with a full handshake */
+    const status_slot_t *soonest_staple;
+} token_counts_t;
+
+static void count_tokens(const snapshot_t *snap, token_counts_t *tc)
+{
+    int i, k;
+
+    memset(tc, 0, sizeof(*tc));
+    for (i = 0; i < snap->rows->nelts; i++) {
+        const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
+                                                 status_slot_t);
+
+        if (!sl->full_time) {
+            continue;
+        }
+        tc->recorded++;
+        for (k = 0; k < N_AUTO_REV; k++) {
+            if (!strcmp(sl->revocation, reencrypt_revocation_token(
+                            (reencrypt_revocation_state_e)
+                            (REENCRYPT_REV_GOOD + k)))) {
+                tc->revocation[k]++;
+            }
+        }
+        for (k = 0; k < N_AUTO_STAPLE; k++) {
+            if (!strcmp(sl->staple, reencrypt_staple_token(
+                            (reencrypt_staple_state_e)
+                            (REENCRYPT_STAPLE_GOOD + k)))) {
+                tc->staple[k]++;
+            }
+        }
+        if (sl->staple_next_update
+            && (!tc->soonest_staple || sl->staple_next_update
+                                       < tc->soonest_staple->staple_next_update)) {
+            tc->soonest_staple = sl;
+        }
+    }
+}
+
+/* "good 2, revoked 1": how many backends' last full handshake gave
+ * each revocation (or staple) token, in the order of the enum; "none
+ * recorded" when no backend has had one */
+static const char *token_list(apr_pool_t *p, const snapshot_t *snap,
+                              int staple)
+{
+    int last = staple ? REENCRYPT_STAPLE_RESUMED : REENCRYPT_REV_CRL_INVALID;
+    const char *out = NULL;
+    int i, k;
+
+    for (k = 0; k <= last; k++) {
+        const char *t = staple
+            ? reencrypt_staple_token((reencrypt_staple_state_e)k)
+            : reencrypt_revocation_token((reencrypt_revocation_state_e)k);
+        int n = 0;
+
+        for (i = 0; i < snap->rows->nelts; i++) {
+            const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
+                                                     status_slot_t);
+
+            n += sl->full_time
+                 && !strcmp(staple ? sl->staple : sl->revocation, t);
+        }
+        if (n) {
+            out = apr_psprintf(p, "%s%s%s %d", out ? out : "",
+                               out ? ", " : "", t, n);
+        }
+    }
+    return out ? out : "none recorded";
+}
+
 /* mod_status: a section of server-status, and lines of ?auto */
 int reencrypt_status_hook(request_rec *r, int flags)
 {
     snapshot_t snap;
     apr_uint64_t full, resumed, reuses, refused, reported;
     const status_slot_t *soonest = NULL;
-    int i, n_expiring = 0;
+    token_counts_t tc;
+    int i, k, n_expiring = 0;
 
     if (!slots) {
         return OK;
@@ -1284,6 +1664,7 @@ int reencrypt_status_hook(request_rec *r, int flags)
             soonest = sl;           /* rows are sorted by expiry */
         }
     }
+    count_tokens(&snap, &tc);
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "ReencryptBackends: %d\n"
                    "ReencryptHandshakesFull: %" APR_UINT64_T_FMT "\n"
@@ -1301,6 +1682,20 @@ int reencrypt_status_hook(request_rec *r, int flags)
             ap_rprintf(r, "ReencryptSoonestExpirySeconds: %" APR_INT64_T_FMT
                        "\nReencryptSoonestExpiryBackend: %s\n",
                        soonest->not_after - snap.now, soonest->backend);
+        }
+        for (k = 0; k < N_AUTO_REV; k++) {
+            ap_rprintf(r, "ReencryptRevocation%s: %d\n", auto_revocation[k],
+                       tc.revocation[k]);
+        }
+        for (k = 0; k < N_AUTO_STAPLE; k++) {
+            ap_rprintf(r, "ReencryptStaple%s: %d\n", auto_staple[k],
+                       tc.staple[k]);
+        }
+        if (tc.soonest_staple) {
+            ap_rprintf(r, "ReencryptSoonestStapleNextUpdateSeconds: %"
+                       APR_INT64_T_FMT "\nReencryptSoonestStapleBackend: %s\n",
+                       tc.soonest_staple->staple_next_update - snap.now,
+                       tc.soonest_staple->backend);
         }
         return OK;
     }
@@ -1320,6 +1715,16 @@ int reencrypt_status_hook(request_rec *r, int flags)
                    reencrypt_escape_html(r->pool, soonest->subject),
                    reencrypt_escape_html(r->pool,
                                          iso(r->pool, soonest->not_after)));
+    }
+    ap_rprintf(r, "<dt>at the last full handshake: revocation %s; OCSP "
+               "staple %s</dt>\n", token_list(r->pool, &snap, 0),
+               token_list(r->pool, &snap, 1));
+    if (tc.soonest_staple) {
+        ap_rprintf(r, "<dt>soonest staple nextUpdate: %s at %s</dt>\n",
+                   reencrypt_escape_html(r->pool,
+                                         tc.soonest_staple->backend),
+                   reencrypt_escape_html(r->pool, iso(r->pool,
+                                         tc.soonest_staple->staple_next_update)));
     }
     ap_rputs("</dl>\n", r);
     return OK;

@@ -336,6 +336,43 @@ static void crl_presort(X509_CRL *crl)
     ASN1_INTEGER_free(zero);
 }
 
+/* What the views and the expiry warning show of each CRL of f, and
+ * the soonest nextUpdate: once, at load time, so that neither the views
+ * nor a handshake ever parse a CRL. */
+static int crl_file_info(apr_pool_t *p, reencrypt_crl_file_t *f)
+{
+    apr_array_header_t *info;
+    int i;
+
+    info = apr_array_make(p, sk_X509_CRL_num(f->crls),
+                          sizeof(reencrypt_crl_info_t));
+    for (i = 0; i < sk_X509_CRL_num(f->crls); i++) {
+        X509_CRL *crl = sk_X509_CRL_value(f->crls, i);
+        reencrypt_crl_info_t *in = apr_array_push(info);
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+        unsigned int mdlen = 0;
+
+        memset(in, 0, sizeof(*in));
+        in->issuer = reencrypt_name_str(p, X509_CRL_get_issuer(crl));
+        in->last_update = reencrypt_asn1_time_t(
+                              X509_CRL_get0_lastUpdate(crl));
+        in->next_update = next ? reencrypt_asn1_time_t(next) : 0;
+        in->entries = revoked ? sk_X509_REVOKED_num(revoked) : 0;
+        if (!X509_CRL_digest(crl, EVP_sha256(), in->digest, &mdlen)
+            || mdlen != sizeof(in->digest)) {
+            return 0;
+        }
+        if (in->next_update && (!f->soonest_next_update
+                                || in->next_update
+                                   < f->soonest_next_update)) {
+            f->soonest_next_update = in->next_update;
+        }
+    }
+    f->info = info;
+    return 1;
+}
+
 /* Does the len bytes of buf hold needle? */
 static int mem_has(const char *buf, apr_size_t len, const char *needle)
 {
@@ -449,6 +486,11 @@ const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
         crl_presort(sk_X509_CRL_value(crls, i));
     }
     f->crls = crls;
+    if (!crl_file_info(p, f)) {
+        ERR_clear_error();
+        return apr_psprintf(p, "%s: '%s': cannot compute the digest of a "
+                            "CRL", directive, path);
+    }
     *out = f;
     return NULL;
 }
@@ -474,6 +516,11 @@ const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
         const reencrypt_crl_file_t *f = APR_ARRAY_IDX(set->files, i,
                                             const reencrypt_crl_file_t *);
 
+        if (f->soonest_next_update
+            && (!set->soonest_next_update
+                || f->soonest_next_update < set->soonest_next_update)) {
+            set->soonest_next_update = f->soonest_next_update;
+        }
         for (j = 0; j < sk_X509_CRL_num(f->crls); j++) {
             X509_CRL *crl = sk_X509_CRL_value(f->crls, j);
 

@@ -17,6 +17,9 @@ that are good (SNI backend.test), refused (a certificate of another CA:
 asked for, report-only (a name mismatch let through by ReencryptMode
 Report).  The numbers shown are compared with what the backends themselves
 saw: TLS connections accepted, sessions resumed, requests received.
+Each backend also shows what the revocation check (CRLs) and the OCSP
+staple of its last full handshake said, and the views list the CRL files
+of the configuration with their issuers, entries and nextUpdate.
 
 Prerequisites beyond the suite's (Debian 12 packages): python3-jsonschema
 (the ?json document is validated against docs/status-schema.json),
@@ -71,6 +74,14 @@ AUTO_KEYS = ("ReencryptBackends", "ReencryptHandshakesFull",
              "ReencryptHandshakesResumed", "ReencryptReuses",
              "ReencryptRefusals", "ReencryptReportViolations",
              "ReencryptExpiringBackends")
+# backends by what the revocation check and the staple of their last full
+# handshake said
+AUTO_REVOCATION_KEYS = tuple(
+    [f"ReencryptRevocation{k}" for k in (
+        "Good", "NoCRL", "Revoked", "CRLExpired", "CRLMissing",
+        "CRLInvalid")]
+    + [f"ReencryptStaple{k}" for k in (
+        "Good", "Revoked", "Unknown", "Absent", "Expired", "Invalid")])
 
 # access log of the scene: pid of the child, status, path
 PID_LOG_FORMAT = 'LogFormat "%P %>s %U" status15'
@@ -560,6 +571,7 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
                          **{"untrusted-chain": refused.requests}),
         "report_violations": dict.fromkeys(REASONS, 0)}, doc["other"]
     assert (doc["slot_reclaims"], doc["slot_overflows"]) == (0, 0), doc
+    assert doc["crl_files"] == [], doc["crl_files"]
 
     for role in scene.slotted:
         e = scene.entry(doc, role.name)
@@ -597,6 +609,17 @@ def test_reencrypt_15_010_json_matches_schema_and_facts(
             datetime.datetime.utcfromtimestamp(lh["time_unix"]))
         assert lh["protocol"] == "TLSv1.3", lh
         assert re.fullmatch(r"TLS_[A-Z0-9_]+", lh["cipher"]), lh
+
+        # no CRL, no stapling: what the last full handshake checked
+        full = e["last_full_handshake"]
+        assert scene.started <= full["time_unix"] <= lh["time_unix"], (
+            scene.started, full, lh)
+        assert full == {"time": asn1_time(datetime.datetime.utcfromtimestamp(
+                                  full["time_unix"])),
+                        "time_unix": full["time_unix"],
+                        "revocation": "not-checked", "staple": "not-checked",
+                        "staple_next_update": None,
+                        "staple_next_update_unix": None}, (role.name, full)
 
         c = e["counters"]
         be = role.be
@@ -667,6 +690,30 @@ def test_reencrypt_15_011_schema_is_strict(env, backend, module_so, pki):
             "refusals"].update({"ok": 0}),
         "negative overflows": lambda d: d.update({"slot_overflows": -1}),
         "no reclaims": lambda d: d.pop("slot_reclaims"),
+        "no crl_files": lambda d: d.pop("crl_files"),
+        "no last_full_handshake": lambda d: at(d).pop("last_full_handshake"),
+        "revocation unknown": lambda d: at(d, "last_full_handshake").update(
+            {"revocation": "maybe"}),
+        "staple resumed": lambda d: at(d, "last_full_handshake").update(
+            {"staple": "resumed"}),
+        "staple nextUpdate without its time": lambda d: at(
+            d, "last_full_handshake").update(
+                {"staple_next_update_unix": 1795771200}),
+        "a CRL file without CRLs": lambda d: d["crl_files"].append(
+            {"path": "/x.crl", "warn_within_seconds": 0, "crls": []}),
+        "a CRL with negative entries": lambda d: d["crl_files"].append(
+            {"path": "/x.crl", "warn_within_seconds": 0, "crls": [
+                {"issuer": "CN=x", "last_update": None,
+                 "last_update_unix": None, "next_update": None,
+                 "next_update_unix": None, "seconds_left": None,
+                 "expiring": False, "entries": -1}]}),
+        "a CRL expiring without a window": lambda d: d["crl_files"].append(
+            {"path": "/x.crl", "warn_within_seconds": 0, "crls": [
+                {"issuer": "CN=x", "last_update": None,
+                 "last_update_unix": None,
+                 "next_update": "2026-01-01T00:00:00Z",
+                 "next_update_unix": 1767225600, "seconds_left": -1,
+                 "expiring": True, "entries": 0}]}),
     }
     for what, change in cases.items():
         assert broken(change), f"the schema accepts a document with {what}"
@@ -725,6 +772,7 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
     samples = _samples(text)
     for family, kind in (
             ("reencrypt_backend_cert_not_after_timestamp_seconds", "gauge"),
+            ("reencrypt_backend_staple_next_update_seconds", "gauge"),
             ("reencrypt_handshakes_total", "counter"),
             ("reencrypt_connection_reuses_total", "counter"),
             ("reencrypt_refusals_total", "counter"),
@@ -766,6 +814,8 @@ def test_reencrypt_15_020_prometheus_text(env, backend, module_so, pki,
         assert info["pin"] == pki.pin(role.leaf)
         assert info["subject"] == f"CN={pki[role.leaf].cn}"
         assert info["result"] == role.result
+        assert (info["revocation"], info["staple"]) == (
+            "not-checked", "not-checked"), info
 
     refused = scene["refused"]
     assert not [lb for (n, lb) in samples
@@ -842,7 +892,8 @@ def test_reencrypt_15_030_server_status_section_and_auto(
         "ReencryptExpiringBackends": "1",
         "ReencryptSlotReclaims": "0",
         "ReencryptSlotOverflows": "0",
-        "ReencryptSoonestExpiryBackend": exp.backend}, text
+        "ReencryptSoonestExpiryBackend": exp.backend,
+        **dict.fromkeys(AUTO_REVOCATION_KEYS, "0")}, text
     assert "ServerMPM: event" in text and "Processes: 2" in text, text
 
     _, page = _view(env, path=SERVER_STATUS)
@@ -858,7 +909,9 @@ def test_reencrypt_15_030_server_status_section_and_auto(
         f"<dt>statistics slots: {tracked} of 8 used; 0 reclaimed; "
         f"0 overflowed</dt>\n"
         f"<dt>soonest expiry: {exp.backend} (CN={pki[exp.leaf].cn}) at "
-        f"{asn1_time(na)}</dt>\n"), section.group(1)
+        f"{asn1_time(na)}</dt>\n"
+        f"<dt>at the last full handshake: revocation not-checked {tracked}; "
+        f"OCSP staple not-checked {tracked}</dt>\n"), section.group(1)
 
 
 # ------------------------------------------------------------ who may see
@@ -1116,6 +1169,8 @@ def test_reencrypt_15_060_html_in_a_browser(env, backend, module_so, pki,
         assert cells[2].startswith(asn1_time(pki[role.leaf].not_after)), \
             cells
         assert cells[3].startswith(role.result), cells
+        assert cells[3].endswith(
+            "\nCRL not-checked\nstaple not-checked"), cells
     # the backend refused from its first handshake has no slot: its
     # refusals are in the last row, "other", marked bad
     cls, cells = other
@@ -1196,7 +1251,8 @@ ProxyPass /good/ {be.url_ip}
     assert "<table>" not in page
     doc = _json(env)
     _assert_valid(validator, doc)
-    assert (doc["slots"], doc["slots_used"], doc["backends"]) == (0, 0, [])
+    assert (doc["slots"], doc["slots_used"], doc["backends"],
+            doc["crl_files"]) == (0, 0, [], [])
     _, text = _view(env, "?prometheus")
     assert _samples(text) == {
         ("reencrypt_status_slots", (("state", "total"),)): 0,
@@ -1359,13 +1415,15 @@ ProxyPass /fresh/ {be.url_ip} disablereuse=On
         before, handled(), statuses)
 
 
+@pytest.mark.parametrize("old_name", ["mod_reencrypt-status",
+                                      "mod_reencrypt-status-3"])
 def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
-        env, backend, module_so, pki):
-    """A persisted copy of the slots under the name an earlier release
-    used (mod_reencrypt-status, a shorter slot) is left alone: the server
-    starts with empty statistics rather than reading that copy out of
-    step (mod_slotmem_shm restores a file shorter than the slots as it
-    is), and then counts as usual."""
+        env, backend, module_so, pki, old_name):
+    """A persisted copy of the slots under a name an earlier release used
+    (mod_reencrypt-status, mod_reencrypt-status-3: shorter slots) is left
+    alone: the server starts with empty statistics rather than reading
+    that copy out of step (mod_slotmem_shm restores a file shorter than
+    the slots as it is), and then counts as usual."""
     be = backend("good")
     env.write_config(server=_server(), vhost=f"""
 SSLProxyEngine On
@@ -1375,7 +1433,7 @@ ReencryptSNI good.test
 ProxyPass /good/ {be.url_ip}
 """ + _status_locations())
     old = os.path.join(env.root, "run",
-                       "slotmem-shm-mod_reencrypt-status.shm.persist")
+                       f"slotmem-shm-{old_name}.shm.persist")
     with open(old, "wb") as f:
         f.write(struct.pack("<I", 1) * 4096)    # every word "in use"
     env.start()
@@ -1646,3 +1704,197 @@ ProxyPass /utf8/ {be.url_ip}
     assert f'subject="O={chr(0xe9) * 126}"' in views["?prometheus"]
     # the page writes a character outside ASCII as a reference
     assert "O=" + "&#233;" * 126 + "<br>" in views[""]
+
+
+# ------------------------------------------------- revocation and CRLs
+
+def _crls_of(path):
+    """The CRLs of a PEM file (pki.crl() writes one; a file may hold
+    several)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    end = b"-----END X509 CRL-----\n"
+    return [x509.load_pem_x509_crl(block + end)
+            for block in data.split(end) if block.strip()]
+
+
+def _split_tables(page):
+    """The rows of the backends' table and of the CRL files' table."""
+    rows = _Rows()
+    rows.feed(page)
+    rows = rows.table()
+    at = [i for i, (_, cells) in enumerate(rows) if cells[:1] == ["File"]]
+    assert len(at) == 1, rows
+    return rows[:at[0]], rows[at[0]:]
+
+
+def test_reencrypt_15_100_revocation_and_crl_files_in_every_view(
+        env, backend, module_so, pki, tmp_path):
+    """Backends checked against CRLs (the root's, listing nothing, and the
+    intermediate's, listing two certificates, both named in the vhost and
+    again in a <Location>): the good backend's last full handshake says
+    revocation good, the revoked one let through by ReencryptMode Report
+    says revoked; no stapling, so staple not-checked and no nextUpdate.
+    ?json (valid against the schema), ?prometheus (promtool passes), the
+    HTML page and server-status say so, and list each CRL file once with
+    the issuer, lastUpdate, nextUpdate and entries of its CRLs, expiring
+    within ReencryptWarnExpiringWithin 30d (RE00082 at start-up).  A third
+    file, of a scope without a window, holds two CRLs of one issuer: both
+    listed, not expiring; Prometheus has one series for them, the newer
+    CRL's."""
+    validator = _validator()
+    good, revoked = backend("good"), backend("revoked")
+    root_file = pki.crl("s100-root.crl", "root")
+    int_file = pki.crl("s100-int.crl", "int",
+                       revoked=("revoked", "wrong-name"),
+                       next_update=datetime.timedelta(days=5))
+    two_file = str(tmp_path / "s100-two.crl")
+    with open(two_file, "wb") as out:
+        for name, last, nxt in (("s100-new.crl", -1, 9), ("s100-old.crl",
+                                                          -2, 3)):
+            with open(pki.crl(name, "int", revoked=("revoked",),
+                              last_update=datetime.timedelta(days=last),
+                              next_update=datetime.timedelta(days=nxt)),
+                      "rb") as f:
+                out.write(f.read())
+    files = [(root_file, WARN_WITHIN, [("CN=Test Root CA", 0)]),
+             (int_file, WARN_WITHIN, [("CN=Test Intermediate CA", 2)]),
+             (two_file, 0, [("CN=Test Intermediate CA", 1)] * 2)]
+    env.write_config(processes=2, server=_server(slots=8), vhost=f"""
+SSLProxyEngine On
+SSLProxyCheckPeerExpire Off
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+ReencryptWarnExpiringWithin 30d
+ReencryptCARevocationFile "{root_file}"
+ReencryptCARevocationFile "{int_file}"
+ProxyPass /good/ {good.url_ip}good/
+ProxyPass /report/ {revoked.url_ip}report/
+<Location /report/>
+    ReencryptMode Report
+    ReencryptCARevocationFile "{root_file}"
+    ReencryptCARevocationFile "{int_file}"
+</Location>
+<Location /two/>
+    ReencryptWarnExpiringWithin 0
+    ReencryptCARevocationFile "{root_file}"
+    ReencryptCARevocationFile "{two_file}"
+</Location>
+""" + _status_locations())
+    env.expect_log("RE00018", "RE00082")
+    started = int(time.time())
+    env.start()
+    for path in ("/good/1", "/report/1", "/good/2", "/report/2"):
+        status, _, text = _fetch(env, path)
+        assert status == 200 and text == f"backend-ok {path}\n", (
+            path, status, text[:300], env.error_log())
+    finished = int(time.time()) + 1
+    want = {f"127.0.0.1:{good.port}": "good",
+            f"127.0.0.1:{revoked.port}": "revoked"}
+
+    # ?json
+    doc = _json(env)
+    _assert_valid(validator, doc)
+    assert {b["backend"] for b in doc["backends"]} == set(want), doc
+    for b in doc["backends"]:
+        full = b["last_full_handshake"]
+        assert started <= full["time_unix"] <= finished, (started, full)
+        assert full == {"time": asn1_time(datetime.datetime.utcfromtimestamp(
+                                  full["time_unix"])),
+                        "time_unix": full["time_unix"],
+                        "revocation": want[b["backend"]],
+                        "staple": "not-checked", "staple_next_update": None,
+                        "staple_next_update_unix": None}, b
+    rep = [b for b in doc["backends"] if want[b["backend"]] == "revoked"][0]
+    assert rep["last_handshake"]["result"] == "report:revoked", rep
+    assert rep["counters"]["report_violations"]["revoked"] >= 1, rep
+
+    assert [f["path"] for f in doc["crl_files"]] == [f for f, _, _ in files], (
+        "each CRL file once, in the order of the configuration",
+        doc["crl_files"])
+    for f, (path, window, crls) in zip(doc["crl_files"], files):
+        assert f["warn_within_seconds"] == window, f
+        assert f["crls"] == [{
+            "issuer": issuer,
+            "last_update": asn1_time(crl.last_update),
+            "last_update_unix": _unix(crl.last_update),
+            "next_update": asn1_time(crl.next_update),
+            "next_update_unix": _unix(crl.next_update),
+            "seconds_left": _unix(crl.next_update) - doc["generated_unix"],
+            "expiring": window > 0,
+            "entries": entries} for (issuer, entries), crl in zip(
+                crls, _crls_of(path))], f
+        assert [len(c) for c in _crls_of(path)] == [n for _, n in crls]
+    assert abs(doc["crl_files"][1]["crls"][0]["seconds_left"]
+               - 5 * 86400) < 120, doc["crl_files"]
+
+    # ?prometheus
+    _, text = _view(env, "?prometheus")
+    _promtool(text, tmp_path)
+    samples = _samples(text)
+    for family in ("reencrypt_backend_staple_next_update_seconds",
+                   "reencrypt_crl_next_update_seconds",
+                   "reencrypt_crl_entries"):
+        assert f"# TYPE {family} gauge\n" in text, family
+    for backend_id, verdict in want.items():
+        info = [dict(lb) for (n, lb) in samples
+                if n == "reencrypt_backend_info"
+                and dict(lb)["backend"] == backend_id]
+        assert len(info) == 1, info
+        assert (info[0]["revocation"], info[0]["staple"]) == (
+            verdict, "not-checked"), info
+    assert not [k for k in samples
+                if k[0] == "reencrypt_backend_staple_next_update_seconds"], \
+        text
+    crl_samples = {(n, lb): v for (n, lb), v in samples.items()
+                   if n.startswith("reencrypt_crl_")}
+    expected = {}
+    for path, _, crls in files:
+        # of two CRLs of one issuer, the newer (the first of two_file)
+        (issuer, entries), crl = crls[0], _crls_of(path)[0]
+        ids = (("file", path), ("issuer", issuer))
+        expected[("reencrypt_crl_next_update_seconds", ids)] = _unix(
+            crl.next_update)
+        expected[("reencrypt_crl_entries", ids)] = entries
+    assert crl_samples == expected, text
+
+    # the HTML page
+    _, page = _view(env)
+    backends, table = _split_tables(page)
+    for backend_id, verdict in want.items():
+        [row] = [cells for _, cells in backends[1:]
+                 if cells[0].startswith(backend_id + "\n")]
+        # the last handshake, and what its last full one checked
+        assert row[3].startswith(("ok\n", "report:revoked\n")), row
+        assert row[3].endswith(
+            f"\nCRL {verdict}\nstaple not-checked"), row
+    assert table[0][1] == ["File", "Issuer", "lastUpdate", "nextUpdate",
+                           "Entries"], table
+    now = int(time.time())
+    assert [cells for _, cells in table[1:]] == [
+        [path, issuer, asn1_time(crl.last_update),
+         f"{asn1_time(crl.next_update)}\n"
+         f"{(_unix(crl.next_update) - now) // 86400}d", str(entries)]
+        for path, _, crls in files
+        for (issuer, entries), crl in zip(crls, _crls_of(path))], table
+    assert [cls for cls, _ in table[1:]] == ["warn", "warn", "ok", "ok"], \
+        table
+
+    # server-status and ?auto
+    auto, raw = _auto(env)
+    assert {k: auto[k] for k in AUTO_REVOCATION_KEYS} == dict(
+        dict.fromkeys(AUTO_REVOCATION_KEYS, "0"),
+        ReencryptRevocationGood="1", ReencryptRevocationRevoked="1"), raw
+    assert not [k for k in auto if k.startswith("ReencryptSoonestStaple")], \
+        raw
+    _, page = _view(env, path=SERVER_STATUS)
+    assert ("<dt>at the last full handshake: revocation good 1, revoked 1; "
+            "OCSP staple not-checked 2</dt>\n") in page, page
+
+    # RE00082 at start-up, once for each CRL within the window
+    said = sorted(re.search(r"RE00082: CRL of (.*?) in (\S+) expires soon",
+                            ln.raw).groups()
+                  for ln in env.lines_with("RE00082"))
+    assert said == sorted((crls[0][0], path) for path, window, crls in files
+                          if window), env.error_log()

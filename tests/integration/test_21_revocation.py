@@ -21,9 +21,9 @@ import time
 import pytest
 from cryptography import x509
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_one_re10,
-                    assert_refused, assert_reported, assert_served,
-                    assert_time_near, policy_vhost)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
+                    assert_one_re10, assert_refused, assert_reported,
+                    assert_served, assert_time_near, policy_vhost)
 from test_01_configtest import assert_syntax_error
 from test_13_sessions import (_get_ok, _sessions, _vhost,  # noqa: F401
                               cache_daemon)
@@ -305,6 +305,123 @@ def test_reencrypt_21_030_new_crl_after_graceful_restart(
     assert all(not c.data and c.handshake_ok is not True and
                not c.session_reused for c in after), be.describe()
     assert_one_re10(env, be, "revoked")
+
+
+# ------------------------------------------------ CRLs about to expire
+
+RE82_RE = re.compile(
+    r"RE00082: CRL of (?P<issuer>.+?) in (?P<file>\S+) "
+    r"(?P<state>expires soon|is past its nextUpdate): "
+    r"nextUpdate=(?P<next>\S+), (?P<left>in \d+d \d+h|\d+d \d+h ago) "
+    r"\(ReencryptWarnExpiringWithin (?P<window>\d+)s\): put a newer CRL "
+    r"of that issuer in the file and restart gracefully$")
+
+
+def _re82(env):
+    """The RE00082 lines: (issuer, file, state, nextUpdate, left, window)
+    each, at level warn."""
+    out = []
+    for ln in env.lines_with("RE00082"):
+        m = RE82_RE.search(ln.raw)
+        assert m and ln.level == "warn", ln.raw
+        out.append(m.group("issuer", "file", "state", "next", "left",
+                           "window"))
+    return out
+
+
+def _next_update(path):
+    with open(path, "rb") as f:
+        return x509.load_pem_x509_crl(f.read()).next_update
+
+
+def test_reencrypt_21_060_crl_expiry_warned_at_start_and_graceful(
+        env, backend, module_so, pki):
+    """ReencryptWarnExpiringWithin 3d: RE00082 says, once at start-up and
+    once more at a graceful restart, that the intermediate's CRL (nextUpdate
+    in 1d 23h) expires soon, and that the CRL of a <Location> whose
+    nextUpdate passed 1h 30m ago is past it; nothing about the root's CRL
+    (nextUpdate in 30 days).  Handshakes in between do not say it again
+    (it was said today)."""
+    be = backend("good")
+    root_crl = pki.crl("r60-root.crl", "root", next_update=30 * DAY)
+    half = datetime.timedelta(minutes=30)   # away from a whole hour
+    soon = pki.crl("r60-int.crl", "int", next_update=2 * DAY - half)
+    past = pki.crl("r60-past.crl", "int", last_update=-3 * DAY,
+                   next_update=-HOUR - half)
+    env.write_config(processes=2, vhost=_vhost_with(
+        env, be, *_crl_lines(root_crl, soon),
+        "ReencryptWarnExpiringWithin 3d") + f"""
+<Location /stale/>
+    ReencryptCARevocationFile "{root_crl}"
+    ReencryptCARevocationFile "{past}"
+</Location>
+""")
+    env.expect_log("RE00082")
+    env.start()
+    want = sorted([
+        ("CN=Test Intermediate CA", soon, "expires soon",
+         asn1_time(_next_update(soon)), "in 1d 23h", str(3 * 86400)),
+        ("CN=Test Intermediate CA", past, "is past its nextUpdate",
+         asn1_time(_next_update(past)), "0d 1h ago", str(3 * 86400))])
+    assert sorted(_re82(env)) == want, env.error_log()
+    for i in range(6):
+        r = env.get(f"/x{i}")
+        assert r.status == 200, (r, env.error_log())
+    assert sorted(_re82(env)) == want, env.error_log()
+
+    env.graceful()
+    assert sorted(_re82(env)) == sorted(want * 2), env.error_log()
+    for i in range(4):
+        assert env.get(f"/y{i}").status == 200
+    assert sorted(_re82(env)) == sorted(want * 2), env.error_log()
+
+
+def test_reencrypt_21_061_crl_expiry_warned_at_handshake(
+        env, backend, module_so, pki):
+    """A CRL whose nextUpdate comes within ReencryptWarnExpiringWithin 1d
+    a few seconds after start-up: nothing at start-up; the first handshake
+    after that moment says RE00082 (through the notes cache shared by the
+    two child processes), later handshakes do not say it again the same
+    day."""
+    be = backend("good")
+    root_crl = pki.crl("r61-root.crl", "root", next_update=30 * DAY)
+    margin = 8
+    soon = pki.crl("r61-int.crl", "int",
+                   next_update=DAY + datetime.timedelta(seconds=margin))
+    enters = (_next_update(soon) - datetime.datetime.utcnow()
+              - DAY).total_seconds()
+    env.write_config(processes=2, vhost=_vhost_with(
+        env, be, *_crl_lines(root_crl, soon),
+        "ReencryptWarnExpiringWithin 1d").replace(
+            f"ProxyPass / {be.url_ip}",
+            f"ProxyPass / {be.url_ip} disablereuse=On"))
+    env.expect_log("RE00082")
+    started = time.monotonic()
+    env.start()
+    assert time.monotonic() - started < enters, (
+        "the server took too long to start for this test")
+    r = env.get("/before")
+    assert r.status == 200, r
+    assert _re82(env) == [], env.error_log()
+
+    # new backend connections (disablereuse=On), each a handshake, until
+    # the CRL's nextUpdate is less than a day away
+    deadline = time.monotonic() + margin + 20
+    i = 0
+    while not _re82(env):
+        assert time.monotonic() < deadline, env.error_log()
+        assert env.get(f"/during/{i}").status == 200
+        i += 1
+        time.sleep(0.2)  # pacing of the requests, bounded by the deadline
+    [(issuer, path, state, nxt, left, window)] = _re82(env)
+    assert (issuer, path, state, nxt, window) == (
+        "CN=Test Intermediate CA", soon, "expires soon",
+        asn1_time(_next_update(soon)), "86400"), env.error_log()
+    assert left == "in 0d 23h", left
+    for k in range(10):
+        assert env.get(f"/after/{k}").status == 200
+    assert len(_re82(env)) == 1, env.error_log()
+    assert len(be.requests) >= 12, be.describe()
 
 
 # ------------------------------------------------- mod_ssl's directives

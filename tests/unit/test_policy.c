@@ -898,8 +898,8 @@ static void test_parse_revocation(void **state)
 }
 
 /* Two CRL sets, told apart by their files' digests */
-static reencrypt_crl_file_t crl_file_a = { "/a.crl", NULL, { 1 } };
-static reencrypt_crl_file_t crl_file_b = { "/b.crl", NULL, { 2 } };
+static reencrypt_crl_file_t crl_file_a = { "/a.crl", NULL, { 1 }, NULL, 0 };
+static reencrypt_crl_file_t crl_file_b = { "/b.crl", NULL, { 2 }, NULL, 0 };
 
 static const reencrypt_crls_t *crl_set(apr_pool_t *p,
                                        reencrypt_crl_file_t *f)

@@ -1314,6 +1314,59 @@ static void test_crls_add(void **state)
     assert_string_equal(two->where, "conf:1");
 }
 
+/* What a loaded file says of each of its CRLs (the status views, the
+ * expiry warning), and the soonest nextUpdate of a file and of a set. */
+static void test_crl_info(void **state)
+{
+    apr_pool_t *p = *state;
+    static const int a_ids[] = { K_ROOT, K_INT_GOOD, K_NONE };
+    static const int b_ids[] = { K_INT_EXPIRED, K_NONE };
+    const reencrypt_crl_file_t *a = NULL, *b = NULL;
+    const reencrypt_crl_info_t *in;
+    const reencrypt_crls_t *one, *two;
+    const char *bytes, *pa = tmp_path(p, "ia.crl"), *pb = tmp_path(p, "ib.der");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    apr_size_t len;
+
+    bytes = crls_bytes(p, a_ids, 0, &len);
+    assert_true(write_file(pa, bytes, len));
+    bytes = crls_bytes(p, b_ids, 1, &len);
+    assert_true(write_file(pb, bytes, len));
+    assert_null(reencrypt_crl_file_load(p, "X", pa, &a));
+    assert_null(reencrypt_crl_file_load(p, "X", pb, &b));
+    unlink(pa);
+    unlink(pb);
+
+    assert_int_equal(a->info->nelts, 2);
+    in = &APR_ARRAY_IDX(a->info, 0, reencrypt_crl_info_t);
+    assert_string_equal(in->issuer, "CN=Test Root CA");
+    assert_int_equal(in->entries, 0);
+    assert_int_equal(in->last_update, NOW - DAY);
+    assert_int_equal(in->next_update, NOW + DAYS(7));
+    assert_true(X509_CRL_digest(crls[K_ROOT], EVP_sha256(), md, &mdlen));
+    assert_memory_equal(in->digest, md, sizeof(in->digest));
+    in = &APR_ARRAY_IDX(a->info, 1, reencrypt_crl_info_t);
+    assert_string_equal(in->issuer, "CN=Test Intermediate CA");
+    assert_int_equal(in->entries, 1);
+    assert_memory_not_equal(in->digest, md, sizeof(in->digest));
+    assert_int_equal(a->soonest_next_update, NOW + DAYS(7));
+
+    assert_int_equal(b->info->nelts, 1);
+    in = &APR_ARRAY_IDX(b->info, 0, reencrypt_crl_info_t);
+    assert_int_equal(in->last_update, NOW - DAYS(8));
+    assert_int_equal(in->next_update, NOW - 3600);
+    assert_int_equal(b->soonest_next_update, NOW - 3600);
+
+    one = reencrypt_crls_add(p, NULL, a, "conf:1");
+    assert_non_null(one);
+    assert_int_equal(one->soonest_next_update, NOW + DAYS(7));
+    two = reencrypt_crls_add(p, one, b, "conf:2");
+    assert_non_null(two);
+    assert_int_equal(two->soonest_next_update, NOW - 3600);
+    assert_int_equal(one->soonest_next_update, NOW + DAYS(7));
+}
+
 typedef struct {
     const char *label;
     int leaf;
@@ -1846,6 +1899,7 @@ int main(void)
         T(test_verify),
         T(test_crl_load),
         T(test_crls_add),
+        T(test_crl_info),
         T(test_verify_crls),
         T(test_revocation_tokens),
         T(test_cert_matches),
