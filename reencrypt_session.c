@@ -732,7 +732,7 @@ static local_entry_t *local_put(const char *key, local_copy_t *cp,
                                 apr_time_t validated_at, apr_time_t expiry)
 {
     local_entry_t *e = local_find(key), *oldest = NULL;
-    apr_time_t shared_at = 0;
+    apr_time_t shared_at = 0, passed_at = 0;
     SSL_SESSION *old_sess;
     STACK_OF(X509) *old_chain;
     int i;
@@ -753,6 +753,10 @@ static local_entry_t *local_put(const char *key, local_copy_t *cp,
     }
     else {
         shared_at = e->shared_at;
+        if (e->validated_at == validated_at) {
+            /* a new ticket of the same chain: its pre-check holds */
+            passed_at = e->passed_at;
+        }
     }
     old_sess = e->sess;
     old_chain = e->chain;
@@ -763,6 +767,7 @@ static local_entry_t *local_put(const char *key, local_copy_t *cp,
     e->validated_at = validated_at;
     e->expiry = expiry;
     e->shared_at = shared_at;
+    e->passed_at = passed_at;
     cp->sess = old_sess;
     cp->chain = old_chain;
     return e;

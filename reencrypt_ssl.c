@@ -199,6 +199,10 @@ static void check_of(const reencrypt_conn_t *st, apr_time_t now,
     chk->revocation = reencrypt_policy_revocation(pol);
     chk->no_crl_ok = reencrypt_policy_no_crl_ok(pol);
     chk->crls = pol->crls ? pol->crls->all : NULL;
+    chk->crls_next_update = pol->crls ? pol->crls->soonest_next_update : 0;
+    /* a stored chain was checked against the CRLs of this very policy:
+     * its id, part of the session key, covers their digests */
+    chk->crls_unchanged = validated != NULL;
     chk->now = (time_t)apr_time_sec(now);
     chk->validated = validated;
     chk->want_chain = !validated;

@@ -1145,6 +1145,20 @@ static const struct {
     { REENCRYPT_ERR_NAME,          check_names },
 };
 
+/* A stored chain passed the revocation check against these very CRLs
+ * (crls_unchanged: the caller knows, e.g. because the policy id covers
+ * their digests) without NoCRLForCertOK, so every
+ * certificate checked had its issuer's CRL and none listed it; while
+ * none of them is past its nextUpdate that verdict holds, and the chain
+ * needs no new verification (which would verify every CRL's signature
+ * again). Past a nextUpdate, or with NoCRLForCertOK (the verdict may
+ * have been no-crl), it is verified again. */
+static int stored_crls_hold(const reencrypt_check_t *chk)
+{
+    return chk->crls_unchanged && !chk->no_crl_ok
+           && (!chk->crls_next_update || chk->crls_next_update >= chk->now);
+}
+
 /* The chain, by one of three paths: none with pin-only trust (the times
  * of the leaf only), the one stored with a resumed session (its times
  * again), or one built now by OpenSSL to the trust anchors (with the
@@ -1177,7 +1191,7 @@ static reencrypt_reason_e build_chain(apr_pool_t *p,
         v->chain_len = 1;
         return REENCRYPT_OK;
     }
-    if (chk->validated && !revoke) {
+    if (chk->validated && (!revoke || stored_crls_hold(chk))) {
         /* validated under this same policy when the session was made:
          * what may have changed since is time */
         *chainp = chk->validated;
@@ -1287,7 +1301,10 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         return v->reason;
     }
     v->skew_used = c.skew_used;
-    if (revoke && !c.trust_err) {
+    if (revoke && chk->validated && stored_crls_hold(chk)) {
+        v->revocation = REENCRYPT_REV_GOOD;
+    }
+    else if (revoke && !c.trust_err) {
         v->revocation = c.revoked ? REENCRYPT_REV_REVOKED
                         : c.crl_invalid ? REENCRYPT_REV_CRL_INVALID
                         : c.crl_expired ? REENCRYPT_REV_CRL_EXPIRED

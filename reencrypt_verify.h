@@ -95,6 +95,11 @@ typedef struct {
     apr_int64_t clock_skew;               /**< notBefore (and CRL
                                            *   nextUpdate) grace, seconds */
     STACK_OF(X509_CRL) *crls;             /**< CRLs to check against */
+    time_t crls_next_update;              /**< the earliest nextUpdate of
+                                           *   crls, 0 if none gives one */
+    int crls_unchanged;                   /**< validated passed the
+                                           *   revocation check against
+                                           *   these very crls */
     reencrypt_revocation_e revocation;    /**< CHAIN, LEAF or OFF (UNSET
                                            *   reads as OFF) */
     int no_crl_ok;                        /**< a missing CRL passes */
@@ -103,10 +108,13 @@ typedef struct {
                                            *   validated earlier under the
                                            *   same policy: re-check times,
                                            *   pins, window and names only
-                                           *   (resumed sessions); with a
-                                           *   revocation check the chain
-                                           *   is verified again, CRLs
-                                           *   included */
+                                           *   (resumed sessions). With a
+                                           *   revocation check, only with
+                                           *   crls_unchanged, while all
+                                           *   crls are current, and
+                                           *   without NoCRLForCertOK;
+                                           *   else the chain is verified
+                                           *   again, CRLs included */
     int want_chain;                       /**< return the chain used */
 } reencrypt_check_t;
 

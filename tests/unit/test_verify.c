@@ -1372,7 +1372,8 @@ typedef struct {
     int leaf;
     int untrusted[5];
     int validated;               /* untrusted is a chain validated before
-                                  * (leaf first, anchor last) */
+                                  * (leaf first, anchor last); 2: against
+                                  * these very CRLs */
     int crls[4];                 /* K_NONE-terminated */
     reencrypt_revocation_e mode;
     int no_crl_ok;
@@ -1481,6 +1482,19 @@ static const crl_case_t crl_cases[] = {
     { "resumed, Off", C_GOOD, U3(C_GOOD, C_INTER, C_ROOT), 1,
       { K_INT_GOOD }, R_OFF, 0, 0, REENCRYPT_OK, REENCRYPT_REV_NOT_CHECKED,
       NULL, NULL, 0 },
+    /* resumed under the CRLs its chain passed (validated == 2): nothing
+     * to verify again while they are current; the leaf listed in this
+     * set shows that no new verification ran */
+    { "resumed, same CRLs, current", C_GOOD, U3(C_GOOD, C_INTER, C_ROOT),
+      2, { K_ROOT, K_INT_GOOD }, R_CHAIN, 0, 0, REENCRYPT_OK,
+      REENCRYPT_REV_GOOD, NULL, NULL, 0 },
+    { "resumed, same CRLs, one past its nextUpdate", C_GOOD,
+      U3(C_GOOD, C_INTER, C_ROOT), 2, { K_ROOT, K_INT_EXPIRED }, R_LEAF, 0,
+      0, REENCRYPT_ERR_CRL_EXPIRED, REENCRYPT_REV_CRL_EXPIRED, NULL, NULL,
+      0 },
+    { "resumed, same CRLs, NoCRLForCertOK: verified again", C_GOOD,
+      U3(C_GOOD, C_INTER, C_ROOT), 2, { K_ROOT, K_INT_GOOD }, R_CHAIN, 1,
+      0, REENCRYPT_ERR_REVOKED, REENCRYPT_REV_REVOKED, NULL, NULL, 0 },
 };
 
 static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
@@ -1512,6 +1526,14 @@ static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
     }
     if (c->validated) {
         chk.validated = unt;
+        chk.crls_unchanged = c->validated == 2;
+    }
+    for (u = c->crls; *u; u++) {
+        time_t t = reencrypt_asn1_time_t(X509_CRL_get0_nextUpdate(crls[*u]));
+
+        if (t && (!chk.crls_next_update || t < chk.crls_next_update)) {
+            chk.crls_next_update = t;
+        }
     }
     r = reencrypt_verify(p, &chk, certs[c->leaf],
                          c->validated ? NULL : unt, &v);
