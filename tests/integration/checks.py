@@ -11,7 +11,8 @@ PROXY_HANDSHAKE_FAILURE_TAGS = ("AH01084", "AH00898", "AH01097")
 REASONS = ("untrusted-chain", "name-mismatch", "depth-exceeded", "expired",
            "not-yet-valid", "no-certificate", "pin-mismatch",
            "expiring-within", "revoked", "crl-expired", "crl-missing",
-           "crl-invalid")
+           "crl-invalid", "staple-revoked", "staple-unknown",
+           "staple-missing", "staple-expired", "staple-invalid")
 
 RE10_RE = re.compile(
     r"RE00010: backend (?P<backend>\S+) refused: (?P<reason>[a-z-]+); "
