@@ -64,7 +64,8 @@ SERVER_STATUS = "/server-status"
 REASONS = ("no-certificate", "untrusted-chain", "not-yet-valid", "expired",
            "depth-exceeded", "pin-mismatch", "expiring-within",
            "name-mismatch", "revoked", "crl-expired", "crl-missing",
-           "crl-invalid")
+           "crl-invalid", "staple-revoked", "staple-unknown",
+           "staple-missing", "staple-expired", "staple-invalid")
 WARN_WITHIN = 30 * 86400
 AUTO_KEYS = ("ReencryptBackends", "ReencryptHandshakesFull",
              "ReencryptHandshakesResumed", "ReencryptReuses",
