@@ -857,6 +857,8 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
              * stored no longer than the staple it was verified with
              * stays current (reencrypt_session.c) */
             st->staple = REENCRYPT_STAPLE_RESUMED;
+            /* the session lives no longer than its staple was current */
+            st->staple_next_update = st->resume_expiry;
             if (st->r) {
                 reencrypt_conn_set_env(st, st->r);
             }

@@ -781,6 +781,35 @@ def test_reencrypt_22_083_pooled_connection_does_not_cross_modes(
         be.connections)
 
 
+def test_reencrypt_22_084_pooled_connection_lives_until_next_update(
+        env, stapling_backend, module_so, pki):
+    """Under Require with pooled connections (keepalive=On, one child)
+    and ReencryptClockSkew 0, a staple whose nextUpdate is a few seconds
+    ahead: the second request rides the first one's connection; once
+    nextUpdate is past, the pooled connection is not used again: the
+    third request gets a connection of its own, whose full handshake
+    checks the same staple, expired now, and is refused without a byte
+    (staple-expired)."""
+    staple = pki.ocsp_response(LEAF, next_update=datetime.timedelta(
+        seconds=4))
+    moment = ocsp.load_der_ocsp_response(staple).next_update
+    be = stapling_backend(staple)
+    _frontend(env, be, "Require", "ReencryptClockSkew 0",
+              reuse="keepalive=On")
+    first = _served(env, be, "/p/1", "good")
+    r = _get(env, "/p/2")
+    assert r.status == 200, (r, env.error_log())
+    second = _carrier(be, "/p/2")
+    assert second is first, be.connections
+    assert datetime.datetime.utcnow() < moment, (
+        "too slow: the staple expired before the second request")
+
+    _wait_past(moment)
+    _refused(env, be, "staple-expired", "/p/3", "expired", pki)
+    assert [c.requests for c in be.connections] == [["/p/1", "/p/2"], []], (
+        be.connections)
+
+
 # ----------------------------------------------------- configuration
 
 @pytest.mark.parametrize("mode", ["Verify", "Require"])
