@@ -90,6 +90,72 @@ static const char *set_field(cmd_parms *cmd, void *dcfg, const char *arg)
                                  where(cmd));
 }
 
+/* Trust anchor files already loaded while reading this configuration,
+ * by resolved path (checked again by size and modification time): every
+ * scope naming the same file shares one store. Like the CRL cache below
+ * it lives in the configuration pool; anchors_seen counts the scopes
+ * and the files loaded for them, said at start-up (RE00092). */
+#define ANCHORS_CACHE_KEY "reencrypt-anchor-files"
+
+typedef struct {
+    const reencrypt_anchors_t *anchors;
+    apr_off_t size;
+    apr_time_t mtime;
+} anchors_entry_t;
+
+typedef struct {
+    apr_hash_t *by_path;
+    int scopes;
+    int loaded;
+} anchors_cache_t;
+
+static anchors_cache_t *anchors_cache(apr_pool_t *pconf)
+{
+    void *data = NULL;
+    anchors_cache_t *c;
+
+    apr_pool_userdata_get(&data, ANCHORS_CACHE_KEY, pconf);
+    if (data) {
+        return data;
+    }
+    c = apr_pcalloc(pconf, sizeof(*c));
+    c->by_path = apr_hash_make(pconf);
+    apr_pool_userdata_set(c, ANCHORS_CACHE_KEY, apr_pool_cleanup_null,
+                          pconf);
+    return c;
+}
+
+static const char *anchors_shared(cmd_parms *cmd, const char *path,
+                                  const reencrypt_anchors_t **out)
+{
+    anchors_cache_t *c = anchors_cache(cmd->pool);
+    anchors_entry_t *e = apr_hash_get(c->by_path, path, APR_HASH_KEY_STRING);
+    apr_finfo_t fi;
+    const char *err;
+
+    if (apr_stat(&fi, path, APR_FINFO_SIZE | APR_FINFO_MTIME, cmd->temp_pool)
+        != APR_SUCCESS) {
+        fi.size = -1;
+        fi.mtime = 0;
+    }
+    c->scopes++;
+    if (e && e->size == fi.size && e->mtime == fi.mtime) {
+        *out = e->anchors;
+        return NULL;
+    }
+    err = reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path, out);
+    if (err) {
+        return err;
+    }
+    c->loaded++;
+    e = apr_palloc(cmd->pool, sizeof(*e));
+    e->anchors = *out;
+    e->size = fi.size;
+    e->mtime = fi.mtime;
+    apr_hash_set(c->by_path, (*out)->path, APR_HASH_KEY_STRING, e);
+    return NULL;
+}
+
 static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
@@ -113,8 +179,7 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
         pol->anchors = a;
         return NULL;
     }
-    return reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path,
-                                  &pol->anchors);
+    return anchors_shared(cmd, path, &pol->anchors);
 }
 
 /* CRL files already parsed while reading this configuration, by
@@ -1060,8 +1125,8 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     check_ctx_t cx;
+    const anchors_cache_t *ac = anchors_cache(pconf);
 
-    (void)pconf;
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
@@ -1070,6 +1135,9 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     warn_session_cache(&cx, s, ptemp);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00092)
+                 "trust anchors: %d ReencryptCACertificateFile directives "
+                 "share %d loaded files", ac->scopes, ac->loaded);
     return OK;
 }
 
