@@ -61,6 +61,8 @@ void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     reencrypt_policy_t *pol = apr_palloc(p, sizeof(*pol));
 
     reencrypt_policy_merge(pol, basev, addv);
+    /* merged at start-up (virtual hosts) or for a request: complete */
+    reencrypt_policy_freeze(pol);
     return pol;
 }
 
