@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, policy_vhost, re10_lines)
+from harness.servers import LoopbackServer
 from httpd import MODULES_DIR, free_port
 from test_13_sessions import KEY_1, _key_file
 
@@ -102,7 +103,7 @@ HTTP_ANSWER = (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
 GARBAGE = bytes((i * 37 + 11) % 256 for i in range(64))
 
 
-class FaultBackend:
+class FaultBackend(LoopbackServer):
     """A TCP server on loopback that plays a broken TLS backend.
 
     mode
@@ -117,55 +118,35 @@ class FaultBackend:
     Records per connection the bytes received (received) and whether it
     has ended."""
 
+    label = "fault backend"
+    close_on_stop = False       # handle() closes
+
     def __init__(self, mode, chain=None, key=None):
+        super().__init__(backlog=16)
         self.mode = mode
         self.chain, self.key = chain, key
         self.sent = b""
-        self._lock = threading.Lock()
         self._conns = []
-        self._socks = []
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept_loop,
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def url_ip(self):
-        return f"https://127.0.0.1:{self.port}/"
+        self.start()
 
     @property
     def connections(self):
         with self._lock:
             return [dict(c) for c in self._conns]
 
+    def describe(self):
+        return str(self.connections)
+
     def wait_for(self, predicate, timeout=5.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"fault backend :{self.port}: no "
-                                     f"{what} in {timeout}s: "
-                                     f"{self.connections}")
-            time.sleep(0.01)  # polling interval, bounded by the deadline
+        self.wait_until(lambda: predicate(self), timeout, what)
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            conn = {"received": b"", "ended": False}
-            with self._lock:
-                self._conns.append(conn)
-                self._socks.append(sock)
-            threading.Thread(target=self._serve, args=(sock, conn),
-                             daemon=True).start()
+    def on_accept(self, sock, peer, cid):
+        conn = {"received": b"", "ended": False}
+        with self._lock:
+            self._conns.append(conn)
+        return conn
 
-    def _serve(self, sock, conn):
+    def handle(self, sock, conn):
         try:
             hello = _read_record(sock, time.monotonic() + 10)
             with self._lock:
@@ -202,50 +183,19 @@ class FaultBackend:
             except OSError:
                 pass
 
-    def stop(self):
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
 
-
-class SilentServer:
+class SilentServer(LoopbackServer):
     """Accepts connections and reads them, never answers: a cache server
     that hangs."""
 
+    label = "silent server"
+
     def __init__(self):
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._socks = []
+        super().__init__()
         self.received = b""
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self.start()
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._socks.append(sock)
-            threading.Thread(target=self._drain, args=(sock,),
-                             daemon=True).start()
-
-    def _drain(self, sock):
+    def handle(self, sock, _record):
         sock.settimeout(0.1)
         while not self._stop.is_set():
             try:
@@ -260,30 +210,8 @@ class SilentServer:
                 self.received += data
 
     def wait_received(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if self.received:
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError("nothing reached the silent cache "
-                                     f"server in {timeout}s")
-            time.sleep(0.01)  # polling interval, bounded by the deadline
-
-    def stop(self):
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        self.wait_until(lambda: self.received, timeout,
+                        "something reaching the silent cache server")
 
 
 @pytest.fixture
