@@ -47,3 +47,20 @@ def poll(predicate, timeout, interval=0.02):
         if time.monotonic() > deadline:
             return None
         time.sleep(interval)  # polling interval, bounded by the deadline
+
+
+def stopped_after(make):
+    """The body of a pytest fixture giving a factory: ``yield from
+    stopped_after(make)`` yields a function that calls make(...) and
+    returns what it made; everything made is stopped (.stop()) when the
+    test is over."""
+    made = []
+
+    def factory(*args, **kw):
+        thing = make(*args, **kw)
+        made.append(thing)
+        return thing
+
+    yield factory
+    for thing in made:
+        thing.stop()

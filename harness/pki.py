@@ -324,6 +324,15 @@ class PKI:
         issued.pub_file = self._write_file(f"{name}.pub",
                                            _pub_pem(issued.key))
 
+    def bundle(self, path, files):
+        """Write the files one after the other into path (a file of
+        several anchors, or CRLs); return path."""
+        with open(path, "wb") as out:
+            for f in files:
+                with open(f, "rb") as src:
+                    out.write(src.read())
+        return path
+
     def write_key(self, fname, key):
         """Write a private key (unencrypted PEM); return the path."""
         return self._write_file(fname, _key_pem(key), mode=self.key_mode)

@@ -105,6 +105,22 @@ class LoopbackServer:
             with self._cond:
                 self._cond.wait(min(remaining, 0.02))
 
+    def read_until_stopped(self, sock, keep):
+        """Read sock until the peer closes it or stop() is called, and
+        hand each piece to keep() (under the lock); never answer."""
+        sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            with self._lock:
+                keep(data)
+
     def _spawn(self, target, name, *args):
         t = threading.Thread(target=target, args=args, daemon=True,
                              name=name)

@@ -143,6 +143,20 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     return "\n".join(lines)
 
 
+def assert_startup_error(env, rx):
+    """The configuration is refused: apache2 -t fails (no "Syntax OK")
+    and so does the start, both with output matching regex rx; the server
+    does not run."""
+    rc, out = env.configtest()
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert "Syntax OK" not in out
+    rc, out = env.start(check=False)
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert not env.running
+
+
 def assert_time_near(s, moment, slack=120):
     t = parse_asn1_time(s)
     delta = abs((t - moment).total_seconds())

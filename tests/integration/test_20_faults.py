@@ -32,16 +32,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, policy_vhost, re10_lines)
+from harness import poll, stopped_after
+from harness.procs import pid_alive
 from harness.servers import LoopbackServer
 from httpd import MODULES_DIR, free_port
 from test_13_sessions import KEY_1, _key_file
@@ -162,18 +162,9 @@ class FaultBackend(LoopbackServer):
                 self.sent = GARBAGE
                 sock.sendall(self.sent)
             elif self.mode == "stall":
-                sock.settimeout(0.1)
-                while not self._stop.is_set():
-                    try:
-                        data = sock.recv(4096)
-                    except socket.timeout:
-                        continue
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    with self._lock:
-                        conn["received"] += data
+                def keep(data):
+                    conn["received"] += data
+                self.read_until_stopped(sock, keep)
         except OSError:
             pass
         finally:
@@ -196,18 +187,9 @@ class SilentServer(LoopbackServer):
         self.start()
 
     def handle(self, sock, _record):
-        sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            with self._lock:
-                self.received += data
+        def keep(data):
+            self.received += data
+        self.read_until_stopped(sock, keep)
 
     def wait_received(self, timeout=5.0):
         self.wait_until(lambda: self.received, timeout,
@@ -216,30 +198,13 @@ class SilentServer(LoopbackServer):
 
 @pytest.fixture
 def fault_backend(pki):
-    started = []
-
-    def factory(mode):
-        fb = FaultBackend(mode, pki.chain("good"), pki.key("good"))
-        started.append(fb)
-        return fb
-
-    yield factory
-    for fb in started:
-        fb.stop()
+    yield from stopped_after(
+        lambda mode: FaultBackend(mode, pki.chain("good"), pki.key("good")))
 
 
 @pytest.fixture
 def silent_server():
-    started = []
-
-    def factory():
-        s = SilentServer()
-        started.append(s)
-        return s
-
-    yield factory
-    for s in started:
-        s.stop()
+    yield from stopped_after(SilentServer)
 
 
 # ------------------------------------------------------------ helpers
@@ -643,18 +608,7 @@ def test_reencrypt_20_131_bad_anchor_file_at_bare_sigusr1(env, backend,
     env.wait_log(r"AH00526: Syntax error on line \d+ of ")
     env.wait_log(rf"ReencryptCACertificateFile: '{re.escape(anchors)}' "
                  rf"contains no PEM certificate")
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{parent}") and _alive(parent):
-        assert time.monotonic() < deadline, "the parent did not stop"
-        time.sleep(0.05)  # polling interval, bounded by the deadline
+    assert poll(lambda: not pid_alive(parent), 10), "the parent did not stop"
     env.running = False
     shutil.copy(pki.ca_file, anchors)
     _assert_no_crash(env)
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False

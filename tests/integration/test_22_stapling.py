@@ -53,8 +53,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
 import harness.ocsp
+from harness import stopped_after
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE18_RE, assert_one_re10,
-                    assert_time_near, parse_asn1_time, policy_vhost,
+                    assert_startup_error, assert_time_near, parse_asn1_time, policy_vhost,
                     re10_lines, re18_lines)
 from httpd import Response
 from libssl_backend import TLS1_2_VERSION, TLS1_3_VERSION, LibsslBackend
@@ -143,17 +144,10 @@ def _get(env, path, timeout=15.0):
 def stapling_backend(pki):
     """factory(staple, version="tls1.3", leaf=LEAF): a libssl backend
     stapling staple (bytes, or None for none) to its certificate."""
-    started = []
-
-    def factory(staple, version="tls1.3", leaf=LEAF):
-        be = LibsslBackend(pki.chain(leaf), pki.key(leaf),
-                           VERSIONS[version], staple=staple).start()
-        started.append(be)
-        return be
-
-    yield factory
-    for be in started:
-        be.stop()
+    yield from stopped_after(
+        lambda staple, version="tls1.3", leaf=LEAF: LibsslBackend(
+            pki.chain(leaf), pki.key(leaf), VERSIONS[version],
+            staple=staple).start())
 
 
 def _log_directives(env):
@@ -179,19 +173,10 @@ def _frontend(env, be, mode, *directives, reuse="disablereuse=On",
     env.start()
 
 
-def _logged(env, path, timeout=5.0):
+def _logged(env, path):
     """(status, REENCRYPT_RESULT, REENCRYPT_STAPLE, REENCRYPT_SESSION)
     logged for path (polls the access log until its line is there)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in env.access_lines(0):
-            fields = line.split(" ")
-            if fields[0] == path:
-                return tuple(fields[1:])
-        assert time.monotonic() < deadline, (
-            f"no access-log line for {path}:\n"
-            + "\n".join(env.access_lines(0)))
-        time.sleep(0.02)  # polling interval, bounded by the deadline
+    return env.access_fields(path)
 
 
 def _carrier(be, path):
@@ -842,14 +827,7 @@ def test_reencrypt_22_090_stapling_with_pin_only_refused(
               re.escape(env.conf_file), env.line_of("ReencryptEngine On"),
               re.escape(env.conf_file),
               env.line_of("ReencryptOCSPStapling")))
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert not env.running
+    assert_startup_error(env, rx)
 
     config("Off")
     rc, out = env.configtest()
@@ -884,16 +862,7 @@ class OCSPResponder(harness.ocsp.OCSPResponder):
 
 @pytest.fixture
 def ocsp_responder(pki):
-    started = []
-
-    def factory(status="good"):
-        r = OCSPResponder(pki, status)
-        started.append(r)
-        return r
-
-    yield factory
-    for r in started:
-        r.stop()
+    yield from stopped_after(lambda status="good": OCSPResponder(pki, status))
 
 
 # the Apache backend presents pki's "frontend" certificate (CN
