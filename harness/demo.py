@@ -233,6 +233,27 @@ def fetch(port, path, host=None, sni=None):
     return str(r.status), r.text[:-1] if r.text.endswith("\n") else r.text
 
 
+def shown(port, path, want, body=True):
+    """GET path, print the status (and the body); True if it is want."""
+    status, text = fetch(port, path)
+    say(f"    HTTP {status}")
+    if body:
+        say(indent(text))
+    if status != want:
+        say(f"    expected {want}")
+    return status == want
+
+
+def show_line(path, pattern, title):
+    """Print the first line of a log holding pattern under title; True if
+    there is one."""
+    line = first_line(path, pattern)
+    if line:
+        say(f"    {title}:")
+        say(indent(line))
+    return bool(line)
+
+
 def cmd_start(module, prog):
     ports = cmd_preflight()
     failed = False
@@ -263,28 +284,13 @@ def cmd_start(module, prog):
 
     fport = ports["frontend"]
     step(f"(a) the real backend: curl -sk https://127.0.0.1:{fport}/app/")
-    status, body = fetch(fport, "/app/")
-    say(f"    HTTP {status}")
-    say(indent(body))
-    if status != "200":
-        say("    expected 200")
-        failed = True
-    line = first_line(flog, "RE00014")
-    if line:
-        say("    frontend error log (LogLevel reencrypt:debug):")
-        say(indent(line))
+    failed |= not shown(fport, "/app/", "200")
+    show_line(flog, "RE00014",
+              "frontend error log (LogLevel reencrypt:debug)")
 
     step(f"(b) the impostor: curl -sk https://127.0.0.1:{fport}/impostor/")
-    status, body = fetch(fport, "/impostor/")
-    say(f"    HTTP {status}")
-    if status != "502":
-        say("    expected 502")
-        failed = True
-    line = first_line(flog, "RE00010")
-    if line:
-        say("    frontend error log:")
-        say(indent(line))
-    else:
+    failed |= not shown(fport, "/impostor/", "502", body=False)
+    if not show_line(flog, "RE00010", "frontend error log"):
         say(f"    no RE00010 line in {flog}")
         failed = True
     imp = inst["impostor"]
@@ -293,10 +299,8 @@ def cmd_start(module, prog):
     say(f"    requests received by the impostor: {requests}")
     if requests:
         failed = True
-    line = first_line(imp.error_log_file, "alert")
-    if line:
-        say("    impostor error log (LogLevel info):")
-        say(indent(line))
+    show_line(imp.error_log_file, "alert",
+              "impostor error log (LogLevel info)")
 
     step("(c) the impostor without the policy, as in the article")
     say(f"    curl -sk --resolve {BACKEND_NAME}:{fport}:127.0.0.1 "

@@ -39,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, policy_vhost, re10_lines)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, one_line, policy_vhost,
+                    re10_lines)
 from harness import poll, stopped_after
 from harness.procs import pid_alive
 from harness.servers import LoopbackServer
@@ -240,13 +241,8 @@ def _assert_no_crash(env):
 
 def _re60(env, fb):
     """The one RE00060 line (level error), naming fb; returns its 'what'."""
-    lines = [ln for ln in env.log_lines() if "RE00060:" in ln.rest]
-    assert len(lines) == 1, ("expected exactly one RE00060 line:\n"
-                             + env.error_log())
-    assert lines[0].level == "error", lines[0].raw
-    m = RE60_RE.search(lines[0].rest)
-    assert m, lines[0].raw
-    assert m.group("backend") == f"127.0.0.1:{fb.port}", lines[0].raw
+    m = one_line(env, "RE00060", "error", RE60_RE)
+    assert m.group("backend") == f"127.0.0.1:{fb.port}", m.string
     assert not re10_lines(env), env.error_log()
     return m.group("what")
 
@@ -408,13 +404,8 @@ def _timed_get(env, path, host, timeout=8.0):
 
 
 def _re61(env, kind, port):
-    lines = [ln for ln in env.log_lines() if "RE00061:" in ln.rest]
-    assert len(lines) == 1, ("expected exactly one RE00061 line:\n"
-                             + env.error_log())
-    assert lines[0].level == "warn", lines[0].raw
-    m = RE61_RE.search(lines[0].rest)
-    assert m, lines[0].raw
-    assert m.group("spec") == f"{kind}:127.0.0.1:{port}", lines[0].raw
+    m = one_line(env, "RE00061", "warn", RE61_RE)
+    assert m.group("spec") == f"{kind}:127.0.0.1:{port}", m.string
     return m.group("what")
 
 
