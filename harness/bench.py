@@ -5,8 +5,11 @@ installation of a missing Debian package when run as root."""
 import os
 import platform
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 from harness.apache import APACHE2
 from harness.procs import is_root
@@ -164,3 +167,50 @@ MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 Timeout 30
 """
+
+
+def run_main(prog, prefix, args, body, fail_rc=1, children=None):
+    """Run body(work, instances, children, stop_all) in a fresh work
+    directory (prefix, under args.workdir; kept if args.keep) and return
+    its exit code: fail_rc after a RuntimeError, HarnessError or
+    subprocess error.  On the way out, and on SIGINT, SIGTERM or SIGHUP,
+    the child processes still running (children, a list body fills) are
+    killed and the instances it started (.stop()) stopped, the last
+    first."""
+    from harness import HarnessError
+    work = tempfile.mkdtemp(prefix=prefix, dir=args.workdir)
+    os.chmod(work, 0o755)
+    instances = []
+    children = [] if children is None else children
+    stopped = []
+
+    def stop_all():
+        """Stop every instance this run started (only those)."""
+        if stopped:
+            return
+        stopped.append(True)
+        for p in list(children):
+            if p.poll() is None:
+                p.kill()
+        for inst in reversed(instances):
+            try:
+                inst.stop()
+            except Exception as e:      # keep stopping the others
+                say(f"{inst.name}: stop failed: {e}")
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        return body(work, instances, children, stop_all)
+    except (RuntimeError, HarnessError, subprocess.SubprocessError) as e:
+        say(f"{prog}: {e}")
+        return fail_rc
+    finally:
+        stop_all()
+        if args.keep:
+            say(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
