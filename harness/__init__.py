@@ -26,6 +26,7 @@ used (/usr/bin/python3).
 """
 
 import os
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +39,6 @@ class HarnessError(AssertionError):
 def poll(predicate, timeout, interval=0.02):
     """Call predicate until it returns a true value (returned) or timeout
     seconds have passed (None is returned)."""
-    import time
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -10,8 +10,8 @@ serials, a CRL number); ocsp_response() makes OCSP responses and
 ocsp_answer() answers an OCSP request (what harness.ocsp's responder
 serves).  bench/run, bench/soak and the demo build their PKIs with it.
 
-TestPKI: a fresh set of CAs and leaf certificates is generated once per test session
-with python3-cryptography.  Every subject carries only a commonName, so a
+TestPKI: a fresh set of CAs and leaf certificates, generated once per
+test session.  Every subject carries only a commonName, so a
 distinguished name prints as ``CN=<name>`` in log lines (a leaf of
 fresh_leaf() may be given more attributes with subject_extra).
 
