@@ -150,6 +150,23 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     return "\n".join(lines)
 
 
+def start_policy(env, be, *directives, ca=None, preamble=()):
+    """Write a configuration whose virtual host proxies / to be (by its
+    IP address) under policy_vhost(directives) and start the server."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca,
+                                        preamble=preamble))
+    env.start()
+
+
+def assert_refused_reads(env, be, reason, rest, **kw):
+    """assert_refused(env, be, reason, **kw), and its RE00010 line reads,
+    to the letter, "RE00010: backend 127.0.0.1:<be's port> refused:
+    <reason>; <rest>".  Returns the regex match."""
+    m = assert_refused(env, be, reason, **kw)
+    assert m.group(0) == (
+        f"RE00010: backend 127.0.0.1:{be.port} refused: {reason}; {rest}")
+    return m
+
 def assert_startup_error(env, rx):
     """The configuration is refused: apache2 -t fails (no "Syntax OK")
     and so does the start, both with output matching regex rx; the server
