@@ -9,7 +9,7 @@ The backend records the SNI of every ClientHello it receives.
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, policy_vhost, start_policy)
 
 
 def name_url(be):
@@ -116,10 +116,9 @@ def test_reencrypt_05_008_literal_name_overrides_preserved_host(
     """With ProxyPreserveHost On mod_ssl would send the client's Host as
     SNI; a literal ReencryptSNI wins."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file,
-        preamble=["ProxyPreserveHost On"]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
+        preamble=["ProxyPreserveHost On"])
     assert_served(env, be, "/sni-literal-preserve", host="backend.test",
                   sni="good.test")
 

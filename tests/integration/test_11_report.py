@@ -19,12 +19,11 @@ import re
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_lenient_warned,
-                    access_log_directives,
-                    asn1_time, assert_modssl_refused_lenient,
-                    assert_refused, assert_reported,
-                    assert_served, assert_time_near, policy_vhost,
-                    re10_lines, re18_lines)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, access_log_directives,
+                    asn1_time, assert_lenient_warned,
+                    assert_modssl_refused_lenient, assert_refused,
+                    assert_reported, assert_served, assert_time_near,
+                    policy_vhost, re10_lines, re18_lines, start_policy)
 
 MODSSL_EXPIRE_OFF = "SSLProxyCheckPeerExpire Off"
 
@@ -132,10 +131,9 @@ def test_reencrypt_11_003_report_times_are_now(env, backend, module_so,
     """The time in 'expected' of a report line is the time of the
     handshake, as in a refusal."""
     be = backend("expired")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptMode Report", "ReencryptSNI good.test",
-        ca=pki.ca_file, preamble=[MODSSL_EXPIRE_OFF]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptMode Report", "ReencryptSNI good.test",
+        ca=pki.ca_file, preamble=[MODSSL_EXPIRE_OFF])
     before = _now()
     m = assert_reported(env, be, "expired")
     assert_time_near(m.group("expected").split()[-1], before)

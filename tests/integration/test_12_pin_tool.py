@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, start_policy)
 from httpd import REPO, free_port
 
 TOOL = os.environ.get("REENCRYPT_PIN") or os.path.join(REPO, "tools",
@@ -261,9 +261,7 @@ def test_reencrypt_12_022_directive_pasted_into_config(tool, env, backend,
                  f"127.0.0.1:{be.port}")
     assert p.returncode == 0, p.stderr
     directive = p.stdout.strip()
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", directive, ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", directive, ca=pki.ca_file)
     assert_served(env, be, "/pasted", sni="good.test")
 
 
@@ -273,11 +271,10 @@ def test_reencrypt_12_023_tool_pin_is_what_the_module_sees(tool, env,
     """The module's refusal line shows, as the pin seen, the pin the tool
     prints for the same backend."""
     be = backend("good-ec")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
+    start_policy(
+        env, be, "ReencryptSNI good.test",
         f"ReencryptPin {pki.pin('other-root')} {pki.pin('wild')}",
-        ca=pki.ca_file))
-    env.start()
+        ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch")
     p = run_tool("--connect", f"127.0.0.1:{be.port}")
     assert p.returncode == 0, p.stderr
