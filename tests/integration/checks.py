@@ -50,6 +50,16 @@ def re10_lines(env):
 def re18_lines(env):
     return [ln for ln in env.log_lines() if "RE00018:" in ln.rest]
 
+# two scopes, both passed by a "good" backend, under different policies
+TWO_NAME_SCOPES = """
+<Location /a>
+    ReencryptVerifyName good.test
+</Location>
+<Location /b>
+    ReencryptVerifyName backend.test
+</Location>
+"""
+
 
 def assert_served(env, be, path="/", host=None, sni=Ellipsis, status=200,
                   ignore_re10=False):

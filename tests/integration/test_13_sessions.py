@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, SessionEntry,
-                    policy_vhost, re10_lines, re14_matches, re18_lines,
+                    TWO_NAME_SCOPES, policy_vhost, re10_lines, re14_matches, re18_lines,
                     session_log_directives)
 from harness import stopped_after
 from httpd import MODULES_DIR, free_port, wait_port
@@ -256,14 +256,7 @@ def test_reencrypt_13_005_each_policy_has_its_own_sessions(
     when the other scope holds a session."""
     be = backend("good")
     env.write_config(vhost=_vhost(
-        env, be, "ReencryptSNI good.test", ca=pki.ca_file, locations="""
-<Location /a>
-    ReencryptVerifyName good.test
-</Location>
-<Location /b>
-    ReencryptVerifyName backend.test
-</Location>
-"""))
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file, locations=TWO_NAME_SCOPES))
     env.start()
     paths = ["/a/1", "/a/2", "/b/1", "/b/2", "/a/3", "/b/3"]
     for p in paths:
