@@ -261,6 +261,15 @@ def re14_matches(env):
     return out
 
 
+def write_lenient_policy(env, be, lenient, *directives, ca=None):
+    """Write the policy of directives for be, with mod_ssl's
+    SSLProxyCheckPeerExpire left on: apache2 -t warns (RE00035) that it
+    refuses what the lenient directive would let through."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca))
+    assert "SSLProxyCheckPeerExpire" not in env.conf_text
+    assert_lenient_warned(env, lenient)
+
+
 def assert_lenient_warned(env, directive):
     """apache2 -t passes and warns (RE00035, with the directive's
     file:line) that mod_ssl's SSLProxyCheckPeerExpire, on in that scope,

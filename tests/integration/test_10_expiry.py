@@ -17,9 +17,9 @@ import socket
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
-                    assert_lenient_warned, assert_modssl_refused_lenient,
-                    assert_refused, assert_served, assert_time_near,
-                    policy_vhost, re10_lines, start_policy)
+                    assert_modssl_refused_lenient, assert_refused,
+                    assert_served, assert_time_near, policy_vhost,
+                    re10_lines, start_policy, write_lenient_policy)
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
 DURATION_DIRECTIVES = ("ReencryptRefuseExpiringWithin",
@@ -388,11 +388,9 @@ def test_reencrypt_10_024_skew_needs_modssl_expiry_check_off(
     leaf = pki.fresh_leaf("nb-60s-modssl", "nb-60s-modssl.test",
                           not_before=datetime.timedelta(seconds=60))
     be = backend(leaf)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptClockSkew 5m",
-        ca=pki.ca_file))
-    assert "SSLProxyCheckPeerExpire" not in env.conf_text
-    assert_lenient_warned(env, "ReencryptClockSkew")
+    write_lenient_policy(env, be, "ReencryptClockSkew",
+                         "ReencryptSNI good.test", "ReencryptClockSkew 5m",
+                         ca=pki.ca_file)
     env.expect_log("RE00020", "RE00035", *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     assert_modssl_refused_lenient(env, be, "/skew-modssl")
