@@ -160,6 +160,14 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     return "\n".join(lines)
 
 
+def policy_head(ca, sni="good.test"):
+    """The first lines of a hand-written policy virtual host: proxy TLS and
+    the module on, trust anchor file ca, ReencryptSNI sni."""
+    return "\n".join(["SSLProxyEngine On", "ReencryptEngine On",
+                      f'ReencryptCACertificateFile "{ca}"',
+                      f"ReencryptSNI {sni}"])
+
+
 def start_policy(env, be, *directives, ca=None, preamble=()):
     """Write a configuration whose virtual host proxies / to be (by its
     IP address) under policy_vhost(directives) and start the server."""

@@ -18,7 +18,7 @@ import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
                     assert_modssl_refused_lenient, assert_refused,
-                    assert_served, assert_time_near, policy_vhost,
+                    assert_served, assert_time_near, policy_head, policy_vhost,
                     re10_lines, start_policy, write_lenient_policy)
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
@@ -153,10 +153,7 @@ def test_reencrypt_10_011_warn_once_per_certificate(env, backend, module_so,
     be20 = backend("expiring-20d")
     be2 = backend("expiring-2d")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ReencryptWarnExpiringWithin 30d
 ProxyPass /a/ {be20.url_ip} disablereuse=On
 ProxyPass /b/ {be2.url_ip} disablereuse=On
@@ -202,10 +199,7 @@ def test_reencrypt_10_013_refuse_and_warn_windows_together(
     be2 = backend("expiring-2d")
     be20 = backend("expiring-20d")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ReencryptRefuseExpiringWithin 7d
 ReencryptWarnExpiringWithin 30d
 ProxyPass /two/ {be2.url_ip}

@@ -38,8 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, SessionEntry,
-                    TWO_NAME_SCOPES, policy_vhost, re10_lines, re14_matches, re18_lines,
-                    session_log_directives)
+                    TWO_NAME_SCOPES, policy_head, policy_vhost, re10_lines,
+                    re14_matches, re18_lines, session_log_directives)
 from harness import stopped_after
 from httpd import MODULES_DIR, free_port, wait_port
 
@@ -256,7 +256,8 @@ def test_reencrypt_13_005_each_policy_has_its_own_sessions(
     when the other scope holds a session."""
     be = backend("good")
     env.write_config(vhost=_vhost(
-        env, be, "ReencryptSNI good.test", ca=pki.ca_file, locations=TWO_NAME_SCOPES))
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
+        locations=TWO_NAME_SCOPES))
     env.start()
     paths = ["/a/1", "/a/2", "/b/1", "/b/2", "/a/3", "/b/3"]
     for p in paths:
@@ -298,10 +299,7 @@ def test_reencrypt_13_007_each_backend_has_its_own_sessions(
     one = backend("good")
     two = backend("good")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ProxyPass /one https://127.0.0.1:{one.port}/one disablereuse=On
 ProxyPass /two https://127.0.0.1:{two.port}/two disablereuse=On
 {session_log_directives(env)}
