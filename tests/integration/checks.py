@@ -119,6 +119,20 @@ def assert_one_re10(env, be, reason, backend=None):
                          reason)
 
 
+def assert_member_moved_on(env, member, reason, balancer):
+    """The one RE00010 line refuses member of balancer://<balancer> for
+    reason and says the request goes on to another member; mod_proxy
+    logs no handshake failure for it.  Returns the regex match."""
+    m = assert_one_re10(env, member, reason)
+    assert m.group("seen").endswith(
+        f"; balancer://{balancer} member put in error state for its "
+        f"retry=, the request goes on to another member if one is left"), (
+        m.group(0))
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
+    return m
+
+
 def one_line(env, tag, level, regex):
     """The error log has exactly one line of tag, at level, of the
     documented shape (regex); returns the regex match."""
