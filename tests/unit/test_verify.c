@@ -1265,19 +1265,7 @@ static const char *crl_load_case(apr_pool_t *p, const crl_load_case_t *c)
     return NULL;
 }
 
-static void test_crl_load(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "crl_load");
-    for (i = 0; i < N_ELEMS(crl_load_cases); i++) {
-        walk_case(&w, (int)i, crl_load_cases[i].label, NULL,
-                  crl_load_case(p, &crl_load_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_crl_load, "crl_load", crl_load_cases, crl_load_case)
 
 /* Sets of files: appending keeps the base as it was; equal bytes give
  * equal digests. */
@@ -1557,19 +1545,7 @@ static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
     return NULL;
 }
 
-static void test_verify_crls(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "verify_crls");
-    for (i = 0; i < N_ELEMS(crl_cases); i++) {
-        walk_case(&w, (int)i, crl_cases[i].label, NULL,
-                  crl_case(p, &crl_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_verify_crls, "verify_crls", crl_cases, crl_case)
 
 static void test_revocation_tokens(void **state)
 {
