@@ -210,6 +210,24 @@ def test_reencrypt_09_021_list_order_in_refusal(env, backend, module_so,
         f"one of 3 pins on the leaf ({a}, {b}, {c})"), m.group(0)
 
 
+def _assert_inner_pins(env, be, pki, outer, inner, wrong, refused, served):
+    """ReencryptPin outer at the virtual host, ReencryptPin inner in
+    <Location /inner>: GET refused is refused (pin-mismatch, expecting
+    the two wrong pins), GET served is served."""
+    env.write_config(vhost=policy_vhost(
+        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {outer}",
+        ca=pki.ca_file) + f"""
+<Location /inner>
+    ReencryptPin {inner}
+</Location>
+""")
+    env.start()
+    m = assert_refused(env, be, "pin-mismatch", path=refused)
+    assert m.group("expected") == (
+        f"one of 2 pins on the leaf ({wrong[0]}, {wrong[1]})"), m.group(0)
+    assert_served(env, be, served, ignore_re10=True)
+
+
 def test_reencrypt_09_022_inner_scope_replaces_pins(env, backend, module_so,
                                                     pki):
     """A <Location> with its own ReencryptPin replaces the outer list: the
@@ -217,19 +235,9 @@ def test_reencrypt_09_022_inner_scope_replaces_pins(env, backend, module_so,
     wrong pins of /inner do not affect the rest."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('good')} {pki.pin('good-next')}",
-        ca=pki.ca_file) + f"""
-<Location /inner>
-    ReencryptPin {a} {b}
-</Location>
-""")
-    env.start()
-    m = assert_refused(env, be, "pin-mismatch", path="/inner/x")
-    assert m.group("expected") == f"one of 2 pins on the leaf ({a}, {b})", \
-        m.group(0)
-    assert_served(env, be, "/outer", ignore_re10=True)
+    _assert_inner_pins(env, be, pki,
+                       f"{pki.pin('good')} {pki.pin('good-next')}",
+                       f"{a} {b}", (a, b), "/inner/x", "/outer")
 
 
 def test_reencrypt_09_023_inner_scope_pins_are_not_a_union(
@@ -238,18 +246,9 @@ def test_reencrypt_09_023_inner_scope_pins_are_not_a_union(
     the <Location>: /inner is served, the rest refused."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {a} {b}",
-        ca=pki.ca_file) + f"""
-<Location /inner>
-    ReencryptPin {pki.pin('good-next')} {pki.pin('good')}
-</Location>
-""")
-    env.start()
-    m = assert_refused(env, be, "pin-mismatch", path="/outer")
-    assert m.group("expected") == f"one of 2 pins on the leaf ({a}, {b})", \
-        m.group(0)
-    assert_served(env, be, "/inner/y", ignore_re10=True)
+    _assert_inner_pins(env, be, pki, f"{a} {b}",
+                       f"{pki.pin('good-next')} {pki.pin('good')}",
+                       (a, b), "/outer", "/inner/y")
 
 
 # ---------------------------------------------------------------- rotation
@@ -318,6 +317,17 @@ def _pin_only(url, *directives, pins):
                         "ReencryptPin " + " ".join(pins), *directives)
 
 
+def _start_pin_only_on_own_pin(env, backend, pki, leaf, *directives):
+    """A backend of leaf under ReencryptTrust PinOnly with its own pin and
+    an unrelated one, and directives; started.  Returns the backend."""
+    be = backend(leaf)
+    env.write_config(vhost=_pin_only(
+        be.url_ip, *directives,
+        pins=[pki.pin(leaf), _unrelated(pki, 1)[0]]))
+    env.start()
+    return be
+
+
 def test_reencrypt_09_040_pin_only_self_signed(env, backend, module_so, pki):
     """ReencryptTrust PinOnly, no ReencryptCACertificateFile: a
     self-signed backend whose key is pinned is served."""
@@ -360,11 +370,8 @@ def test_reencrypt_09_042_pin_only_wrong_pin(env, backend, module_so, pki):
 
 def test_reencrypt_09_043_pin_only_checks_names(env, backend, module_so,
                                                 pki):
-    be = backend("self-signed")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI other.test",
-        pins=[pki.pin("self-signed"), _unrelated(pki, 1)[0]]))
-    env.start()
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed", "ReencryptSNI other.test")
     assert_refused_reads(
         env, be, "name-mismatch",
         f'expected "other.test" (SNI); seen DNS:self.test')
@@ -373,21 +380,16 @@ def test_reencrypt_09_043_pin_only_checks_names(env, backend, module_so,
 def test_reencrypt_09_044_pin_only_check_name_off(env, backend, module_so,
                                                   pki):
     """ReencryptCheckName Off: the name is not compared any more."""
-    be = backend("self-signed")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI other.test", "ReencryptCheckName Off",
-        pins=[pki.pin("self-signed"), _unrelated(pki, 1)[0]]))
-    env.start()
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed", "ReencryptSNI other.test",
+        "ReencryptCheckName Off")
     assert_served(env, be, "/no-name-check", sni="other.test")
 
 
 def test_reencrypt_09_045_pin_only_checks_validity(env, backend, module_so,
                                                    pki):
-    be = backend("self-signed-expired")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI self.test",
-        pins=[pki.pin("self-signed-expired"), _unrelated(pki, 1)[0]]))
-    env.start()
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed-expired", "ReencryptSNI self.test")
     m = assert_refused(env, be, "expired")
     na = asn1_time(pki["self-signed-expired"].not_after)
     assert m.group("seen") == f"CN=self-expired.test notAfter={na}", \
