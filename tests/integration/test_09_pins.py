@@ -29,6 +29,11 @@ def _unrelated(pki, n=2):
     return [pki.pin(name) for name in UNRELATED[:n]]
 
 
+def _pin_and_decoy(pki, kind):
+    """ReencryptPin with kind's pin and one unrelated pin."""
+    return f"ReencryptPin {pki.pin(kind)} {_unrelated(pki, 1)[0]}"
+
+
 def _re07_lines(text):
     """The RE00007 lines of an error log or of httpd's console output."""
     out = []
@@ -67,7 +72,7 @@ def test_reencrypt_09_001_leaf_pin_matches(env, backend, module_so, pki,
     be = backend(leaf)
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin(leaf)} {_unrelated(pki, 1)[0]}",
+        _pin_and_decoy(pki, leaf),
         ca=pki.ca_file))
     _start_without_single_pin_warning(env)
     assert_served(env, be, "/pinned", sni="good.test")
@@ -126,8 +131,7 @@ def test_reencrypt_09_010_chain_scope_matches_ca_key(env, backend,
     be = backend("good")
     start_policy(
         env, be, "ReencryptSNI good.test", "ReencryptPinScope Chain",
-        f"ReencryptPin {pki.pin(ca)} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file)
+        _pin_and_decoy(pki, ca), ca=pki.ca_file)
     assert_served(env, be, "/chain-pin", sni="good.test")
 
 
@@ -174,8 +178,7 @@ def test_reencrypt_09_013_pins_do_not_replace_the_chain(env, backend,
     make an untrusted chain acceptable."""
     be = backend("other-ca")
     start_policy(
-        env, be, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('other-ca')} {_unrelated(pki, 1)[0]}",
+        env, be, "ReencryptSNI good.test", _pin_and_decoy(pki, "other-ca"),
         ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain")
 
@@ -300,7 +303,7 @@ def test_reencrypt_09_031_rotation_to_unpinned_key_refused(
     port = first.port
     env.write_config(vhost=policy_vhost(
         first.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('good')} {_unrelated(pki, 1)[0]}",
+        _pin_and_decoy(pki, "good"),
         ca=pki.ca_file))
     env.start()
     assert_served(env, first, "/before")
@@ -346,8 +349,7 @@ def test_reencrypt_09_041_self_signed_without_opt_in(env, backend,
     does not lead to the anchors, refused."""
     be = backend("self-signed")
     start_policy(
-        env, be, "ReencryptSNI self.test",
-        f"ReencryptPin {pki.pin('self-signed')} {_unrelated(pki, 1)[0]}",
+        env, be, "ReencryptSNI self.test", _pin_and_decoy(pki, "self-signed"),
         ca=pki.ca_file)
     m = assert_refused(env, be, "untrusted-chain")
     assert m.group("expected") == (
@@ -435,8 +437,7 @@ def test_reencrypt_09_050_check_name_off_with_pins(env, backend, module_so,
     be = backend("wrong-name")
     start_policy(
         env, be, "ReencryptSNI backend.test", "ReencryptCheckName Off",
-        f"ReencryptPin {pki.pin('wrong-name')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file)
+        _pin_and_decoy(pki, "wrong-name"), ca=pki.ca_file)
     assert_served(env, be, "/names-off", sni="backend.test")
 
 
@@ -445,8 +446,7 @@ def test_reencrypt_09_051_check_name_on_is_the_default(env, backend,
     be = backend("wrong-name")
     start_policy(
         env, be, "ReencryptSNI backend.test", "ReencryptCheckName On",
-        f"ReencryptPin {pki.pin('wrong-name')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file)
+        _pin_and_decoy(pki, "wrong-name"), ca=pki.ca_file)
     m = assert_refused(env, be, "name-mismatch")
     assert m.group("expected") == '"backend.test" (SNI)', m.group(0)
 
@@ -457,8 +457,7 @@ def test_reencrypt_09_052_check_name_off_still_checks_chain(
     be = backend("other-ca")
     start_policy(
         env, be, "ReencryptSNI good.test", "ReencryptCheckName Off",
-        f"ReencryptPin {pki.pin('other-ca')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file)
+        _pin_and_decoy(pki, "other-ca"), ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain")
 
 
