@@ -88,19 +88,22 @@ static void walk_end(const walk_t *w)
     assert_int_equal(w->failed, 0);
 }
 
-/* Walk the table cases, named name, whose elements have a label and no
- * known defect: fn(p, &cases[i]) gives each case's mismatch. */
-#define WALK_TABLE(name, cases, fn, p) do {                              \
+/* Walk the table cases, named name, with no known defect: fn(p,
+ * &cases[i]) gives each case's mismatch, cases[i].field its label. */
+#define WALK_TABLE_BY(name, cases, field, fn, p) do {                     \
     walk_t w_;                                                            \
     size_t i_;                                                            \
                                                                           \
     walk_start(&w_, (name));                                              \
     for (i_ = 0; i_ < N_ELEMS(cases); i_++) {                             \
-        walk_case(&w_, (int)i_, (cases)[i_].label, NULL,                  \
+        walk_case(&w_, (int)i_, (cases)[i_].field, NULL,                  \
                   fn((p), &(cases)[i_]));                                 \
     }                                                                     \
     walk_end(&w_);                                                        \
 } while (0)
+
+/* The same for cases labelled by their member label. */
+#define WALK_TABLE(name, cases, fn, p) WALK_TABLE_BY(name, cases, label, fn, p)
 
 /* A test that walks the table cases with WALK_TABLE in its pool. */
 #define WALK_TEST(test, name, cases, fn)                                  \
