@@ -116,8 +116,10 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 
         a->path = path;
         pol->anchors = a;
+        pol->anchors_where = where(cmd);
         return NULL;
     }
+    pol->anchors_where = where(cmd);
     return reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path,
                                   &pol->anchors);
 }
@@ -209,6 +211,7 @@ static const char *set_verify_name(cmd_parms *cmd, void *dcfg, int argc,
     if (!pol->verify_names) {
         pol->verify_names = apr_array_make(cmd->pool, argc,
                                            sizeof(const char *));
+        pol->names_where = where(cmd);
     }
     for (i = 0; i < argc; i++) {
         err = reencrypt_parse_verify_name(cmd->pool, argv[i], &name);
@@ -286,6 +289,7 @@ static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
                             "redis, ...)", cmd->cmd->name, arg);
     }
     sc->session_cache = arg;
+    sc->session_cache_where = where(cmd);
     return NULL;
 }
 
@@ -323,6 +327,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     if (!strcasecmp(arg, "none")) {
         /* the explicit choice to trust a cache as it is */
         sc->session_key_none = 1;
+        sc->session_key_where = where(cmd);
         return NULL;
     }
     if (!(path = ap_server_root_relative(cmd->pool, arg))) {
@@ -344,6 +349,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
                             err);
     }
     sc->session_key_file = path;
+    sc->session_key_where = where(cmd);
     sc->session_keys = keys;
     sc->session_key_perms = info.protection;
     sc->session_key_group = info.group;
@@ -361,6 +367,7 @@ static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
     if (err) {
         return err;
     }
+    sc->status_backends_where = where(cmd);
     return reencrypt_parse_int(cmd->pool, cmd->cmd->name, arg, 0,
                                REENCRYPT_STATUS_BACKENDS_MAX,
                                &sc->status_backends);
@@ -460,7 +467,7 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
     reencrypt_policy_t *pol = dcfg;
     const char *name = cmd->cmd->name;
     const unsigned char *id;
-    const char *err;
+    const char *err, *file;
 
     if ((err = need_mod_ssl(cmd)) != NULL) {
         return err;
@@ -471,14 +478,18 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
         return apr_psprintf(cmd->pool, "%s: cannot compute a digest",
                             name);
     }
+    file = ap_server_root_relative(cmd->pool, arg);
     if (!strcasecmp(name, "SSLProxyMachineCertificateFile")) {
         pol->client_cert_file = id;
+        pol->client_cert_file_name = file;
     }
     else if (!strcasecmp(name, "SSLProxyMachineCertificatePath")) {
         pol->client_cert_path = id;
+        pol->client_cert_path_name = file;
     }
     else {
         pol->client_chain_file = id;
+        pol->client_chain_file_name = file;
     }
     return NULL;
 }
