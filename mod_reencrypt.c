@@ -34,6 +34,13 @@
 #include <openssl/opensslv.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_config.h"
+#include "reencrypt_conn.h"
+#include "reencrypt_proxy.h"
+#include "reencrypt_ssl.h"
+#include "reencrypt_session.h"
+#include "reencrypt_status.h"
+#include "reencrypt_notes.h"
 #include "reencrypt_dump.h"
 
 typedef void scheme_hook_register_fn(proxy_HOOK_scheme_handler_t *pf,
@@ -88,12 +95,12 @@ static int reencrypt_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "answers the request with 502 instead of passing it "
                      "to another member");
     }
-    if (reencrypt_cache_pre_config(pconf, plog, ptemp) != APR_SUCCESS
+    if (reencrypt_notes_pre_config(pconf, plog, ptemp) != APR_SUCCESS
         || reencrypt_session_pre_config(pconf, plog, ptemp) != APR_SUCCESS
         || reencrypt_status_pre_config(pconf, plog, ptemp) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return reencrypt_ssl_init(pconf, plog, ptemp);
+    return reencrypt_conn_init(pconf, plog, ptemp);
 }
 
 static int reencrypt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -126,12 +133,12 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     ap_hook_post_config(reencrypt_post_config, NULL, NULL, APR_HOOK_LAST);
     ap_hook_post_config(reencrypt_config_warnings, NULL, NULL,
                         APR_HOOK_MIDDLE);
-    ap_hook_post_config(reencrypt_cache_post_config, NULL, NULL,
+    ap_hook_post_config(reencrypt_notes_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     /* after the notes cache: marks the CRL warnings it says as said */
     ap_hook_post_config(reencrypt_crl_post_config, NULL, NULL,
                         APR_HOOK_LAST);
-    ap_hook_child_init(reencrypt_cache_child_init, NULL, NULL,
+    ap_hook_child_init(reencrypt_notes_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
     /* the session cache must exist before mod_ssl's post_config runs
      * ssl init_server on the proxy contexts */

@@ -37,6 +37,10 @@
 #include <openssl/evp.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_config.h"
+#include "reencrypt_notes.h"
+#include "reencrypt_session.h"
+#include "reencrypt_status.h"
 
 APLOG_USE_MODULE(reencrypt);
 
@@ -67,15 +71,6 @@ void *reencrypt_create_srv_conf(apr_pool_t *p, server_rec *s)
     (void)s;
     sc->status_backends = REENCRYPT_UNSET;
     return sc;
-}
-
-const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
-                                              server_rec *s)
-{
-    if (!dir_conf) {
-        dir_conf = s->lookup_defaults;
-    }
-    return ap_get_module_config(dir_conf, &reencrypt_module);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1053,8 +1048,9 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
         || (rv = check_providers(&cx, s, ptemp)) != OK) {
         return rv;
     }
-    reencrypt_warn_cache_wanted = cx.any_warn_window;
-    reencrypt_any_policy = cx.any_policy;
+    reencrypt_notes_want(cx.any_warn_window);
+    reencrypt_session_want(cx.any_policy);
+    reencrypt_status_want(cx.any_policy);
     if (cx.warn) {
         warn_session_cache(&cx, s, ptemp);
     }
@@ -1081,50 +1077,7 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
 /* ------------------------------------------------------------------ */
 /* CRL files: the list of the status views, and their expiry warning   */
 
-/* This generation's CRL files (reencrypt_crl_watch_t), from pconf. */
-static const apr_array_header_t *crl_files;
-
-static apr_status_t crl_files_cleanup(void *data)
-{
-    (void)data;
-    crl_files = NULL;
-    return APR_SUCCESS;
-}
-
-const apr_array_header_t *reencrypt_crl_files(void)
-{
-    return crl_files;
-}
-
-const char *reencrypt_crl_warn_key(apr_pool_t *p,
-                                   const reencrypt_crl_info_t *crl)
-{
-    return apr_pstrcat(p, "crl:", reencrypt_base64_encode(p, crl->digest,
-                                                          sizeof(crl->digest)),
-                       NULL);
-}
-
-void reencrypt_crl_warn(server_rec *s, const char *path,
-                        const reencrypt_crl_info_t *crl,
-                        apr_int64_t window, apr_time_t now, apr_pool_t *p)
-{
-    apr_int64_t left = (apr_int64_t)crl->next_update
-                       - (apr_int64_t)apr_time_sec(now);
-    int past = left <= 0;
-    apr_int64_t abs_left = past ? -left : left;
-
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00082)
-                 "CRL of %s in %s %s: nextUpdate=%s, %s%" APR_INT64_T_FMT
-                 "d %" APR_INT64_T_FMT "h%s (ReencryptWarnExpiringWithin %"
-                 APR_INT64_T_FMT "s): put a newer CRL of that issuer in "
-                 "the file and restart gracefully", crl->issuer, path,
-                 past ? "is past its nextUpdate" : "expires soon",
-                 reencrypt_time_str(p, crl->next_update), past ? "" : "in ",
-                 abs_left / 86400, (abs_left % 86400) / 3600,
-                 past ? " ago" : "", window);
-}
-
-/* After the notes cache exists (reencrypt_cache_post_config): list the
+/* After the notes cache exists (reencrypt_notes_post_config): list the
  * CRL files of every policy for the status views, and say RE00082 for
  * each CRL (file and issuer) whose nextUpdate is within the warning
  * window of a policy that checks against it. Marked as said in the
@@ -1133,6 +1086,7 @@ int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     apr_time_t now = apr_time_now();
+    const apr_array_header_t *crl_files;
     apr_hash_t *said;
     check_ctx_t cx;
     int i, j;
@@ -1146,8 +1100,7 @@ int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     cx.crl_index = apr_hash_make(ptemp);
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     crl_files = cx.crl_files;
-    apr_pool_cleanup_register(pconf, NULL, crl_files_cleanup,
-                              apr_pool_cleanup_null);
+    reencrypt_status_set_crl_files(pconf, crl_files);
     said = apr_hash_make(ptemp);
     for (i = 0; i < crl_files->nelts; i++) {
         const reencrypt_crl_watch_t *w = &APR_ARRAY_IDX(crl_files, i,
@@ -1167,10 +1120,10 @@ int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                NULL);
             if (!apr_hash_get(said, once, APR_HASH_KEY_STRING)) {
                 apr_hash_set(said, once, APR_HASH_KEY_STRING, "");
-                reencrypt_crl_warn(s, w->file->path, crl, w->warn_within,
+                reencrypt_notes_crl_warn(s, w->file->path, crl, w->warn_within,
                                    now, ptemp);
             }
-            reencrypt_cache_first(s, reencrypt_crl_warn_key(ptemp, crl),
+            reencrypt_notes_first(s, reencrypt_notes_crl_key(ptemp, crl),
                                   apr_time_from_sec(86400), ptemp);
         }
     }

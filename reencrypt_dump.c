@@ -56,6 +56,7 @@
 #include <openssl/x509v3.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_conn.h"
 #include "reencrypt_dump.h"
 
 APLOG_USE_MODULE(reencrypt);

@@ -44,48 +44,16 @@
 #include "mod_proxy.h"
 
 #include "mod_reencrypt.h"
+#include "reencrypt_proxy.h"
+#include "reencrypt_conn.h"
+#include "reencrypt_status.h"
 
 APLOG_USE_MODULE(reencrypt);
 
-/* The proxy request this thread is handling. Set by the scheme handler
- * and cleared twice over:
- *  - by request_status, which proxy_handler (httpd 2.4.x mod_proxy.c)
- *    runs on the same thread on its ordinary way out;
- *  - by a cleanup of the request's pool. proxy_handler does not always
- *    leave that way: on a balancer's failover pass (a member failed
- *    with 503 and the next one is tried) it returns at once, without
- *    request_status, when ap_proxy_pre_request() fails with a status
- *    other than 503 -- the next member's URL refused by the
- *    canon_handler of its scheme (400 for a bad %-escape in its user
- *    part, say), or its Unix socket path refused. Our scheme handler
- *    ran for the earlier pass, so without the cleanup `current` would
- *    go on naming a request that is over (and whose memory is freed).
- * A stale value is not used for another request even so: the hooks
- * that read it (guard_filter, reencrypt_bind_outgoing, pre_handshake in
- * reencrypt_ssl.c) act on a worker thread only inside proxy_handler,
- * after this scheme handler (ordered first, mod_reencrypt.c) has reset
- * it for the request at hand; mod_proxy_hcheck runs its checks on its
- * own threads, whose `current` is never set. Past that, bind_outgoing
- * takes the request only for the dir_conf it was recorded with, and
- * pre_handshake only for the request the connection was bound to. The
- * cleanup makes the first guarantee independent of the path
- * proxy_handler takes. It compares before it clears: when the pool is
- * destroyed on another thread (the event MPM may finish writing a
- * response there), that thread's `current` is left alone unless it
- * names this request. */
-static AP_THREAD_LOCAL reencrypt_req_t current;
 
 static ap_filter_rec_t *guard_filter_handle;
 
-reencrypt_req_t *reencrypt_current_req(void)
-{
-    return &current;
-}
 
-reencrypt_conn_t *reencrypt_conn_get(conn_rec *c)
-{
-    return ap_get_module_config(c->conn_config, &reencrypt_module);
-}
 
 static int str_eq(const char *a, const char *b)
 {
@@ -108,7 +76,7 @@ static int conn_fits(const reencrypt_conn_t *st, apr_uint64_t policy_id,
 
 static apr_status_t current_cleanup(void *data)
 {
-    reencrypt_req_t *cur = &current;
+    reencrypt_req_t *cur = reencrypt_current_req();
 
     if (cur->r == data) {
         memset(cur, 0, sizeof(*cur));
@@ -259,7 +227,7 @@ int reencrypt_scheme_handler(request_rec *r, proxy_worker *worker,
                              proxy_server_conf *conf, char *url,
                              const char *proxyhost, apr_port_t proxyport)
 {
-    reencrypt_req_t *cur = &current;
+    reencrypt_req_t *cur = reencrypt_current_req();
     apr_uri_t uri;
 
     memset(cur, 0, sizeof(*cur));
@@ -325,10 +293,24 @@ static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                  apr_off_t readbytes)
 {
     reencrypt_conn_t *st = f->ctx;
-    reencrypt_req_t *cur = &current;
+    reencrypt_req_t *cur = reencrypt_current_req();
     apr_status_t rv;
 
     if (st->reneg_refused) {
+        return APR_ECONNABORTED;
+    }
+    if (cur->r && st->r != cur->r && st->established_id
+        && reencrypt_policy_stapling(&st->policy)
+           == REENCRYPT_STAPLING_REQUIRE
+        && st->staple_next_update
+        && apr_time_now() >= st->staple_next_update) {
+        /* must-staple: a connection lives no longer than the staple it
+         * was verified with (or the session it resumed) */
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00091)
+                      "backend %s: pooled connection's OCSP staple is past "
+                      "its nextUpdate; opening a new one for %s",
+                      st->backend_name ? st->backend_name : "?",
+                      cur->r->uri);
         return APR_ECONNABORTED;
     }
     if (cur->r && st->r != cur->r
@@ -351,7 +333,7 @@ static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
                             int enable_ssl)
 {
-    reencrypt_req_t *cur = &current;
+    reencrypt_req_t *cur = reencrypt_current_req();
     reencrypt_conn_t *st;
 
     if (!enable_ssl) {
@@ -372,7 +354,7 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
         st->r = cur->r;
         if (st->established && conn_fits(st, cur->policy_id, cur->sni)) {
             /* a reused connection: its handshake's results hold */
-            reencrypt_ssl_set_env(st, cur->r);
+            reencrypt_conn_set_env(st, cur->r);
             reencrypt_status_reuse(st);
         }
         if (!conn_fits(st, cur->policy_id, cur->sni)) {
@@ -398,7 +380,7 @@ int reencrypt_bind_outgoing(conn_rec *c, ap_conf_vector_t *dir_conf,
 
 int reencrypt_request_status(int *status, request_rec *r)
 {
-    reencrypt_req_t *cur = &current;
+    reencrypt_req_t *cur = reencrypt_current_req();
     int attempts = note_count(r, NOTE_ATTEMPTS);
 
     /* A 503 after a refusal is a bad gateway too: every member this

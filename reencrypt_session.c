@@ -53,6 +53,8 @@
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_session.h"
+#include "reencrypt_conn.h"
 #include "reencrypt_codec.h"
 
 APLOG_USE_MODULE(reencrypt);
@@ -69,7 +71,12 @@ static int sess_networked;          /* memcache, redis, ...: see net_call */
 static const reencrypt_seal_keys_t *sess_keys;
 
 /* Set by the startup checks: some scope turns the engine on. */
-int reencrypt_any_policy;
+static int any_policy;
+
+void reencrypt_session_want(int wanted)
+{
+    any_policy = wanted;
+}
 
 /* Each child keeps the sessions it uses decoded, so that a resumption
  * costs no decoding (OpenSSL 3.0's decoders take global locks and are
@@ -125,7 +132,7 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
-        || !reencrypt_any_policy) {
+        || !any_policy) {
         return OK;
     }
     sess_spec = sc->session_cache ? sc->session_cache : "shmcb";
@@ -580,7 +587,7 @@ int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
                                   int is_proxy, SSL_CTX *ctx)
 {
     (void)s;
-    if (!is_proxy || !reencrypt_any_policy) {
+    if (!is_proxy || !any_policy) {
         return DECLINED;
     }
     /* computed once here, in the parent, for the connections' keys */
@@ -921,7 +928,7 @@ static apr_status_t pending_cleanup(void *data)
  * the policy's verdict is final), or with a TLS 1.3 ticket afterwards. */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
-    reencrypt_conn_t *st = reencrypt_ssl_conn_of(ssl);
+    reencrypt_conn_t *st = reencrypt_conn_of_ssl(ssl);
 
     if (!st || !session_enabled(st)) {
         return 0;
@@ -1088,7 +1095,7 @@ void reencrypt_session_resume(reencrypt_conn_t *st, SSL *ssl)
             reencrypt_session_forget(st);
         }
     }
-    if (sess && !checked && !reencrypt_ssl_chain_passes(st, chain, tp)) {
+    if (sess && !checked && !reencrypt_conn_chain_passes(st, chain, tp)) {
         /* Offer no session the policy would refuse now (it expired,
          * entered the refusal window, ...): mod_ssl's own checks of a
          * resumed session run before the module's, so the full handshake

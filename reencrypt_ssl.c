@@ -49,60 +49,17 @@
 #include <openssl/x509v3.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_ssl.h"
+#include "reencrypt_conn.h"
+#include "reencrypt_notes.h"
+#include "reencrypt_proxy.h"
+#include "reencrypt_session.h"
+#include "reencrypt_status.h"
 
 APLOG_USE_MODULE(reencrypt);
 
-static int ssl_ex_idx = -1;
 
-int reencrypt_ssl_init(apr_pool_t *pconf, apr_pool_t *plog,
-                       apr_pool_t *ptemp)
-{
-    (void)pconf;
-    (void)plog;
-    (void)ptemp;
-    if (ssl_ex_idx < 0) {
-        ssl_ex_idx = SSL_get_ex_new_index(0, "mod_reencrypt connection",
-                                          NULL, NULL, NULL);
-        if (ssl_ex_idx < 0) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
-                         RELOGNO(00005) "cannot allocate an OpenSSL ex_data "
-                         "index");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    return OK;
-}
 
-reencrypt_conn_t *reencrypt_ssl_conn_of(SSL *ssl)
-{
-    return (ssl && ssl_ex_idx >= 0) ? SSL_get_ex_data(ssl, ssl_ex_idx)
-                                    : NULL;
-}
-
-void reencrypt_ssl_set_env(const reencrypt_conn_t *st, request_rec *r)
-{
-    if (!st->result) {
-        return;
-    }
-    apr_table_setn(r->subprocess_env, "REENCRYPT_RESULT", st->result);
-    apr_table_setn(r->subprocess_env, "REENCRYPT_SESSION",
-                   st->resumed ? "resumed" : "full");
-    if (st->revocation) {
-        apr_table_setn(r->subprocess_env, "REENCRYPT_REVOCATION",
-                       st->revocation);
-    }
-    if (reencrypt_policy_stapling(&st->policy) != REENCRYPT_STAPLING_OFF) {
-        apr_table_setn(r->subprocess_env, "REENCRYPT_STAPLE",
-                       reencrypt_staple_token(st->staple));
-    }
-    if (st->peer_pin) {
-        apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_PIN", st->peer_pin);
-    }
-    if (st->peer_not_after) {
-        apr_table_setn(r->subprocess_env, "REENCRYPT_PEER_NOT_AFTER",
-                       st->peer_not_after);
-    }
-}
 
 /* A certificate inside the warning window is said once a day by the
  * whole server (all children), not once per handshake. */
@@ -122,7 +79,7 @@ static void warn_expiring(reencrypt_conn_t *st, X509 *leaf,
     }
     key = apr_pstrcat(tp, "warn:", reencrypt_base64_encode(tp, md, mdlen),
                       NULL);
-    if (!reencrypt_cache_first(st->c->base_server, key,
+    if (!reencrypt_notes_first(st->c->base_server, key,
                                apr_time_from_sec(86400), tp)) {
         return;
     }
@@ -169,37 +126,17 @@ static void warn_crls(reencrypt_conn_t *st, apr_time_t now, apr_pool_t *tp)
 
             if (crl->next_update
                 && (apr_int64_t)crl->next_update - secs < window
-                && reencrypt_cache_first(st->c->base_server,
-                                         reencrypt_crl_warn_key(tp, crl),
+                && reencrypt_notes_first(st->c->base_server,
+                                         reencrypt_notes_crl_key(tp, crl),
                                          apr_time_from_sec(86400), tp)) {
-                reencrypt_crl_warn(st->c->base_server, f->path, crl, window,
+                reencrypt_notes_crl_warn(st->c->base_server, f->path, crl, window,
                                    now, tp);
             }
         }
     }
 }
 
-/* What the policy of this connection asks of a chain at time now */
-static void check_of(const reencrypt_conn_t *st, apr_time_t now,
-                     STACK_OF(X509) *validated, reencrypt_check_t *chk)
-{
-    reencrypt_check_init(chk, &st->policy, st->names, st->names_from_sni,
-                         (time_t)apr_time_sec(now), validated);
-}
 
-int reencrypt_ssl_chain_passes(const reencrypt_conn_t *st,
-                               STACK_OF(X509) *chain, apr_pool_t *p)
-{
-    reencrypt_check_t chk;
-    reencrypt_verdict_t v;
-
-    if (!chain || sk_X509_num(chain) < 1) {
-        return 0;
-    }
-    check_of(st, apr_time_now(), chain, &chk);
-    return reencrypt_verify(p, &chk, sk_X509_value(chain, 0), NULL, &v)
-           == REENCRYPT_OK;
-}
 
 /* Check the chain the backend presented, log the outcome, remember it.
  * Runs once per handshake. */
@@ -284,7 +221,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
 
     apr_pool_create(&tp, c->pool);
     apr_pool_tag(tp, "reencrypt_verify");
-    check_of(st, now, validated, &chk);
+    reencrypt_conn_check(st, now, validated, &chk);
 
     reencrypt_verify(tp, &chk, leaf, untrusted, &v);
     st->chain_len = v.chain_len;
@@ -329,7 +266,7 @@ static reencrypt_reason_e check_peer(reencrypt_conn_t *st, X509 *leaf,
         warn_crls(st, now, tp);
     }
     if (st->r) {
-        reencrypt_ssl_set_env(st, st->r);
+        reencrypt_conn_set_env(st, st->r);
         if (v.skew_used) {
             /* mod_ssl may still refuse what the policy let through */
             apr_table_setn(st->r->notes, "reencrypt-lenient", "1");
@@ -379,7 +316,7 @@ static reencrypt_reason_e check_staple(reencrypt_conn_t *st, SSL *ssl)
         violation(st, reason, sv.expected, sv.seen, leaf, st->chain_len);
     }
     if (st->r) {
-        reencrypt_ssl_set_env(st, st->r);
+        reencrypt_conn_set_env(st, st->r);
     }
     apr_pool_destroy(tp);
     return reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT
@@ -391,7 +328,7 @@ static reencrypt_reason_e check_staple(reencrypt_conn_t *st, SSL *ssl)
  * anchors, not mod_ssl's store); its verdict answers every call. */
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
-    reencrypt_conn_t *st = reencrypt_ssl_conn_of(
+    reencrypt_conn_t *st = reencrypt_conn_of_ssl(
         X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
 
     (void)ok;
@@ -612,7 +549,7 @@ static void info_cb(const SSL *ssl, int where, int ret)
     if (chained) {
         chained(ssl, where, ret);
     }
-    if (!(st = reencrypt_ssl_conn_of((SSL *)ssl)) || !st->wire_filter) {
+    if (!(st = reencrypt_conn_of_ssl((SSL *)ssl)) || !st->wire_filter) {
         return;
     }
     if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && !st->hs_alert) {
@@ -770,7 +707,7 @@ static void renegotiation_requested(reencrypt_conn_t *st)
                   "backend %s refused: renegotiation; expected "
                   RENEG_EXPECTED "; seen " RENEG_SEEN, st->backend_name);
     if (st->r) {
-        reencrypt_ssl_set_env(st, st->r);
+        reencrypt_conn_set_env(st, st->r);
         apr_table_setn(st->r->notes, "reencrypt-refused", "renegotiation");
     }
     if ((sock = ap_get_conn_socket(st->c)) != NULL) {
@@ -791,7 +728,7 @@ static void msg_cb(int write_p, int version, int content_type,
     (void)version;
     (void)arg;
     if (content_type != SSL3_RT_HANDSHAKE || len < 1
-        || !(st = reencrypt_ssl_conn_of(ssl))) {
+        || !(st = reencrypt_conn_of_ssl(ssl))) {
         return;
     }
     if (write_p && msg[0] == SSL3_MT_CLIENT_HELLO) {
@@ -861,7 +798,7 @@ int reencrypt_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
                       st->backend_name);
         return HTTP_BAD_GATEWAY;
     }
-    SSL_set_ex_data(ssl, ssl_ex_idx, st);
+    reencrypt_conn_attach(ssl, st);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
     SSL_set_msg_callback(ssl, msg_cb);
     if (reencrypt_policy_mode(&st->policy) != REENCRYPT_MODE_REPORT) {
@@ -920,8 +857,10 @@ int reencrypt_proxy_post_handshake(conn_rec *c, SSL *ssl)
              * stored no longer than the staple it was verified with
              * stays current (reencrypt_session.c) */
             st->staple = REENCRYPT_STAPLE_RESUMED;
+            /* the session lives no longer than its staple was current */
+            st->staple_next_update = st->resume_expiry;
             if (st->r) {
-                reencrypt_ssl_set_env(st, st->r);
+                reencrypt_conn_set_env(st, st->r);
             }
         }
         else {

@@ -55,10 +55,38 @@
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_status.h"
+#include "reencrypt_conn.h"
 #include "reencrypt_slots.h"
 #include "reencrypt_escape.h"
 
 APLOG_USE_MODULE(reencrypt);
+
+/* Set by the startup checks: some scope turns the engine on. */
+static int status_wanted;
+
+/* This generation's CRL files (reencrypt_crl_watch_t), from pconf. */
+static const apr_array_header_t *crl_files;
+
+void reencrypt_status_want(int wanted)
+{
+    status_wanted = wanted;
+}
+
+static apr_status_t crl_files_cleanup(void *data)
+{
+    (void)data;
+    crl_files = NULL;
+    return APR_SUCCESS;
+}
+
+void reencrypt_status_set_crl_files(apr_pool_t *pconf,
+                                    const apr_array_header_t *files)
+{
+    crl_files = files;
+    apr_pool_cleanup_register(pconf, NULL, crl_files_cleanup,
+                              apr_pool_cleanup_null);
+}
 
 #define STATUS_MUTEX_TYPE  "reencrypt-status"
 /* The names of the slots, and of the files mod_slotmem_shm persists
@@ -292,7 +320,7 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
-        || !reencrypt_any_policy) {
+        || !status_wanted) {
         return OK;
     }
     if (wanted == REENCRYPT_UNSET) {
@@ -834,7 +862,7 @@ static const char *iso(apr_pool_t *p, apr_int64_t t)
  * post_config collected, configuration data, not in shared memory. */
 static const apr_array_header_t *crl_list(apr_pool_t *p)
 {
-    const apr_array_header_t *files = reencrypt_crl_files();
+    const apr_array_header_t *files = crl_files;
 
     return files ? files : apr_array_make(p, 1,
                                           sizeof(reencrypt_crl_watch_t));

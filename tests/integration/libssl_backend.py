@@ -23,8 +23,19 @@ answers ``200`` with the body ``backend-ok <path>\\n`` (keep-alive):
                            to update its keys too, then the response
     anything else          the response only
 
-It records, per TCP connection, the request paths read, the responses
-sent and the HelloRequests sent (``connections``).
+It records, per TCP connection, the request paths read, every byte of
+application data received (``data``), the responses sent, the
+HelloRequests sent, the TLS version and whether the handshake completed
+and resumed a session (``connections``).
+
+OCSP stapling (RFC 6066 status_request): with ``staple=`` the backend
+installs a status callback (SSL_CTX_set_tlsext_status_cb). It runs only
+when the client's ClientHello asks for a staple, and records that on the
+connection (``status_requested``); it then staples those bytes as they
+are (an OCSP response, or anything else), or nothing when staple is None.
+``staple`` may be changed between connections. A resumed handshake sends
+no certificate and so no staple. Without ``staple=`` no callback is
+installed (the backend never staples).
 """
 
 import ctypes
@@ -39,6 +50,18 @@ _SSL_CTRL_SET_MIN_PROTO_VERSION = 123
 _SSL_CTRL_SET_MAX_PROTO_VERSION = 124
 _SSL_FILETYPE_PEM = 1
 _SSL_KEY_UPDATE_REQUESTED = 1
+# SSL_CTX_set_tlsext_status_cb and SSL_set_tlsext_status_ocsp_resp are
+# macros over these controls (openssl/ssl.h, openssl/tls1.h)
+_SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB = 63
+_SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP = 71
+_SSL_TLSEXT_ERR_OK = 0
+_SSL_TLSEXT_ERR_NOACK = 3
+
+# the status callback: int cb(SSL *s, void *arg)
+_STATUS_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+# staple= not given: no status callback at all
+NO_CALLBACK = object()
 
 # how long a connection that was told to wait keeps quiet at most
 _WAIT_LIMIT = 30.0
@@ -69,10 +92,26 @@ def _libssl():
             ("SSL_do_handshake", ci, [vp]),
             ("SSL_key_update", ci, [vp, ci]),
             ("SSL_shutdown", ci, [vp]),
+            ("SSL_CTX_callback_ctrl", ctypes.c_long, [vp, ci, vp]),
+            ("SSL_ctrl", ctypes.c_long, [vp, ci, ctypes.c_long, vp]),
+            ("SSL_session_reused", ci, [vp]),
+            ("SSL_version", ci, [vp]),
             ("ERR_clear_error", None, [])):
         f = getattr(lib, fn)
         f.restype = res
         f.argtypes = args
+    return lib
+
+
+def _libcrypto():
+    """The libcrypto of that libssl: a staple handed to libssl must come
+    from its allocator (CRYPTO_malloc), as libssl frees it."""
+    name = ctypes.util.find_library("crypto")
+    assert name, "libcrypto not found"
+    lib = ctypes.CDLL(name)
+    lib.CRYPTO_malloc.restype = ctypes.c_void_p
+    lib.CRYPTO_malloc.argtypes = [ctypes.c_size_t, ctypes.c_char_p,
+                                  ctypes.c_int]
     return lib
 
 
@@ -83,15 +122,30 @@ class Connection:
         self.answered = []      # paths whose response was sent
         self.hello_requests = 0  # HelloRequests sent
         self.error = None       # what ended the connection early
+        self.data = bytearray()  # every byte of application data read
+        self.handshake_ok = None  # None: in progress; True / False
+        self.resumed = None     # the handshake resumed a session
+        self.version = None     # "TLSv1.2" / "TLSv1.3"
+        self.status_requested = False  # the ClientHello asked for a staple
+        self.stapled = None     # the bytes stapled, or None
+        self.closed = False     # the connection has ended
 
     def __repr__(self):
-        return (f"<conn {self.cid} requests={self.requests} "
+        return (f"<conn {self.cid} {self.version} "
+                f"handshake_ok={self.handshake_ok} resumed={self.resumed} "
+                f"status_requested={self.status_requested} "
+                f"stapled="
+                f"{None if self.stapled is None else len(self.stapled)} "
+                f"bytes={len(self.data)} requests={self.requests} "
                 f"answered={self.answered} "
-                f"hello_requests={self.hello_requests} error={self.error}>")
+                f"hello_requests={self.hello_requests} error={self.error} "
+                f"closed={self.closed}>")
 
 
 class LibsslBackend:
-    def __init__(self, chain_file, key_file, version):
+    def __init__(self, chain_file, key_file, version, staple=NO_CALLBACK):
+        """version: TLS1_2_VERSION or TLS1_3_VERSION (the only one
+        spoken); staple: see the module's docstring."""
         self.version = version
         self._lib = _libssl()
         lib = self._lib
@@ -104,6 +158,17 @@ class LibsslBackend:
             self._ctx, chain_file.encode()) == 1, chain_file
         assert lib.SSL_CTX_use_PrivateKey_file(
             self._ctx, key_file.encode(), _SSL_FILETYPE_PEM) == 1, key_file
+        self._conn_of = {}      # SSL * -> Connection, while it handshakes
+        self._status_cb = None
+        self.staple = None
+        if staple is not NO_CALLBACK:
+            self.staple = staple
+            self._crypto = _libcrypto()
+            # kept referenced: libssl calls it for the life of the context
+            self._status_cb = _STATUS_CB(self._on_status_request)
+            assert lib.SSL_CTX_callback_ctrl(
+                self._ctx, _SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB,
+                ctypes.cast(self._status_cb, ctypes.c_void_p)) == 1
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -142,10 +207,48 @@ class LibsslBackend:
             t.join(timeout=5)
         self._lib.SSL_CTX_free(self._ctx)
 
+    @property
+    def url_ip(self):
+        return f"https://127.0.0.1:{self.port}/"
+
     def served(self):
         """Every (connection, path) whose response was sent."""
         with self._lock:
             return [(c.cid, p) for c in self.connections for p in c.answered]
+
+    @property
+    def app_bytes(self):
+        """Bytes of application data received over all connections."""
+        with self._lock:
+            return sum(len(c.data) for c in self.connections)
+
+    def wait_closed(self, timeout=5.0):
+        """Wait until every accepted connection has ended (after a
+        refusal: the proxy closed it)."""
+        self.wait_for(lambda: all(c.closed for c in self.connections),
+                      timeout, "connections closed")
+
+    def _on_status_request(self, ssl, arg):
+        """libssl's status callback: the ClientHello asked for a staple."""
+        with self._lock:
+            conn = self._conn_of.get(ssl)
+            staple = self.staple
+        if conn is not None:
+            conn.status_requested = True
+        if staple is None:
+            return _SSL_TLSEXT_ERR_NOACK
+        buf = self._crypto.CRYPTO_malloc(max(len(staple), 1),
+                                         b"libssl_backend.py", 0)
+        if not buf:
+            return _SSL_TLSEXT_ERR_NOACK
+        ctypes.memmove(buf, staple, len(staple))
+        # libssl owns (and frees) buf from here on
+        if self._lib.SSL_ctrl(ssl, _SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP,
+                              len(staple), buf) != 1:
+            return _SSL_TLSEXT_ERR_NOACK
+        if conn is not None:
+            conn.stapled = bytes(staple)
+        return _SSL_TLSEXT_ERR_OK
 
     def wait_for(self, predicate, timeout=5.0, what="condition"):
         deadline = time.monotonic() + timeout
@@ -178,10 +281,21 @@ class LibsslBackend:
         lib = self._lib
         ssl = lib.SSL_new(self._ctx)
         try:
+            with self._lock:
+                self._conn_of[ssl] = conn
             lib.SSL_set_fd(ssl, raw.fileno())
-            if lib.SSL_accept(ssl) != 1:
+            ok = lib.SSL_accept(ssl) == 1
+            with self._lock:
+                del self._conn_of[ssl]
+            if not ok:
+                conn.handshake_ok = False
                 conn.error = "handshake failed"
                 return
+            conn.version = {TLS1_2_VERSION: "TLSv1.2",
+                            TLS1_3_VERSION: "TLSv1.3"}.get(
+                                lib.SSL_version(ssl), "other")
+            conn.resumed = bool(lib.SSL_session_reused(ssl))
+            conn.handshake_ok = True
             buf = ctypes.create_string_buffer(16384)
             data = b""
             while not self._stop.is_set():
@@ -190,6 +304,8 @@ class LibsslBackend:
                     if n <= 0:
                         conn.error = conn.error or "read ended"
                         return
+                    with self._lock:
+                        conn.data += buf.raw[:n]
                     data += buf.raw[:n]
                 head, data = data.split(b"\r\n\r\n", 1)
                 path = head.split(b"\r\n", 1)[0].split(b" ")[1].decode()
@@ -221,6 +337,7 @@ class LibsslBackend:
             lib.SSL_free(ssl)
             lib.ERR_clear_error()
             raw.close()
+            conn.closed = True
 
     def _write(self, ssl, data, conn):
         if self._lib.SSL_write(ssl, data, len(data)) != len(data):

@@ -33,6 +33,23 @@ Intermediate CA, issued by the root) issues "under-revoked-int"; "revoked"
 is a leaf of the Test Intermediate CA, like "good" (for CRLs that list
 it).
 
+OCSP responses: ocsp_response(leaf, ...) gives the DER bytes of an OCSP
+response about a leaf (what a backend staples): good, revoked (with a
+reason) or unknown; thisUpdate / nextUpdate as offsets from now (or no
+nextUpdate); signed by the issuer or by a responder certificate, whose
+key signs it and which the response carries; the certificate ID in SHA-1
+or another hash, or about another certificate; or an unsuccessful
+response (tryLater...) without any status.  Responder certificates of the
+Test Intermediate CA: "ocsp-responder" (extended key usage OCSPSigning),
+"ocsp-responder-no-eku" (no extended key usage at all),
+"ocsp-responder-server-eku" (serverAuth only), "ocsp-responder-expired"
+(OCSPSigning, ended a week ago); "ocsp-responder-other-ca" (OCSPSigning,
+issued by the Other Root CA); "fake-int" is a self-signed certificate
+with the subject of the Test Intermediate CA and a key of its own;
+"int-reissued" (by the Test Root CA) and "int-cross" (by the Other Root
+CA) are other certificates of the Test Intermediate CA's own key, as a
+responder may put in the responses it signs with that key.
+
 Client certificates (extended key usage clientAuth, issued by the Test
 Root CA, so that a backend trusting ca.pem verifies them without an
 intermediate): "admin-client" (CN admin.client.test) and "public-client"
@@ -49,6 +66,7 @@ import tempfile
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -173,8 +191,10 @@ class TestPKI:
 
     # ------------------------------------------------------------------ build
     def _make_ca(self, name, cn, issuer=None, kind="ec", not_before=None,
-                 not_after=None):
-        key = _new_key(kind)
+                 not_after=None, key=None):
+        """A CA certificate (self-signed if issuer is None); key: the
+        private key it certifies (default: a new one)."""
+        key = key or _new_key(kind)
         subject = _name(cn)
         signer_key = issuer.key if issuer else key
         issuer_name = issuer.cert.subject if issuer else subject
@@ -214,8 +234,9 @@ class TestPKI:
         """A server certificate issued by issuer; issuer=None makes it
         self-signed (not a CA, signed with its own key).  usage is its
         extended key usage (ExtendedKeyUsageOID.CLIENT_AUTH for a client
-        certificate), eku several of them (replaces usage).  subject_extra:
-        (oid, value) pairs added to the subject after the commonName."""
+        certificate), eku several of them (replaces usage; an empty list
+        leaves the extension out).  subject_extra: (oid, value) pairs added
+        to the subject after the commonName."""
         key = _new_key(kind)
         sans = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -240,14 +261,16 @@ class TestPKI:
                 key_encipherment=(kind == "rsa"), data_encipherment=False,
                 key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(
-                list(eku) if eku else [usage]), critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                 key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 signer_key.public_key()), critical=False)
         )
+        usages = [usage] if eku is None else list(eku)
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages),
+                                            critical=False)
         cert = builder.sign(signer_key, _sign_hash(signer_key))
         # the server sends its leaf and every CA below the self-signed root
         chain = [cert]
@@ -336,6 +359,29 @@ class TestPKI:
                                     issuer=root)
         self._make_leaf("under-revoked-int", "under-revoked-int.test",
                         revoked_int, dns=("good.test",))
+        # OCSP responders the Test Intermediate CA delegates to (or not)
+        ocsp_sign = (ExtendedKeyUsageOID.OCSP_SIGNING,)
+        self._make_leaf("ocsp-responder", "ocsp.test", inter,
+                        dns=("ocsp.test",), eku=ocsp_sign)
+        self._make_leaf("ocsp-responder-no-eku", "ocsp-no-eku.test", inter,
+                        dns=("ocsp.test",), eku=())
+        self._make_leaf("ocsp-responder-server-eku", "ocsp-server-eku.test",
+                        inter, dns=("ocsp.test",))
+        self._make_leaf("ocsp-responder-expired", "ocsp-expired.test", inter,
+                        dns=("ocsp.test",), eku=ocsp_sign,
+                        not_before=self.now - 30 * day,
+                        not_after=self.now - 7 * day)
+        self._make_leaf("ocsp-responder-other-ca", "ocsp-other-ca.test",
+                        other, dns=("ocsp.test",), eku=ocsp_sign)
+        # a certificate claiming to be the Test Intermediate CA
+        self._make_ca("fake-int", "Test Intermediate CA")
+        # other certificates of the Test Intermediate CA's own key: issued
+        # again by the root (a new serial and validity), and cross-signed
+        # by the Other Root CA
+        self._make_ca("int-reissued", "Test Intermediate CA", issuer=root,
+                      key=inter.key)
+        self._make_ca("int-cross", "Test Intermediate CA", issuer=other,
+                      key=inter.key)
         # client certificates the proxy presents to a backend
         # (SSLProxyMachineCertificateFile); see client_pem()
         for name, cn in self.CLIENTS.items():
@@ -433,6 +479,60 @@ class TestPKI:
         return self._write_file(fname, crl.public_bytes(
             serialization.Encoding.DER if der
             else serialization.Encoding.PEM))
+
+    def ocsp_response(self, leaf, issuer="int", status="good",
+                      this_update=None, next_update=Ellipsis,
+                      responder=None, revocation_time=None, reason=None,
+                      hash=None, response_status=None, about=None,
+                      include_responder=True):
+        """DER bytes of an OCSP response about certificate leaf (a name)
+        of CA issuer.
+
+        status        "good", "revoked" or "unknown"
+        this_update   offset from now (datetime.timedelta), default -1 hour
+        next_update   offset from now, default +1 day; None: no nextUpdate
+        responder     name of the certificate whose key signs the response
+                      (it is put in the response); default: the issuer
+        revocation_time  offset from now (revoked), default -1 hour
+        reason        an x509.ReasonFlags (revoked), default none
+        hash          the certificate ID's hash, default SHA-1
+        response_status  an ocsp.OCSPResponseStatus other than successful
+                      (tryLater...): a response without any status
+        about         name of the certificate the status is given for,
+                      instead of leaf (an answer about another one)
+        include_responder  False: the response does not carry the
+                      responder's certificate"""
+        if response_status is not None:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                response_status).public_bytes(serialization.Encoding.DER)
+        now = _utcnow()
+        hour = datetime.timedelta(hours=1)
+        ca = self.certs[issuer]
+        cert = self.certs[about or leaf].cert
+        cert_status = {"good": ocsp.OCSPCertStatus.GOOD,
+                       "revoked": ocsp.OCSPCertStatus.REVOKED,
+                       "unknown": ocsp.OCSPCertStatus.UNKNOWN}[status]
+        revoked = status == "revoked"
+        signer = self.certs[responder] if responder else ca
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert, issuer=ca.cert, algorithm=hash or hashes.SHA1(),
+            cert_status=cert_status,
+            this_update=now + (this_update if this_update is not None
+                               else -hour),
+            next_update=(None if next_update is None else
+                         now + (datetime.timedelta(days=1)
+                                if next_update is Ellipsis
+                                else next_update)),
+            revocation_time=(now + (revocation_time
+                                    if revocation_time is not None
+                                    else -hour)) if revoked else None,
+            revocation_reason=reason if revoked else None)
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH,
+                                       signer.cert)
+        if responder and include_responder:
+            builder = builder.certificates([signer.cert])
+        resp = builder.sign(signer.key, _sign_hash(signer.key))
+        return resp.public_bytes(serialization.Encoding.DER)
 
     def new_key(self, kind="ec"):
         """A fresh private key (to sign a CRL no CA would)."""

@@ -30,6 +30,7 @@
 #include "util_mutex.h"
 
 #include "mod_reencrypt.h"
+#include "reencrypt_notes.h"
 
 APLOG_USE_MODULE(reencrypt);
 
@@ -44,13 +45,19 @@ APLOG_USE_MODULE(reencrypt);
 #define NOTES_CACHE_SIZE 65536
 
 /* Set by the startup checks when some scope has a warning window. */
-int reencrypt_warn_cache_wanted;
+/* Set by the startup checks: some policy has a warning window */
+static int notes_wanted;
+
+void reencrypt_notes_want(int wanted)
+{
+    notes_wanted = wanted;
+}
 
 static const ap_socache_provider_t *notes_provider;
 static ap_socache_instance_t *notes_cache;
 static apr_global_mutex_t *notes_mutex;
 
-int reencrypt_cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+int reencrypt_notes_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp)
 {
     (void)plog;
@@ -71,7 +78,7 @@ static apr_status_t notes_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+int reencrypt_notes_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
 {
     struct ap_socache_hints hints;
@@ -80,7 +87,7 @@ int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
-        || !reencrypt_warn_cache_wanted) {
+        || !notes_wanted) {
         return OK;
     }
     notes_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
@@ -120,7 +127,7 @@ int reencrypt_cache_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-void reencrypt_cache_child_init(apr_pool_t *p, server_rec *s)
+void reencrypt_notes_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
@@ -138,7 +145,7 @@ void reencrypt_cache_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-int reencrypt_cache_first(server_rec *s, const char *key,
+int reencrypt_notes_first(server_rec *s, const char *key,
                           apr_interval_time_t ttl, apr_pool_t *p)
 {
     unsigned char one = 1, buf[1];
@@ -164,4 +171,33 @@ int reencrypt_cache_first(server_rec *s, const char *key,
     }
     apr_global_mutex_unlock(notes_mutex);
     return first;
+}
+
+const char *reencrypt_notes_crl_key(apr_pool_t *p,
+                                    const reencrypt_crl_info_t *crl)
+{
+    return apr_pstrcat(p, "crl:", reencrypt_base64_encode(p, crl->digest,
+                                                          sizeof(crl->digest)),
+                       NULL);
+}
+
+void reencrypt_notes_crl_warn(server_rec *s, const char *path,
+                              const reencrypt_crl_info_t *crl,
+                              apr_int64_t window, apr_time_t now,
+                              apr_pool_t *p)
+{
+    apr_int64_t left = (apr_int64_t)crl->next_update
+                       - (apr_int64_t)apr_time_sec(now);
+    int past = left <= 0;
+    apr_int64_t abs_left = past ? -left : left;
+
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00082)
+                 "CRL of %s in %s %s: nextUpdate=%s, %s%" APR_INT64_T_FMT
+                 "d %" APR_INT64_T_FMT "h%s (ReencryptWarnExpiringWithin %"
+                 APR_INT64_T_FMT "s): put a newer CRL of that issuer in "
+                 "the file and restart gracefully", crl->issuer, path,
+                 past ? "is past its nextUpdate" : "expires soon",
+                 reencrypt_time_str(p, crl->next_update), past ? "" : "in ",
+                 abs_left / 86400, (abs_left % 86400) / 3600,
+                 past ? " ago" : "", window);
 }
