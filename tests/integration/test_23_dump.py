@@ -20,6 +20,7 @@ import time
 
 from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
 from httpd import MODULES_DIR
+from libssl_backend import TLS1_2_VERSION, TLS1_3_VERSION, LibsslBackend
 
 BALANCER_MODULES = (
     f'LoadModule slotmem_shm_module "{MODULES_DIR}/mod_slotmem_shm.so"\n'
@@ -488,3 +489,60 @@ ProxyPass / balancer://app/
     px = block(blocks, f'<Proxy "balancer://app"> ({section})')
     assert value(px, "ReencryptSNI") == (
         "good.test", f"{env.conf_file}:{env.line_of('ReencryptSNI')}")
+
+
+def test_reencrypt_23_007_probe_checks_the_staple(env, module_so, pki):
+    """Under ReencryptOCSPStapling the probe asks for a staple
+    (status_request) and checks it as a request's handshake does: a good
+    staple passes (ok, OCSP staple good), a revoked one is refused
+    (staple-revoked, the expected text of RE00010); without stapling no
+    staple is asked for. No request reaches any backend."""
+    good = LibsslBackend(pki.chain("good"), pki.key("good"), TLS1_3_VERSION,
+                         staple=pki.ocsp_response("good")).start()
+    revoked = LibsslBackend(pki.chain("good"), pki.key("good"),
+                            TLS1_2_VERSION,
+                            staple=pki.ocsp_response(
+                                "good", status="revoked")).start()
+    plain = LibsslBackend(pki.chain("good"), pki.key("good"), TLS1_3_VERSION,
+                          staple=pki.ocsp_response("good")).start()
+    try:
+        env.write_config(vhost=f"""
+SSLProxyEngine On
+ReencryptEngine On
+ReencryptCACertificateFile "{pki.ca_file}"
+ReencryptSNI good.test
+<Location /good>
+    ProxyPass https://127.0.0.1:{good.port}/
+    ReencryptOCSPStapling Require
+</Location>
+<Location /revoked>
+    ProxyPass https://127.0.0.1:{revoked.port}/
+    ReencryptOCSPStapling Verify
+</Location>
+ProxyPass /plain https://127.0.0.1:{plain.port}/
+""")
+        rc, out, err, _ = run(env, "REENCRYPT_PROBE")
+        assert rc == 1, (out, err)
+        lines = parse_probe(out)
+        assert len(lines) == 3, out
+        m = by_backend(lines, good)
+        assert m.group("result") == "ok", m[0]
+        assert m.group("text").endswith(", OCSP staple good"), m[0]
+        m = by_backend(lines, revoked)
+        assert m.group("result") == "refused", m[0]
+        assert m.group("text").startswith(
+            "staple-revoked; expected an OCSP staple for CN=good.test "
+            "serial 0x"), m[0]
+        m = by_backend(lines, plain)
+        assert m.group("result") == "ok", m[0]
+        assert "OCSP staple" not in m.group("text"), m[0]
+        for be in (good, revoked, plain):
+            be.wait_closed()
+        asked = {be: [c.status_requested for c in be.connections]
+                 for be in (good, revoked, plain)}
+        assert asked == {good: [True], revoked: [True], plain: [False]}, asked
+        for be in (good, revoked, plain):
+            assert be.app_bytes == 0 and not be.served(), be.connections
+    finally:
+        for be in (good, revoked, plain):
+            be.stop()
