@@ -1503,9 +1503,7 @@ static int probe(apr_file_t *out, apr_pool_t *pconf, server_rec *s)
 void reencrypt_dump_test_config(apr_pool_t *pconf, server_rec *s)
 {
     int want_dump = ap_exists_config_define("DUMP_REENCRYPT");
-    int want_probe = ap_exists_config_define("REENCRYPT_PROBE")
-                     && ap_state_query(AP_SQ_RUN_MODE)
-                        == AP_SQ_RM_CONFIG_TEST;
+    int want_probe = ap_exists_config_define("REENCRYPT_PROBE");
     apr_file_t *out = NULL;
     apr_pool_t *p;
 
@@ -1517,6 +1515,17 @@ void reencrypt_dump_test_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_tag(p, "reencrypt_dump");
     if (want_dump) {
         dump(out, p, s);
+    }
+    if (want_probe
+        && ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST) {
+        /* -S, -D DUMP_VHOSTS, -D DUMP_RUN_CFG...: httpd reads the
+         * configuration without the files it names (trust anchors,
+         * CRLs), so there is nothing to verify a backend with */
+        apr_file_printf(out, "mod_reencrypt probe: not run with -S or "
+                        "another -D DUMP_ of httpd's own, which leave the "
+                        "trust anchors unread: run apachectl -t -D "
+                        "REENCRYPT_PROBE\n");
+        want_probe = 0;
     }
     if (want_probe && probe(out, p, s)) {
         /* the test_config hook returns nothing: the exit status of

@@ -233,12 +233,21 @@ def test_reencrypt_23_001_dump_scopes_values_and_origins(env, module_so,
 
 def test_reencrypt_23_002_dump_only_when_asked(env, module_so, pki):
     """Without -D DUMP_REENCRYPT, apache2 -t prints nothing on standard
-    output; a configuration without any policy says so, with the
-    server-wide settings and the line of each one set."""
+    output; with -D DUMP_VHOSTS (a configuration dump, which reads no
+    trust anchor) the probe says it does not run; a configuration without
+    any policy says so, with the server-wide settings and the line of
+    each one set."""
     _dump_config(env, pki)
     rc, out, err, _ = run(env)
     assert (rc, out) == (0, ""), (out, err)
     assert "Syntax OK" in err
+    # httpd's own dumps read no file the configuration names: no probe
+    rc, out, err, _ = run(env, "DUMP_VHOSTS", "REENCRYPT_PROBE")
+    assert rc == 0, (out, err)
+    assert out.splitlines()[-1] == (
+        "mod_reencrypt probe: not run with -S or another -D DUMP_ of "
+        "httpd's own, which leave the trust anchors unread: run apachectl "
+        "-t -D REENCRYPT_PROBE"), out
 
     env.write_config(server="ReencryptStatusBackends 16", vhost="""
 SSLProxyEngine On
