@@ -12,29 +12,25 @@
  */
 
 /*
- * reencrypt_cache.c: "has this been said already?" shared by all child
+ * reencrypt_notes.c: "has this been said already?" shared by all child
  * processes, through httpd's socache provider shmcb and a global mutex
- * (shmcb is not safe across processes by itself). Used so that an
- * expiry warning is logged once per certificate and day by the whole
- * server, not once per request or per child.
+ * (reencrypt_socache.c). Used so that an expiry warning (RE00019, a
+ * backend certificate; RE00082, a CRL) is logged once per certificate
+ * or CRL and day by the whole server, not once per request or child.
  */
 
 #include "apr_strings.h"
-#include "apr_global_mutex.h"
 
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
-#include "ap_provider.h"
-#include "ap_socache.h"
-#include "util_mutex.h"
 
 #include "mod_reencrypt.h"
 #include "reencrypt_notes.h"
+#include "reencrypt_socache.h"
 
 APLOG_USE_MODULE(reencrypt);
 
-#define NOTES_MUTEX_TYPE "reencrypt-notes"
 /* The shmcb argument, in the form mod_socache_shmcb documents:
  * "/path/to/datafile(size)". shmcb uses anonymous shared memory where
  * the system has it and the file only where it has not; the file is
@@ -44,38 +40,22 @@ APLOG_USE_MODULE(reencrypt);
 #define NOTES_CACHE_FILE "socache-shmcb-mod_reencrypt-notes.cache"
 #define NOTES_CACHE_SIZE 65536
 
-/* Set by the startup checks when some scope has a warning window. */
 /* Set by the startup checks: some policy has a warning window */
 static int notes_wanted;
+
+static reencrypt_socache_t notes = { "reencrypt-notes", NULL, NULL, NULL };
 
 void reencrypt_notes_want(int wanted)
 {
     notes_wanted = wanted;
 }
 
-static const ap_socache_provider_t *notes_provider;
-static ap_socache_instance_t *notes_cache;
-static apr_global_mutex_t *notes_mutex;
-
 int reencrypt_notes_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
-    return ap_mutex_register(pconf, NOTES_MUTEX_TYPE, NULL,
-                             APR_LOCK_DEFAULT, 0);
-}
-
-static apr_status_t notes_cleanup(void *data)
-{
-    server_rec *s = data;
-
-    if (notes_cache) {
-        notes_provider->destroy(notes_cache, s);
-        notes_cache = NULL;
-    }
-    notes_mutex = NULL;
-    return APR_SUCCESS;
+    return reencrypt_socache_register(pconf, notes.mutex_type);
 }
 
 int reencrypt_notes_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -83,65 +63,46 @@ int reencrypt_notes_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     struct ap_socache_hints hints;
     const char *err, *file;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
         || !notes_wanted) {
         return OK;
     }
-    notes_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
-                                        AP_SOCACHE_PROVIDER_VERSION);
-    if (!notes_provider) {
-        return HTTP_INTERNAL_SERVER_ERROR;  /* check_config said why */
-    }
-    file = ap_runtime_dir_relative(ptemp, NOTES_CACHE_FILE);
-    err = file ? notes_provider->create(&notes_cache,
-                                        apr_psprintf(ptemp, "%s(%d)", file,
-                                                     NOTES_CACHE_SIZE),
-                                        ptemp, pconf)
-               : "DefaultRuntimeDir is not a valid path";
-    if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00015)
-                     "cannot create the shared notes cache: %s", err);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = ap_global_mutex_create(&notes_mutex, NULL, NOTES_MUTEX_TYPE, NULL,
-                                s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;      /* httpd logged why */
-    }
     memset(&hints, 0, sizeof(hints));
     hints.avg_id_len = 72;
     hints.avg_obj_size = 1;
     hints.expiry_interval = 3600;
-    rv = notes_provider->init(notes_cache, "mod_reencrypt-notes", &hints, s,
-                              pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00016)
-                     "cannot initialise the shared notes cache");
+    file = ap_runtime_dir_relative(ptemp, NOTES_CACHE_FILE);
+    err = file ? reencrypt_socache_open(&notes, "shmcb",
+                                        apr_psprintf(ptemp, "%s(%d)", file,
+                                                     NOTES_CACHE_SIZE),
+                                        "mod_reencrypt-notes", &hints, s,
+                                        pconf, ptemp, &rv)
+               : "DefaultRuntimeDir is not a valid path";
+    if (err && rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00015)
+                     "cannot create the shared notes cache: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    apr_pool_cleanup_register(pconf, s, notes_cleanup,
-                              apr_pool_cleanup_null);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00016)
+                     "cannot initialise the shared notes cache: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 
 void reencrypt_notes_child_init(apr_pool_t *p, server_rec *s)
 {
-    apr_status_t rv;
+    apr_status_t rv = reencrypt_socache_child_init(&notes, p);
 
-    if (!notes_mutex) {
-        return;
-    }
-    rv = apr_global_mutex_child_init(&notes_mutex,
-                                     apr_global_mutex_lockfile(notes_mutex),
-                                     p);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RELOGNO(00017)
                      "cannot attach to the notes mutex: expiry warnings are "
                      "not deduplicated in this process");
-        notes_mutex = NULL;
+        notes.cache = NULL;
     }
 }
 
@@ -153,23 +114,20 @@ int reencrypt_notes_first(server_rec *s, const char *key,
     int first = 1;
     apr_status_t rv;
 
-    if (!notes_cache || !notes_mutex) {
+    if (!notes.cache || !reencrypt_socache_lock(&notes)) {
         return 1;               /* no dedup: say it */
     }
-    if (apr_global_mutex_lock(notes_mutex) != APR_SUCCESS) {
-        return 1;
-    }
-    rv = notes_provider->retrieve(notes_cache, s, (const unsigned char *)key,
+    rv = notes.provider->retrieve(notes.cache, s, (const unsigned char *)key,
                                   (unsigned int)strlen(key), buf, &len, p);
     if (rv == APR_SUCCESS) {
         first = 0;
     }
     else {
-        notes_provider->store(notes_cache, s, (const unsigned char *)key,
+        notes.provider->store(notes.cache, s, (const unsigned char *)key,
                               (unsigned int)strlen(key),
                               apr_time_now() + ttl, &one, 1, p);
     }
-    apr_global_mutex_unlock(notes_mutex);
+    reencrypt_socache_unlock(&notes);
     return first;
 }
 

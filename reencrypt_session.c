@@ -54,6 +54,7 @@
 
 #include "mod_reencrypt.h"
 #include "reencrypt_session.h"
+#include "reencrypt_socache.h"
 #include "reencrypt_conn.h"
 #include "reencrypt_codec.h"
 
@@ -62,9 +63,7 @@ APLOG_USE_MODULE(reencrypt);
 #define SESSION_MUTEX_TYPE  "reencrypt-session"
 #define SESSION_BLOB_MAX    REENCRYPT_CODEC_MAX
 
-static const ap_socache_provider_t *sess_provider;
-static ap_socache_instance_t *sess_cache;
-static apr_global_mutex_t *sess_mutex;     /* only for NOTMPSAFE ones */
+static reencrypt_socache_t sess_store = { SESSION_MUTEX_TYPE, NULL, NULL, NULL };
 static const char *sess_spec;
 static int sess_networked;          /* memcache, redis, ...: see net_call */
 /* ReencryptSessionCacheKey: entries are sealed under these keys */
@@ -103,20 +102,12 @@ int reencrypt_session_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     (void)plog;
     (void)ptemp;
-    return ap_mutex_register(pconf, SESSION_MUTEX_TYPE, NULL,
-                             APR_LOCK_DEFAULT, 0);
+    return reencrypt_socache_register(pconf, SESSION_MUTEX_TYPE);
 }
 
 static apr_status_t sess_cleanup(void *data)
 {
-    server_rec *s = data;
-
-    if (sess_cache) {
-        sess_provider->destroy(sess_cache, s);
-        sess_cache = NULL;
-    }
-    sess_mutex = NULL;
-    sess_provider = NULL;
+    (void)data;
     sess_keys = NULL;
     return APR_SUCCESS;
 }
@@ -140,35 +131,20 @@ int reencrypt_session_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     name = reencrypt_cache_provider(ptemp, sess_spec, &args);
-    sess_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
-                                       AP_SOCACHE_PROVIDER_VERSION);
-    if (!sess_provider) {
-        return HTTP_INTERNAL_SERVER_ERROR;  /* check_config said why */
-    }
-    err = sess_provider->create(&sess_cache, args, ptemp, pconf);
-    if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00022)
-                     "ReencryptSessionCache %s: %s", sess_spec, err);
-        sess_cache = NULL;
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (sess_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
-        rv = ap_global_mutex_create(&sess_mutex, NULL, SESSION_MUTEX_TYPE,
-                                    NULL, s, pconf, 0);
-        if (rv != APR_SUCCESS) {
-            return HTTP_INTERNAL_SERVER_ERROR;  /* httpd logged why */
-        }
-    }
     memset(&hints, 0, sizeof(hints));
     hints.avg_id_len = 64;
     hints.avg_obj_size = 4096;
     hints.expiry_interval = 60;
-    rv = sess_provider->init(sess_cache, "mod_reencrypt-sessions", &hints,
-                             s, pconf);
-    if (rv != APR_SUCCESS) {
+    err = reencrypt_socache_open(&sess_store, name, args, "mod_reencrypt-sessions",
+                                 &hints, s, pconf, ptemp, &rv);
+    if (err && rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, RELOGNO(00022)
+                     "ReencryptSessionCache %s: %s", sess_spec, err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00023)
-                     "ReencryptSessionCache %s: cannot initialise the cache",
-                     sess_spec);
+                     "ReencryptSessionCache %s: %s", sess_spec, err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, sess_cleanup, apr_pool_cleanup_null);
@@ -208,7 +184,7 @@ void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
-    if (sess_cache) {
+    if (sess_store.cache) {
         apr_thread_mutex_t *m;
 
         /* the slots before the mutex: a thread that finds the mutex
@@ -222,20 +198,16 @@ void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
         }
     }
 #if APR_HAS_THREADS
-    if (sess_cache && sess_networked && !net_start(s)) {
-        sess_cache = NULL;
+    if (sess_store.cache && sess_networked && !net_start(s)) {
+        sess_store.cache = NULL;
     }
 #endif
-    if (!sess_mutex) {
-        return;
-    }
-    rv = apr_global_mutex_child_init(&sess_mutex,
-                                     apr_global_mutex_lockfile(sess_mutex), p);
+    rv = reencrypt_socache_child_init(&sess_store, p);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, RELOGNO(00025)
                      "cannot attach to the session cache mutex: backend "
                      "sessions are not resumed in this process");
-        sess_cache = NULL;
+        sess_store.cache = NULL;
     }
 }
 
@@ -243,14 +215,12 @@ void reencrypt_session_child_init(apr_pool_t *p, server_rec *s)
  * Without the lock, the cache is not used (never used unlocked). */
 static int sess_lock(void)
 {
-    return !sess_mutex || apr_global_mutex_lock(sess_mutex) == APR_SUCCESS;
+    return reencrypt_socache_lock(&sess_store);
 }
 
 static void sess_unlock(void)
 {
-    if (sess_mutex) {
-        apr_global_mutex_unlock(sess_mutex);
-    }
+    reencrypt_socache_unlock(&sess_store);
 }
 
 enum { CALL_RETRIEVE = 1, CALL_STORE, CALL_REMOVE };
@@ -268,14 +238,14 @@ static apr_status_t cache_call(server_rec *s, int op, const char *key,
         return APR_EGENERAL;
     }
     if (op == CALL_RETRIEVE) {
-        rv = sess_provider->retrieve(sess_cache, s, id, idlen, data, len, p);
+        rv = sess_store.provider->retrieve(sess_store.cache, s, id, idlen, data, len, p);
     }
     else if (op == CALL_STORE) {
-        rv = sess_provider->store(sess_cache, s, id, idlen, expiry, data,
+        rv = sess_store.provider->store(sess_store.cache, s, id, idlen, expiry, data,
                                   *len, p);
     }
     else {
-        rv = sess_provider->remove(sess_cache, s, id, idlen, p);
+        rv = sess_store.provider->remove(sess_store.cache, s, id, idlen, p);
     }
     sess_unlock();
     return rv;
@@ -685,7 +655,7 @@ static apr_status_t chain_cleanup(void *data)
 
 static int session_enabled(const reencrypt_conn_t *st)
 {
-    return sess_cache && st->established_id
+    return sess_store.cache && st->established_id
            && reencrypt_policy_session_reuse(&st->policy);
 }
 
@@ -907,7 +877,7 @@ void reencrypt_session_forget(reencrypt_conn_t *st)
     if (st->session_key) {
         local_forget(st->session_key);
     }
-    if (sess_cache && st->session_key) {
+    if (sess_store.cache && st->session_key) {
         shared_call(st->c->base_server, CALL_REMOVE, st->session_key, NULL,
                     NULL, 0, st->c->pool);
     }
