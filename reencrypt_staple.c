@@ -108,20 +108,143 @@ static void set(reencrypt_staple_t *out, reencrypt_staple_state_e state,
     out->seen = seen;
 }
 
+/* The basic response of der, signed by a signer the issuer vouches
+ * for; NULL (and *seen says why) otherwise. The caller frees it. */
+static OCSP_BASICRESP *signed_basic(apr_pool_t *p, const unsigned char *der,
+                                    apr_size_t len, X509 *issuer,
+                                    time_t now, apr_int64_t skew,
+                                    reencrypt_staple_state_e *state,
+                                    const char **seen)
+{
+    const unsigned char *q = der;
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *bs = NULL;
+    STACK_OF(X509) *extra = NULL;
+    X509 *signer = NULL;
+    const char *problem;
+    int rstatus;
+
+    *state = REENCRYPT_STAPLE_INVALID;
+    if (len > LONG_MAX || !(resp = d2i_OCSP_RESPONSE(NULL, &q, (long)len))
+        || q != der + len) {
+        *seen = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes that are not one "
+                             "OCSP response", len);
+        goto fail;
+    }
+    rstatus = OCSP_response_status(resp);
+    if (rstatus != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        /* the backend passed on its responder's error: no status */
+        *state = REENCRYPT_STAPLE_ABSENT;
+        *seen = apr_psprintf(p, "an OCSP response without a status "
+                             "(responseStatus %s)",
+                             OCSP_response_status_str(rstatus));
+        goto fail;
+    }
+    if (!(bs = OCSP_response_get1_basic(resp))) {
+        *seen = "an OCSP response that is not a basic response";
+        goto fail;
+    }
+    if (!(extra = sk_X509_new_null()) || !sk_X509_push(extra, issuer)) {
+        *seen = "(out of memory)";
+        goto fail;
+    }
+    if (OCSP_resp_get0_signer(bs, &signer, extra) != 1 || !signer) {
+        *seen = "an OCSP staple whose signer is neither in it nor the "
+                "issuer";
+        goto fail;
+    }
+    /* the signature by the key of that very signer (alone in the list,
+     * nothing looked up in the response); who the signer may be is
+     * decided below, not by a chain to some store */
+    sk_X509_zero(extra);
+    if (!sk_X509_push(extra, signer)
+        || OCSP_basic_verify(bs, extra, NULL,
+                             OCSP_NOVERIFY | OCSP_NOINTERN) != 1) {
+        *seen = apr_psprintf(p, "an OCSP staple whose signature does not "
+                             "verify with the key of %s",
+                             reencrypt_cert_id_str(p, signer));
+        goto fail;
+    }
+    if ((problem = signer_problem(p, signer, issuer, now, skew))) {
+        *seen = apr_pstrcat(p, "an OCSP staple ", problem, NULL);
+        goto fail;
+    }
+    sk_X509_free(extra);
+    OCSP_RESPONSE_free(resp);
+    return bs;
+
+fail:
+    sk_X509_free(extra);
+    OCSP_BASICRESP_free(bs);
+    OCSP_RESPONSE_free(resp);
+    return NULL;
+}
+
+/* What the single response about the leaf says, at now with skew */
+static void judge_single(apr_pool_t *p, OCSP_SINGLERESP *single,
+                         const char *leaf_id, time_t now, apr_int64_t skew,
+                         reencrypt_staple_t *out)
+{
+    ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
+    int status, reason = -1;
+
+    status = OCSP_single_get0_status(single, &reason, &revtime, &thisupd,
+                                     &nextupd);
+    out->this_update = reencrypt_asn1_time_t(thisupd);
+    out->next_update = nextupd ? reencrypt_asn1_time_t(nextupd) : 0;
+    if (!out->this_update || (nextupd && !out->next_update)) {
+        set(out, REENCRYPT_STAPLE_INVALID, "an OCSP staple with unreadable "
+            "times");
+        return;
+    }
+    if ((apr_int64_t)out->this_update > (apr_int64_t)now + skew) {
+        set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "an OCSP staple "
+            "for %s with thisUpdate=%s, in the future", leaf_id,
+            reencrypt_time_str(p, out->this_update)));
+        return;
+    }
+    if (out->next_update && (apr_int64_t)out->next_update
+                            < (apr_int64_t)now) {
+        if ((apr_int64_t)out->next_update < (apr_int64_t)now - skew) {
+            set(out, REENCRYPT_STAPLE_EXPIRED, apr_psprintf(p, "an OCSP "
+                "staple for %s with nextUpdate=%s, past", leaf_id,
+                reencrypt_time_str(p, out->next_update)));
+            return;
+        }
+        out->skew_used = 1;
+    }
+    if (out->this_update > now) {
+        out->skew_used = 1;
+    }
+    if (status == V_OCSP_CERTSTATUS_GOOD) {
+        set(out, REENCRYPT_STAPLE_GOOD, apr_psprintf(p, "an OCSP staple "
+            "for %s: good, thisUpdate=%s nextUpdate=%s", leaf_id,
+            reencrypt_time_str(p, out->this_update), out->next_update
+            ? reencrypt_time_str(p, out->next_update) : "(none)"));
+    }
+    else if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        set(out, REENCRYPT_STAPLE_REVOKED, apr_psprintf(p, "an OCSP staple "
+            "for %s: revoked at %s%s%s%s", leaf_id,
+            revtime ? reencrypt_asn1_time_str(p, revtime) : "(unknown)",
+            reason >= 0 ? " (reason " : "",
+            reason >= 0 ? OCSP_crl_reason_str(reason) : "",
+            reason >= 0 ? ")" : ""));
+    }
+    else {
+        set(out, REENCRYPT_STAPLE_UNKNOWN, apr_psprintf(p, "an OCSP staple "
+            "for %s: unknown to the responder", leaf_id));
+    }
+}
+
 void reencrypt_staple_check(apr_pool_t *p, const unsigned char *der,
                             apr_size_t len, X509 *leaf, X509 *issuer,
                             time_t now, apr_int64_t skew,
                             reencrypt_staple_t *out)
 {
-    const unsigned char *q = der;
-    OCSP_RESPONSE *resp = NULL;
-    OCSP_BASICRESP *bs = NULL;
+    OCSP_BASICRESP *bs;
     OCSP_SINGLERESP *single;
-    STACK_OF(X509) *extra = NULL;
-    X509 *signer = NULL;
-    ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
-    const char *problem, *leaf_id;
-    int rstatus, status, reason = -1;
+    reencrypt_staple_state_e state;
+    const char *leaf_id, *seen = NULL;
 
     memset(out, 0, sizeof(*out));
     leaf_id = reencrypt_cert_id_str(p, leaf);
@@ -138,111 +261,19 @@ void reencrypt_staple_check(apr_pool_t *p, const unsigned char *der,
             "an OCSP staple for a certificate whose issuer is not known");
         return;
     }
-    if (len > LONG_MAX
-        || !(resp = d2i_OCSP_RESPONSE(NULL, &q, (long)len))
-        || q != der + len) {
-        set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "%" APR_SIZE_T_FMT
-            " bytes that are not one OCSP response", len));
-        goto done;
+    if (!(bs = signed_basic(p, der, len, issuer, now, skew, &state,
+                            &seen))) {
+        set(out, state, seen);
     }
-    rstatus = OCSP_response_status(resp);
-    if (rstatus != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        /* the backend passed on its responder's error: no status */
-        set(out, REENCRYPT_STAPLE_ABSENT, apr_psprintf(p, "an OCSP response "
-            "without a status (responseStatus %s)",
-            OCSP_response_status_str(rstatus)));
-        goto done;
-    }
-    if (!(bs = OCSP_response_get1_basic(resp))) {
-        set(out, REENCRYPT_STAPLE_INVALID,
-            "an OCSP response that is not a basic response");
-        goto done;
-    }
-    if (!(extra = sk_X509_new_null()) || !sk_X509_push(extra, issuer)) {
-        set(out, REENCRYPT_STAPLE_INVALID, "(out of memory)");
-        goto done;
-    }
-    if (OCSP_resp_get0_signer(bs, &signer, extra) != 1 || !signer) {
-        set(out, REENCRYPT_STAPLE_INVALID, "an OCSP staple whose signer "
-            "is neither in it nor the issuer");
-        goto done;
-    }
-    /* the signature by the key of that very signer (alone in the list,
-     * nothing looked up in the response); who the signer may be is
-     * decided below, not by a chain to some store */
-    sk_X509_zero(extra);
-    if (!sk_X509_push(extra, signer)
-        || OCSP_basic_verify(bs, extra, NULL,
-                             OCSP_NOVERIFY | OCSP_NOINTERN) != 1) {
-        set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "an OCSP "
-            "staple whose signature does not verify with the key of %s",
-            reencrypt_cert_id_str(p, signer)));
-        goto done;
-    }
-    if ((problem = signer_problem(p, signer, issuer, now, skew))) {
-        set(out, REENCRYPT_STAPLE_INVALID, apr_pstrcat(p, "an OCSP staple ",
-                                                       problem, NULL));
-        goto done;
-    }
-    if (!(single = find_single(bs, leaf, issuer))) {
+    else if (!(single = find_single(bs, leaf, issuer))) {
         set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "an OCSP staple "
             "with no status for %s (issued by %s)", leaf_id,
             reencrypt_name_str(p, X509_get_subject_name(issuer))));
-        goto done;
     }
-    status = OCSP_single_get0_status(single, &reason, &revtime, &thisupd,
-                                     &nextupd);
-    out->this_update = reencrypt_asn1_time_t(thisupd);
-    out->next_update = nextupd ? reencrypt_asn1_time_t(nextupd) : 0;
-    if (!out->this_update || (nextupd && !out->next_update)) {
-        set(out, REENCRYPT_STAPLE_INVALID, "an OCSP staple with unreadable "
-            "times");
-        goto done;
+    else {
+        judge_single(p, single, leaf_id, now, skew, out);
     }
-    if ((apr_int64_t)out->this_update > (apr_int64_t)now + skew) {
-        set(out, REENCRYPT_STAPLE_INVALID, apr_psprintf(p, "an OCSP staple "
-            "for %s with thisUpdate=%s, in the future", leaf_id,
-            reencrypt_time_str(p, out->this_update)));
-        goto done;
-    }
-    if (out->next_update && (apr_int64_t)out->next_update
-                            < (apr_int64_t)now) {
-        if ((apr_int64_t)out->next_update < (apr_int64_t)now - skew) {
-            set(out, REENCRYPT_STAPLE_EXPIRED, apr_psprintf(p, "an OCSP "
-                "staple for %s with nextUpdate=%s, past", leaf_id,
-                reencrypt_time_str(p, out->next_update)));
-            goto done;
-        }
-        out->skew_used = 1;
-    }
-    if (out->this_update > now) {
-        out->skew_used = 1;
-    }
-    switch (status) {
-    case V_OCSP_CERTSTATUS_GOOD:
-        set(out, REENCRYPT_STAPLE_GOOD, apr_psprintf(p, "an OCSP staple "
-            "for %s: good, thisUpdate=%s nextUpdate=%s", leaf_id,
-            reencrypt_time_str(p, out->this_update), out->next_update
-            ? reencrypt_time_str(p, out->next_update) : "(none)"));
-        break;
-    case V_OCSP_CERTSTATUS_REVOKED:
-        set(out, REENCRYPT_STAPLE_REVOKED, apr_psprintf(p, "an OCSP staple "
-            "for %s: revoked at %s%s%s%s", leaf_id,
-            revtime ? reencrypt_asn1_time_str(p, revtime) : "(unknown)",
-            reason >= 0 ? " (reason " : "",
-            reason >= 0 ? OCSP_crl_reason_str(reason) : "",
-            reason >= 0 ? ")" : ""));
-        break;
-    default:
-        set(out, REENCRYPT_STAPLE_UNKNOWN, apr_psprintf(p, "an OCSP staple "
-            "for %s: unknown to the responder", leaf_id));
-        break;
-    }
-
-done:
-    sk_X509_free(extra);
     OCSP_BASICRESP_free(bs);
-    OCSP_RESPONSE_free(resp);
     ERR_clear_error();
 }
 

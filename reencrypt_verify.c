@@ -402,6 +402,71 @@ const char *reencrypt_crl_file_load(apr_pool_t *p, const char *directive,
     return reencrypt_crl_file_parse(p, directive, path, buf, len, out);
 }
 
+/* The CRLs of PEM text onto crls; NULL, or what is wrong */
+static const char *crls_from_pem(apr_pool_t *p, const char *directive,
+                                 const char *path, const char *buf,
+                                 apr_size_t len, STACK_OF(X509_CRL) *crls)
+{
+    BIO *bio = BIO_new_mem_buf(buf, (int)len);
+    unsigned long err;
+    X509_CRL *crl;
+
+    if (!bio) {
+        return apr_psprintf(p, "%s: out of memory loading '%s'", directive,
+                            path);
+    }
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_CRL_push(crls, crl)) {
+            X509_CRL_free(crl);
+            BIO_free(bio);
+            return apr_psprintf(p, "%s: out of memory loading '%s'",
+                                directive, path);
+        }
+    }
+    BIO_free(bio);
+    err = ERR_peek_last_error();
+    ERR_clear_error();
+    if (ERR_GET_LIB(err) != ERR_LIB_PEM
+        || ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
+        /* stopped at a block that is no CRL, not at the end */
+        return apr_psprintf(p, "%s: '%s': CRL number %d is malformed (%s)",
+                            directive, path, sk_X509_CRL_num(crls) + 1,
+                            err ? ERR_reason_error_string(err)
+                                : "unreadable PEM");
+    }
+    return NULL;
+}
+
+/* The CRLs of DER bytes, one after the other, onto crls */
+static const char *crls_from_der(apr_pool_t *p, const char *directive,
+                                 const char *path, const char *buf,
+                                 apr_size_t len, STACK_OF(X509_CRL) *crls)
+{
+    const unsigned char *q = (const unsigned char *)buf;
+    const unsigned char *end = q + len;
+    X509_CRL *crl;
+
+    while (q < end) {
+        crl = d2i_X509_CRL(NULL, &q, (long)(end - q));
+        if (!crl) {
+            ERR_clear_error();
+            return sk_X509_CRL_num(crls) == 0
+                ? apr_psprintf(p, "%s: '%s' is not a CRL (neither PEM "
+                               "\"X509 CRL\" blocks nor DER)", directive,
+                               path)
+                : apr_psprintf(p, "%s: '%s': what follows CRL number %d is "
+                               "not a CRL", directive, path,
+                               sk_X509_CRL_num(crls));
+        }
+        if (!sk_X509_CRL_push(crls, crl)) {
+            X509_CRL_free(crl);
+            return apr_psprintf(p, "%s: out of memory loading '%s'",
+                                directive, path);
+        }
+    }
+    return NULL;
+}
+
 const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
                                      const char *path, const char *buf,
                                      apr_size_t len,
@@ -409,7 +474,7 @@ const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
 {
     reencrypt_crl_file_t *f;
     STACK_OF(X509_CRL) *crls;
-    X509_CRL *crl;
+    const char *err;
     int i;
 
     if (len > CRL_FILE_MAX || len > INT_MAX) {
@@ -425,59 +490,11 @@ const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
     apr_pool_cleanup_register(p, crls, crls_cleanup, apr_pool_cleanup_null);
 
     ERR_clear_error();
-    if (mem_has(buf, len, "-----BEGIN X509 CRL-----")) {
-        BIO *bio = BIO_new_mem_buf(buf, (int)len);
-        unsigned long err;
-
-        if (!bio) {
-            return apr_psprintf(p, "%s: out of memory loading '%s'",
-                                directive, path);
-        }
-        while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))
-               != NULL) {
-            if (!sk_X509_CRL_push(crls, crl)) {
-                X509_CRL_free(crl);
-                BIO_free(bio);
-                return apr_psprintf(p, "%s: out of memory loading '%s'",
-                                    directive, path);
-            }
-        }
-        BIO_free(bio);
-        err = ERR_peek_last_error();
-        ERR_clear_error();
-        if (ERR_GET_LIB(err) != ERR_LIB_PEM
-            || ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
-            /* stopped at a block that is no CRL, not at the end */
-            return apr_psprintf(p, "%s: '%s': CRL number %d is malformed "
-                                "(%s)", directive, path,
-                                sk_X509_CRL_num(crls) + 1,
-                                err ? ERR_reason_error_string(err)
-                                    : "unreadable PEM");
-        }
-    }
-    else {
-        /* DER: one CRL after the other */
-        const unsigned char *q = (const unsigned char *)buf;
-        const unsigned char *end = q + len;
-
-        while (q < end) {
-            crl = d2i_X509_CRL(NULL, &q, (long)(end - q));
-            if (!crl) {
-                ERR_clear_error();
-                return sk_X509_CRL_num(crls) == 0
-                    ? apr_psprintf(p, "%s: '%s' is not a CRL (neither PEM "
-                                   "\"X509 CRL\" blocks nor DER)",
-                                   directive, path)
-                    : apr_psprintf(p, "%s: '%s': what follows CRL number "
-                                   "%d is not a CRL", directive, path,
-                                   sk_X509_CRL_num(crls));
-            }
-            if (!sk_X509_CRL_push(crls, crl)) {
-                X509_CRL_free(crl);
-                return apr_psprintf(p, "%s: out of memory loading '%s'",
-                                    directive, path);
-            }
-        }
+    err = mem_has(buf, len, "-----BEGIN X509 CRL-----")
+          ? crls_from_pem(p, directive, path, buf, len, crls)
+          : crls_from_der(p, directive, path, buf, len, crls);
+    if (err) {
+        return err;
     }
     if (sk_X509_CRL_num(crls) == 0) {
         return apr_psprintf(p, "%s: '%s' contains no CRL", directive, path);
@@ -656,6 +673,94 @@ typedef struct {
 /* Called by OpenSSL for every certificate and every error; records
  * what it sees and lets the verification go on, so that the decision
  * (and its reason) is made once, with everything known. */
+/* A certificate of the chain is listed in its issuer's CRL */
+static void collect_revoked(collector_t *c, X509_STORE_CTX *ctx, X509 *cert)
+{
+    X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+    X509_REVOKED *rev = NULL;
+    const char *why = NULL, *when = NULL;
+
+    if (crl && cert && X509_CRL_get0_by_cert(crl, &rev, cert) > 0
+        && rev) {
+        when = reencrypt_asn1_time_str(c->p,
+                   X509_REVOKED_get0_revocationDate(rev));
+        why = revoked_reason_str(rev);
+    }
+    c->revoked = apr_psprintf(c->p, "%s revoked%s%s%s%s%s%s",
+                     reencrypt_cert_id_str(c->p, cert),
+                     when ? " at " : "", when ? when : "",
+                     why ? " (reason " : "", why ? why : "",
+                     why ? ")" : "",
+                     crl ? apr_pstrcat(c->p, " by the CRL of ",
+                               reencrypt_name_str(c->p,
+                                   X509_CRL_get_issuer(crl)), NULL)
+                         : "");
+}
+
+/* A CRL needed is past its nextUpdate (within the skew: let pass) */
+static void collect_crl_expired(collector_t *c, X509_STORE_CTX *ctx,
+                                X509 *cert)
+{
+    X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+    const ASN1_TIME *next = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+    time_t grace = c->now - (time_t)c->skew;
+
+    if (next && c->skew && X509_cmp_time(next, &grace) > 0) {
+        c->skew_used = 1;       /* within ReencryptClockSkew */
+    }
+    else if (!c->crl_expired) {
+        c->crl_expired = apr_psprintf(c->p, "the CRL of %s: "
+                             "lastUpdate=%s nextUpdate=%s (checking %s)",
+                             crl ? reencrypt_name_str(c->p,
+                                       X509_CRL_get_issuer(crl)) : "?",
+                             crl ? reencrypt_asn1_time_str(c->p,
+                                       X509_CRL_get0_lastUpdate(crl))
+                                 : "?",
+                             reencrypt_asn1_time_str(c->p, next),
+                             reencrypt_cert_id_str(c->p, cert));
+    }
+}
+
+/* A CRL needed has a lastUpdate in the future (within the skew: let
+ * pass) */
+static void collect_crl_not_yet_valid(collector_t *c, X509_STORE_CTX *ctx)
+{
+    X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+    const ASN1_TIME *last = crl ? X509_CRL_get0_lastUpdate(crl) : NULL;
+
+    if (last && X509_cmp_time(last, &c->skew_until) < 0) {
+        c->skew_used = 1;
+    }
+    else if (!c->crl_invalid) {
+        c->crl_invalid = apr_psprintf(c->p, "the CRL of %s with "
+                             "lastUpdate=%s, in the future",
+                             crl ? reencrypt_name_str(c->p,
+                                       X509_CRL_get_issuer(crl)) : "?",
+                             reencrypt_asn1_time_str(c->p, last));
+        c->crl_invalid_issuer = crl ? reencrypt_name_str(c->p,
+                                          X509_CRL_get_issuer(crl))
+                                    : "?";
+    }
+}
+
+/* A CRL needed cannot be used: no issuer, a bad signature, ... */
+static void collect_crl_invalid(collector_t *c, X509_STORE_CTX *ctx,
+                                X509 *cert, int err)
+{
+    X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+    const char *issuer = crl ? reencrypt_name_str(c->p,
+                                   X509_CRL_get_issuer(crl))
+                             : (cert ? reencrypt_name_str(c->p,
+                                        X509_get_issuer_name(cert))
+                                     : "?");
+
+    c->crl_invalid = apr_psprintf(c->p, "a CRL naming %s as issuer "
+                                  "(%s; checking %s)", issuer,
+                                  X509_verify_cert_error_string(err),
+                                  reencrypt_cert_id_str(c->p, cert));
+    c->crl_invalid_issuer = issuer;
+}
+
 static int collect_cb(int ok, X509_STORE_CTX *ctx)
 {
     collector_t *c = X509_STORE_CTX_get_app_data(ctx);
@@ -691,25 +796,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
         break;
     case X509_V_ERR_CERT_REVOKED:
         if (!c->revoked) {
-            X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
-            X509_REVOKED *rev = NULL;
-            const char *why = NULL, *when = NULL;
-
-            if (crl && cert && X509_CRL_get0_by_cert(crl, &rev, cert) > 0
-                && rev) {
-                when = reencrypt_asn1_time_str(c->p,
-                           X509_REVOKED_get0_revocationDate(rev));
-                why = revoked_reason_str(rev);
-            }
-            c->revoked = apr_psprintf(c->p, "%s revoked%s%s%s%s%s%s",
-                             reencrypt_cert_id_str(c->p, cert),
-                             when ? " at " : "", when ? when : "",
-                             why ? " (reason " : "", why ? why : "",
-                             why ? ")" : "",
-                             crl ? apr_pstrcat(c->p, " by the CRL of ",
-                                       reencrypt_name_str(c->p,
-                                           X509_CRL_get_issuer(crl)), NULL)
-                                 : "");
+            collect_revoked(c, ctx, cert);
         }
         break;
     case X509_V_ERR_UNABLE_TO_GET_CRL:
@@ -722,46 +809,12 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
                                         X509_get_issuer_name(cert));
         }
         break;
-    case X509_V_ERR_CRL_HAS_EXPIRED: {
-        X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
-        const ASN1_TIME *next = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
-        time_t grace = c->now - (time_t)c->skew;
-
-        if (next && c->skew && X509_cmp_time(next, &grace) > 0) {
-            c->skew_used = 1;       /* within ReencryptClockSkew */
-        }
-        else if (!c->crl_expired) {
-            c->crl_expired = apr_psprintf(c->p, "the CRL of %s: "
-                                 "lastUpdate=%s nextUpdate=%s (checking %s)",
-                                 crl ? reencrypt_name_str(c->p,
-                                           X509_CRL_get_issuer(crl)) : "?",
-                                 crl ? reencrypt_asn1_time_str(c->p,
-                                           X509_CRL_get0_lastUpdate(crl))
-                                     : "?",
-                                 reencrypt_asn1_time_str(c->p, next),
-                                 reencrypt_cert_id_str(c->p, cert));
-        }
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        collect_crl_expired(c, ctx, cert);
         break;
-    }
-    case X509_V_ERR_CRL_NOT_YET_VALID: {
-        X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
-        const ASN1_TIME *last = crl ? X509_CRL_get0_lastUpdate(crl) : NULL;
-
-        if (last && X509_cmp_time(last, &c->skew_until) < 0) {
-            c->skew_used = 1;
-        }
-        else if (!c->crl_invalid) {
-            c->crl_invalid = apr_psprintf(c->p, "the CRL of %s with "
-                                 "lastUpdate=%s, in the future",
-                                 crl ? reencrypt_name_str(c->p,
-                                           X509_CRL_get_issuer(crl)) : "?",
-                                 reencrypt_asn1_time_str(c->p, last));
-            c->crl_invalid_issuer = crl ? reencrypt_name_str(c->p,
-                                              X509_CRL_get_issuer(crl))
-                                        : "?";
-        }
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+        collect_crl_not_yet_valid(c, ctx);
         break;
-    }
     case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
     case X509_V_ERR_CRL_SIGNATURE_FAILURE:
     case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
@@ -772,18 +825,7 @@ static int collect_cb(int ok, X509_STORE_CTX *ctx)
     case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
     case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
         if (!c->crl_invalid) {
-            X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
-            const char *issuer = crl ? reencrypt_name_str(c->p,
-                                           X509_CRL_get_issuer(crl))
-                                     : (cert ? reencrypt_name_str(c->p,
-                                                X509_get_issuer_name(cert))
-                                             : "?");
-
-            c->crl_invalid = apr_psprintf(c->p, "a CRL naming %s as issuer "
-                                          "(%s; checking %s)", issuer,
-                                          X509_verify_cert_error_string(err),
-                                          reencrypt_cert_id_str(c->p, cert));
-            c->crl_invalid_issuer = issuer;
+            collect_crl_invalid(c, ctx, cert, err);
         }
         break;
     default:
@@ -1192,7 +1234,9 @@ static int stored_crls_hold(const reencrypt_check_t *chk)
            && (!chk->crls_next_update || chk->crls_next_update >= chk->now);
 }
 
-/* The chain, by one of three paths: none with pin-only trust (the times
+/* The chain, by one of three paths (kept in one function, a little
+ * over 80 lines, so that which path a chain takes reads in one place):
+ * none with pin-only trust (the times
  * of the leaf only), the one stored with a resumed session (its times
  * again), or one built now by OpenSSL to the trust anchors (with the
  * CRLs, when revocation is checked; also for a stored chain then, since

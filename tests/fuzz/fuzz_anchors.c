@@ -35,24 +35,14 @@
 #include <openssl/x509.h>
 
 #include "reencrypt_verify.h"
+#include "fuzz_target.h"
 
 #define DIRECTIVE "ReencryptCACertificateFile"
 #define PATH "/etc/anchors.pem"
 
-static apr_pool_t *pool;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_init(void)
 {
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    return 0;
+    /* nothing but the pool */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

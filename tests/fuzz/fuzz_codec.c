@@ -40,28 +40,18 @@
 
 #include "reencrypt_codec.h"
 #include "reencrypt_seal.h"
+#include "fuzz_target.h"
 
 /* the fixed test key of the fuzzers and of tests/fuzz/make_seeds.c */
 #define FUZZ_SEAL_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
 #define FUZZ_CACHE_KEY "rs:fuzz"
 
-static apr_pool_t *pool;
 static reencrypt_seal_keys_t keys;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_init(void)
 {
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
     CHECK(!reencrypt_seal_keys_parse(pool, FUZZ_SEAL_KEY,
                                      sizeof(FUZZ_SEAL_KEY) - 1, &keys));
-    return 0;
 }
 
 static unsigned char *session_der(SSL_SESSION *sess, int *len)

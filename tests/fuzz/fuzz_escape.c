@@ -42,21 +42,11 @@
 
 #include "reencrypt_escape.h"
 #include "reencrypt_verify.h"
+#include "fuzz_target.h"
 
-static apr_pool_t *pool;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_init(void)
 {
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    return 0;
+    /* nothing but the pool */
 }
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629, table 3-7

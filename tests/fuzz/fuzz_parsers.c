@@ -35,22 +35,12 @@
 
 #include "reencrypt_policy.h"
 #include "reencrypt_seal.h"
+#include "fuzz_target.h"
 
-static apr_pool_t *pool;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_init(void)
 {
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    return 0;
+    /* nothing but the pool */
 }
-
-#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
 static int starts_with(const char *s, const char *prefix)
 {

@@ -38,25 +38,15 @@
 
 #include "reencrypt_staple.h"
 #include "staple_pki.h"
+#include "fuzz_target.h"
 
-static apr_pool_t *pool;
 static X509 *ca, *leaf;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void fuzz_init(void)
 {
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
     ca = staple_pki_cert(STAPLE_PKI_CA);
     leaf = staple_pki_cert(STAPLE_PKI_LEAF);
     CHECK(ca && leaf);
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
