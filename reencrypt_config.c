@@ -90,6 +90,72 @@ static const char *set_field(cmd_parms *cmd, void *dcfg, const char *arg)
                                  where(cmd));
 }
 
+/* Trust anchor files already loaded while reading this configuration,
+ * by resolved path (checked again by size and modification time): every
+ * scope naming the same file shares one store. Like the CRL cache below
+ * it lives in the configuration pool; anchors_seen counts the scopes
+ * and the files loaded for them, said at start-up (RE00092). */
+#define ANCHORS_CACHE_KEY "reencrypt-anchor-files"
+
+typedef struct {
+    const reencrypt_anchors_t *anchors;
+    apr_off_t size;
+    apr_time_t mtime;
+} anchors_entry_t;
+
+typedef struct {
+    apr_hash_t *by_path;
+    int scopes;
+    int loaded;
+} anchors_cache_t;
+
+static anchors_cache_t *anchors_cache(apr_pool_t *pconf)
+{
+    void *data = NULL;
+    anchors_cache_t *c;
+
+    apr_pool_userdata_get(&data, ANCHORS_CACHE_KEY, pconf);
+    if (data) {
+        return data;
+    }
+    c = apr_pcalloc(pconf, sizeof(*c));
+    c->by_path = apr_hash_make(pconf);
+    apr_pool_userdata_set(c, ANCHORS_CACHE_KEY, apr_pool_cleanup_null,
+                          pconf);
+    return c;
+}
+
+static const char *anchors_shared(cmd_parms *cmd, const char *path,
+                                  const reencrypt_anchors_t **out)
+{
+    anchors_cache_t *c = anchors_cache(cmd->pool);
+    anchors_entry_t *e = apr_hash_get(c->by_path, path, APR_HASH_KEY_STRING);
+    apr_finfo_t fi;
+    const char *err;
+
+    if (apr_stat(&fi, path, APR_FINFO_SIZE | APR_FINFO_MTIME, cmd->temp_pool)
+        != APR_SUCCESS) {
+        fi.size = -1;
+        fi.mtime = 0;
+    }
+    c->scopes++;
+    if (e && e->size == fi.size && e->mtime == fi.mtime) {
+        *out = e->anchors;
+        return NULL;
+    }
+    err = reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path, out);
+    if (err) {
+        return err;
+    }
+    c->loaded++;
+    e = apr_palloc(cmd->pool, sizeof(*e));
+    e->anchors = *out;
+    e->size = fi.size;
+    e->mtime = fi.mtime;
+    apr_hash_set(c->by_path, (*out)->path, APR_HASH_KEY_STRING, e);
+    return NULL;
+}
+
 static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
@@ -115,8 +181,7 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
         return NULL;
     }
     pol->anchors_where = where(cmd);
-    return reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path,
-                                  &pol->anchors);
+    return anchors_shared(cmd, path, &pol->anchors);
 }
 
 /* CRL files already parsed while reading this configuration, by
@@ -710,6 +775,75 @@ static void collect_crls(check_ctx_t *cx, const reencrypt_policy_t *pol)
 /* Check the effective policy of one scope. A scope where the engine is
  * on must be able to trust something: a policy with nothing to trust
  * would refuse every backend at run time. */
+/* The warnings about a policy that works but may not do what its
+ * author meant (each said once, in the pass that says warnings) */
+static void warn_scope(check_ctx_t *cx, server_rec *s,
+                       const reencrypt_policy_t *pol, apr_pool_t *ptemp)
+{
+    if (pol->pins && pol->pins->nelts == 1) {
+        /* RFC 7469 2.5: a pin set needs a backup pin, or a key change
+         * on the backend is an outage */
+        if (first_time(cx, ptemp, pol->pins_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00007)
+                         "ReencryptPin at %s has a single pin: add a backup "
+                         "pin (the key the backend will move to next, RFC "
+                         "7469 section 2.5) so that a key change is not an "
+                         "outage", pol->pins_where);
+        }
+    }
+    if (!reencrypt_policy_check_name(pol)
+        && reencrypt_policy_trust(pol) == REENCRYPT_TRUST_ANCHORS
+        && !(pol->pins && pol->pins->nelts)) {
+        if (first_time(cx, ptemp, pol->engine_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00008)
+                         "ReencryptCheckName Off with ReencryptEngine On at "
+                         "%s and no pin: any certificate issued under the "
+                         "trust anchors is accepted", pol->engine_where);
+        }
+    }
+    if (pol->ssl_check_peer_expire != 0) {
+        /* mod_ssl's own validity check (on by default) runs after the
+         * policy and knows neither leniency: it refuses what they let
+         * through (RE00020 at run time) */
+        const char *lenient = NULL, *at = NULL;
+
+        if (reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT) {
+            lenient = "ReencryptMode Report";
+            at = pol->mode_where;
+        }
+        else if (reencrypt_policy_clock_skew(pol) > 0) {
+            lenient = "ReencryptClockSkew";
+            at = pol->skew_where;
+        }
+        if (lenient && first_time(cx, ptemp, apr_pstrcat(ptemp, "expire:",
+                                                         at, NULL))) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00035)
+                         "%s at %s (in %s): mod_ssl's "
+                         "SSLProxyCheckPeerExpire is %s there and refuses "
+                         "an expired or not yet valid backend certificate "
+                         "before this setting can let it through: set "
+                         "'SSLProxyCheckPeerExpire Off' in that scope (the "
+                         "policy checks validity itself)", lenient,
+                         at ? at : "?", scope_name(ptemp, s),
+                         pol->ssl_check_peer_expire == 1 ? "On"
+                                                         : "On by default");
+        }
+    }
+    if (reencrypt_policy_sni_mode(pol) == REENCRYPT_SNI_HOST
+        && !(pol->verify_names && pol->verify_names->nelts)
+        && reencrypt_policy_check_name(pol)) {
+        /* the name checked is the SNI, and the SNI is the client's */
+        if (first_time(cx, ptemp, pol->sni_where)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00050)
+                         "ReencryptSNI Host at %s without "
+                         "ReencryptVerifyName: the client's Host header "
+                         "chooses the name the backend certificate is "
+                         "checked against; set ReencryptVerifyName to the "
+                         "names the backend must carry", pol->sni_where);
+        }
+    }
+}
+
 static int check_scope(check_ctx_t *cx, server_rec *s,
                        const reencrypt_policy_t *base,
                        ap_conf_vector_t *sec, apr_pool_t *ptemp)
@@ -744,67 +878,8 @@ static int check_scope(check_ctx_t *cx, server_rec *s,
                      scope_name(ptemp, s));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (pol->pins && pol->pins->nelts == 1 && cx->warn) {
-        /* RFC 7469 2.5: a pin set needs a backup pin, or a key change
-         * on the backend is an outage */
-        if (first_time(cx, ptemp, pol->pins_where)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00007)
-                         "ReencryptPin at %s has a single pin: add a backup "
-                         "pin (the key the backend will move to next, RFC "
-                         "7469 section 2.5) so that a key change is not an "
-                         "outage", pol->pins_where);
-        }
-    }
-    if (!reencrypt_policy_check_name(pol) && cx->warn
-        && reencrypt_policy_trust(pol) == REENCRYPT_TRUST_ANCHORS
-        && !(pol->pins && pol->pins->nelts)) {
-        if (first_time(cx, ptemp, pol->engine_where)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00008)
-                         "ReencryptCheckName Off with ReencryptEngine On at "
-                         "%s and no pin: any certificate issued under the "
-                         "trust anchors is accepted", pol->engine_where);
-        }
-    }
-    if (pol->ssl_check_peer_expire != 0 && cx->warn) {
-        /* mod_ssl's own validity check (on by default) runs after the
-         * policy and knows neither leniency: it refuses what they let
-         * through (RE00020 at run time) */
-        const char *lenient = NULL, *at = NULL;
-
-        if (reencrypt_policy_mode(pol) == REENCRYPT_MODE_REPORT) {
-            lenient = "ReencryptMode Report";
-            at = pol->mode_where;
-        }
-        else if (reencrypt_policy_clock_skew(pol) > 0) {
-            lenient = "ReencryptClockSkew";
-            at = pol->skew_where;
-        }
-        if (lenient && first_time(cx, ptemp, apr_pstrcat(ptemp, "expire:",
-                                                         at, NULL))) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00035)
-                         "%s at %s (in %s): mod_ssl's "
-                         "SSLProxyCheckPeerExpire is %s there and refuses "
-                         "an expired or not yet valid backend certificate "
-                         "before this setting can let it through: set "
-                         "'SSLProxyCheckPeerExpire Off' in that scope (the "
-                         "policy checks validity itself)", lenient,
-                         at ? at : "?", scope_name(ptemp, s),
-                         pol->ssl_check_peer_expire == 1 ? "On"
-                                                         : "On by default");
-        }
-    }
-    if (reencrypt_policy_sni_mode(pol) == REENCRYPT_SNI_HOST && cx->warn
-        && !(pol->verify_names && pol->verify_names->nelts)
-        && reencrypt_policy_check_name(pol)) {
-        /* the name checked is the SNI, and the SNI is the client's */
-        if (first_time(cx, ptemp, pol->sni_where)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, RELOGNO(00050)
-                         "ReencryptSNI Host at %s without "
-                         "ReencryptVerifyName: the client's Host header "
-                         "chooses the name the backend certificate is "
-                         "checked against; set ReencryptVerifyName to the "
-                         "names the backend must carry", pol->sni_where);
-        }
+    if (cx->warn) {
+        warn_scope(cx, s, pol, ptemp);
     }
     if (reencrypt_policy_warn_within(pol) > 0) {
         cx->any_warn_window = 1;
@@ -1061,8 +1136,8 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     check_ctx_t cx;
+    const anchors_cache_t *ac = anchors_cache(pconf);
 
-    (void)pconf;
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
@@ -1071,6 +1146,9 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     warn_session_cache(&cx, s, ptemp);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00092)
+                 "trust anchors: %d ReencryptCACertificateFile directives "
+                 "share %d loaded files", ac->scopes, ac->loaded);
     return OK;
 }
 

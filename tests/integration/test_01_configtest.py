@@ -518,3 +518,30 @@ def test_reencrypt_01_082_session_cache_key_set_twice(env, module_so, pki):
     assert rc != 0, out
     assert (f"ReencryptSessionCacheKey: already set to '{path}'; one key "
             "file holds every key (up to 8)") in out, out
+
+
+def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
+    """300 <Proxy> scopes that name the same trust anchor file, and 2
+    that name another: the files are loaded once each, and every scope
+    shares its file's store (RE00092 at start, LogLevel debug: 302
+    directives, 2 files). A request through one of the scopes is
+    verified against it as before."""
+    sections = []
+    for i in range(300):
+        sections.append(f'<Proxy "https://127.2.{i // 250}.{i % 250 + 1}/">\n'
+                        f'    ReencryptEngine On\n'
+                        f'    ReencryptCACertificateFile "{pki.ca_file}"\n'
+                        f'</Proxy>')
+    for i in range(2):
+        sections.append(f'<Proxy "https://127.3.0.{i + 1}/">\n'
+                        f'    ReencryptEngine On\n'
+                        f'    ReencryptCACertificateFile '
+                        f'"{pki.other_ca_file}"\n'
+                        f'</Proxy>')
+    env.write_config(vhost="SSLProxyEngine On\n" + "\n".join(sections),
+                     loglevel="warn reencrypt:debug")
+    env.start()
+    m = env.wait_log(r"RE00092: .*$")
+    assert m.group(0) == ("RE00092: trust anchors: 302 "
+                          "ReencryptCACertificateFile directives share 2 "
+                          "loaded files"), env.error_log()
