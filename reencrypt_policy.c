@@ -740,6 +740,7 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
 {
     int i;
 
+    out->frozen_id = 0;
     /* the one-value directives: the child's where it sets one, with its
      * "file:line" */
     for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
@@ -1019,7 +1020,7 @@ static apr_uint64_t fnv_client_id(apr_uint64_t h, const unsigned char *id)
               : fnv_int(h, 0);
 }
 
-apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
+static apr_uint64_t policy_id_of(const reencrypt_policy_t *pol)
 {
     apr_uint64_t h = FNV_OFFSET;
     int i;
@@ -1085,6 +1086,17 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
         h = fnv_int(h, -1);
     }
     return h ? h : 1;
+}
+
+apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
+{
+    return pol->frozen_id ? pol->frozen_id : policy_id_of(pol);
+}
+
+void reencrypt_policy_freeze(reencrypt_policy_t *pol)
+{
+    pol->frozen_id = 0;
+    pol->frozen_id = policy_id_of(pol);
 }
 
 static void hex_append(char *out, const unsigned char *id)

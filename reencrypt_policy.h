@@ -237,6 +237,9 @@ typedef struct {
      *  completed from its server's by reencrypt_policy_ssl_section, and
      *  replace the parent's when merged. */
     int ssl_proxy_section;
+    /** The policy id, computed once the scope can no longer change
+     *  (reencrypt_policy_freeze); 0: computed when asked */
+    apr_uint64_t frozen_id;
 } reencrypt_policy_t;
 
 /** Length of a client identity digest (SHA-256). */
@@ -519,6 +522,10 @@ const char *reencrypt_policy_lint(apr_pool_t *p,
  *  is off gives 0. Used to keep pooled backend connections from being
  *  shared between different policies. */
 apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol);
+
+/** Compute pol's id once, for good: a scope whose configuration is read
+ *  (post_config) or merged (per request) no longer changes. */
+void reencrypt_policy_freeze(reencrypt_policy_t *pol);
 
 /** Names that a backend certificate must carry: the configured list,
  *  else the SNI sent, else the backend's host. Returns an array of

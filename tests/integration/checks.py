@@ -105,14 +105,14 @@ def assert_one_re10(env, be, reason, backend=None):
     """The error log has exactly one RE00010 line, at level error, of the
     documented shape, naming backend (default: be's address) and reason.
     Returns the regex match."""
-    return _the_one_line(env, be, "RE00010", re10_lines(env), "error",
-                         RE10_RE, backend, reason)
+    return _the_one_line(env, be, "RE00010", "error", RE10_RE, backend,
+                         reason)
 
 
-def _the_one_line(env, be, tag, lines, level, regex, backend, reason):
-    """lines (of tag) are exactly one, at level, of the documented shape
-    (regex), naming backend (default: be's address) and reason. Returns
-    the regex match."""
+def one_line(env, tag, level, regex):
+    """The error log has exactly one line of tag, at level, of the
+    documented shape (regex); returns the regex match."""
+    lines = [ln for ln in env.log_lines() if f"{tag}:" in ln.rest]
     assert len(lines) == 1, (
         f"expected exactly one {tag} line, got:\n"
         + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
@@ -120,10 +120,17 @@ def _the_one_line(env, be, tag, lines, level, regex, backend, reason):
     assert line.level == level, line.raw
     m = regex.search(line.rest)
     assert m, f"{tag} line does not have the documented shape: {line.raw}"
+    return m
+
+
+def _the_one_line(env, be, tag, level, regex, backend, reason):
+    """one_line() of tag, naming backend (default: be's address) and
+    reason. Returns the regex match."""
+    m = one_line(env, tag, level, regex)
     if backend is None:
         backend = f"127.0.0.1:{be.port}"
-    assert m.group("backend") == backend, line.raw
-    assert m.group("reason") == reason, line.raw
+    assert m.group("backend") == backend, m.string
+    assert m.group("reason") == reason, m.string
     return m
 
 
@@ -141,6 +148,20 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     lines += list(directives)
     lines.append(f"ProxyPass / {url}")
     return "\n".join(lines)
+
+
+def assert_startup_error(env, rx):
+    """The configuration is refused: apache2 -t fails (no "Syntax OK")
+    and so does the start, both with output matching regex rx; the server
+    does not run."""
+    rc, out = env.configtest()
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert "Syntax OK" not in out
+    rc, out = env.start(check=False)
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert not env.running
 
 
 def assert_time_near(s, moment, slack=120):
@@ -165,8 +186,8 @@ def assert_reported(env, be, reason, path="/", host=None, backend=None):
     assert r.text == f"backend-ok {path}\n", r.text[:300]
     assert ("GET", path) in be.requests
     assert not re10_lines(env), re10_lines(env)
-    return _the_one_line(env, be, "RE00018", re18_lines(env), "warn",
-                         RE18_RE, backend, reason)
+    return _the_one_line(env, be, "RE00018", "warn", RE18_RE, backend,
+                         reason)
 
 
 # ----------------------------------------------------------------- sessions

@@ -268,11 +268,8 @@ def test_reencrypt_02_017_anchor_bundle_counted(env, backend, module_so,
                                                 pki):
     """With two anchors in the file (neither on the backend's path) the
     line counts them."""
-    bundle = f"{env.root}/conf/bundle.pem"
-    with open(bundle, "wb") as out:
-        for f in (pki.other_ca_file, pki["deep-int1"].cert_file):
-            with open(f, "rb") as src:
-                out.write(src.read())
+    bundle = pki.bundle(f"{env.root}/conf/bundle.pem",
+                        (pki.other_ca_file, pki["deep-int1"].cert_file))
     be = backend("good")
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI good.test", ca=bundle))

@@ -134,11 +134,8 @@ def test_reencrypt_03_010_debug_line_on_success(env, backend, module_so,
 def test_reencrypt_03_011_anchor_bundle(env, backend, module_so, pki):
     """A CA file with several anchors (other root first, then the test
     root) trusts a chain to any of them."""
-    bundle = f"{env.root}/conf/bundle.pem"
-    with open(bundle, "wb") as out:
-        for f in (pki.other_ca_file, pki.ca_file):
-            with open(f, "rb") as src:
-                out.write(src.read())
+    bundle = pki.bundle(f"{env.root}/conf/bundle.pem",
+                        (pki.other_ca_file, pki.ca_file))
     be = backend("good")
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI good.test", ca=bundle))

@@ -8,7 +8,8 @@ the server refuses to start (RE00002 / RE00003), and so does
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, assert_startup_error,
+                    policy_vhost)
 
 
 @pytest.mark.parametrize("order", ["before", "after"])
@@ -40,25 +41,11 @@ def test_reencrypt_06_002_trusted_backend_in_any_load_order(
 def test_reencrypt_06_003_without_mod_proxy(env, module_so):
     env.write_config(modules=["authz_core", "socache_shmcb", "ssl"])
     assert "proxy_module" not in env.conf_text
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert "RE00002: mod_reencrypt requires mod_proxy" in out, out
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert "RE00002: mod_reencrypt requires mod_proxy" in out, out
-    assert not env.running
+    assert_startup_error(env, "RE00002: mod_reencrypt requires mod_proxy")
 
 
 def test_reencrypt_06_004_without_mod_ssl(env, module_so):
     env.write_config(modules=["authz_core", "proxy", "proxy_http"],
                      frontend_tls=False)
     assert "ssl_module" not in env.conf_text
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert "RE00003: mod_reencrypt requires mod_ssl" in out, out
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert "RE00003: mod_reencrypt requires mod_ssl" in out, out
-    assert not env.running
+    assert_startup_error(env, "RE00003: mod_reencrypt requires mod_ssl")

@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from checks import (asn1_time, assert_refused, assert_served, policy_vhost,
-                    re10_lines)
+from checks import (asn1_time, assert_refused, assert_served,
+                    assert_startup_error, policy_vhost, re10_lines)
 from httpd import LOG_LINE_RE, LogLine
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
@@ -565,21 +565,10 @@ def test_reencrypt_09_064_curl_form_pair_is_not_single(env, backend,
     assert_served(env, be, "/pair")
 
 
-def _assert_startup_error(env, rx):
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert not env.running
-
-
 def test_reencrypt_09_065_pin_only_without_pin(env, module_so, pki):
     env.write_config(vhost=config_vhost("ReencryptTrust PinOnly"))
     line = env.line_of("ReencryptEngine On")
-    _assert_startup_error(
+    assert_startup_error(
         env, r"RE00004: ReencryptEngine On at %s:%d .*ReencryptTrust "
              r"PinOnly needs at least one ReencryptPin"
         % (re.escape(env.conf_file), line))
@@ -590,7 +579,7 @@ def test_reencrypt_09_066_pin_only_with_chain_scope(env, module_so, pki):
         "ReencryptTrust PinOnly", "ReencryptPinScope Chain",
         f"ReencryptPin {pki.pin('good')} {pki.pin('good-next')}"))
     line = env.line_of("ReencryptEngine On")
-    _assert_startup_error(
+    assert_startup_error(
         env, r"RE00004: ReencryptEngine On at %s:%d .*ReencryptPinScope "
              r"Chain cannot go with ReencryptTrust PinOnly"
         % (re.escape(env.conf_file), line))

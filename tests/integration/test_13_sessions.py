@@ -40,6 +40,7 @@ import pytest
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, SessionEntry,
                     policy_vhost, re10_lines, re14_matches, re18_lines,
                     session_log_directives)
+from harness import stopped_after
 from httpd import MODULES_DIR, free_port, wait_port
 
 TLS13 = {"min_version": ssl.TLSVersion.TLSv1_3}
@@ -612,19 +613,13 @@ class CacheDaemon:
 def cache_daemon(tmp_path):
     """factory: cache_daemon("memcache" | "redis") starts one, stopped
     after the test."""
-    started = []
-
-    def factory(kind):
+    def make(kind):
         workdir = tmp_path / kind
         workdir.mkdir()
         os.chmod(workdir, 0o777)
-        d = CacheDaemon(kind, str(workdir))
-        started.append(d)
-        return d
+        return CacheDaemon(kind, str(workdir))
 
-    yield factory
-    for d in started:
-        d.stop()
+    yield from stopped_after(make)
 
 
 # ------------------------------------------------------- children of one

@@ -31,6 +31,7 @@ import ssl
 import pytest
 
 from checks import access_log_directives
+from harness import stopped_after
 from httpd import MODULES_DIR
 from libssl_backend import (MID_BODY_FIRST, MID_BODY_SECOND, TLS1_2_VERSION,
                             TLS1_3_VERSION, LibsslBackend)
@@ -253,17 +254,8 @@ def test_reencrypt_18_004_tls13_post_handshake_auth_served(
 
 @pytest.fixture
 def libssl_backend(pki):
-    started = []
-
-    def factory(version):
-        be = LibsslBackend(pki.chain("frontend"), pki.key("frontend"),
-                           version).start()
-        started.append(be)
-        return be
-
-    yield factory
-    for be in started:
-        be.stop()
+    yield from stopped_after(lambda version: LibsslBackend(
+        pki.chain("frontend"), pki.key("frontend"), version).start())
 
 
 def _one_re45(fe, be):

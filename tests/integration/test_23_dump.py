@@ -19,14 +19,8 @@ import re
 import time
 
 from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
-from httpd import MODULES_DIR
 from libssl_backend import TLS1_2_VERSION, TLS1_3_VERSION, LibsslBackend
-
-BALANCER_MODULES = (
-    f'LoadModule slotmem_shm_module "{MODULES_DIR}/mod_slotmem_shm.so"\n'
-    f'LoadModule proxy_balancer_module "{MODULES_DIR}/mod_proxy_balancer.so"\n'
-    f'LoadModule lbmethod_byrequests_module '
-    f'"{MODULES_DIR}/mod_lbmethod_byrequests.so"\n')
+from test_16_balancer import BALANCER_MODULES
 
 PROBE_SECONDS = 5           # REENCRYPT_PROBE_SECONDS (reencrypt_dump.h)
 
@@ -43,7 +37,7 @@ def run(env, *defines):
     for d in defines:
         args += ["-D", d]
     t0 = time.monotonic()
-    p = env._run(*args)
+    p = env.apache2(*args)
     return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
 
 
