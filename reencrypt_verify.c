@@ -1334,6 +1334,26 @@ static reencrypt_reason_e build_chain(apr_pool_t *p,
     return REENCRYPT_OK;
 }
 
+/* What the revocation check found: a stored chain that passed these
+ * CRLs still passes them; else what OpenSSL reported (nothing when the
+ * chain was not trusted in the first place) */
+static reencrypt_revocation_state_e revocation_state(
+    const reencrypt_check_t *chk, const collector_t *c)
+{
+    if (chk->validated && stored_crls_hold(chk)) {
+        return REENCRYPT_REV_GOOD;
+    }
+    if (c->trust_err) {
+        return REENCRYPT_REV_NOT_CHECKED;
+    }
+    return c->revoked ? REENCRYPT_REV_REVOKED
+           : c->crl_invalid ? REENCRYPT_REV_CRL_INVALID
+           : c->crl_expired ? REENCRYPT_REV_CRL_EXPIRED
+           : c->crl_missing ? REENCRYPT_REV_CRL_MISSING
+           : c->no_crl ? REENCRYPT_REV_NO_CRL
+           : REENCRYPT_REV_GOOD;
+}
+
 reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                     const reencrypt_check_t *chk,
                                     X509 *leaf, STACK_OF(X509) *untrusted,
@@ -1378,16 +1398,8 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         return v->reason;
     }
     v->skew_used = c.skew_used;
-    if (revoke && chk->validated && stored_crls_hold(chk)) {
-        v->revocation = REENCRYPT_REV_GOOD;
-    }
-    else if (revoke && !c.trust_err) {
-        v->revocation = c.revoked ? REENCRYPT_REV_REVOKED
-                        : c.crl_invalid ? REENCRYPT_REV_CRL_INVALID
-                        : c.crl_expired ? REENCRYPT_REV_CRL_EXPIRED
-                        : c.crl_missing ? REENCRYPT_REV_CRL_MISSING
-                        : c.no_crl ? REENCRYPT_REV_NO_CRL
-                        : REENCRYPT_REV_GOOD;
+    if (revoke) {
+        v->revocation = revocation_state(chk, &c);
     }
 
     x.p = p;

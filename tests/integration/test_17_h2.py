@@ -7,6 +7,7 @@ which logs the protocol of each request it serves.
 """
 
 import os
+import time
 
 from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
 from httpd import MODULES_DIR
@@ -46,11 +47,21 @@ def _frontend(env, be, ca):
 
 
 def _backend_lines(be):
+    """The complete lines of the backend's access log."""
     try:
         with open(be.access_log_file) as f:
             return f.read().split("\n")[:-1]
     except FileNotFoundError:
         return []
+
+
+def _wait_backend_lines(be, n, timeout=5.0):
+    """Poll until the backend's access log has n complete lines (httpd
+    writes a line after the response, so the client may see it first)."""
+    deadline = time.monotonic() + timeout
+    while len(_backend_lines(be)) < n and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling interval, bounded by the deadline
+    return _backend_lines(be)
 
 
 def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
@@ -62,8 +73,7 @@ def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
     r = fe.get("/h2.txt")
     assert r.status == 200, (r, fe.error_log(), be.error_log())
     assert r.text == BODY
-    be.access_lines(1)
-    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"]
+    assert _wait_backend_lines(be, 1) == ["HTTP/2.0 /h2.txt 200"]
     assert not re10_lines(fe)
 
 
@@ -158,7 +168,7 @@ def test_reencrypt_17_004_h2_balancer_fails_over(make_env, backend, module_so,
         r = fe.get("/h2.txt")
         assert r.status == 200, (r, fe.error_log())
         assert r.text == BODY
-    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"] * 4
+    assert _wait_backend_lines(be, 4) == ["HTTP/2.0 /h2.txt 200"] * 4
     impostor.wait_settled()
     assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0, \
         impostor.describe()

@@ -548,12 +548,6 @@ int main(void)
         T(test_chain_tied_to_pool),
         T(test_u32_time),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, group_setup, group_teardown);
 }

@@ -297,12 +297,6 @@ int main(void)
         T(test_unseal_cases),
         T(test_unseal_plain_entry),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, NULL, NULL);
 }

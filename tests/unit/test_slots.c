@@ -292,12 +292,6 @@ int main(void)
         T(test_utf8_fit),
         T(test_utf8_copy_subject),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, NULL, NULL);
 }

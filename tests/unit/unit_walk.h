@@ -124,4 +124,18 @@ static int str_same(const char *a, const char *b)
     }                                                                     \
 } while (0)
 
+/* The end of a test program's main(): the group of tests, between
+ * apr_initialize() and apr_terminate(), whose result is the exit code */
+#define UNIT_RUN(tests, setup, teardown)                                  \
+    do {                                                                  \
+        int rc_;                                                          \
+                                                                          \
+        if (apr_initialize() != APR_SUCCESS) {                            \
+            return 1;                                                     \
+        }                                                                 \
+        rc_ = cmocka_run_group_tests(tests, setup, teardown);             \
+        apr_terminate();                                                  \
+        return rc_;                                                       \
+    } while (0)
+
 #endif /* UNIT_WALK_H */
