@@ -272,8 +272,10 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 
         a->path = path;
         pol->anchors = a;
+        pol->anchors_where = where(cmd);
         return NULL;
     }
+    pol->anchors_where = where(cmd);
     err = shared_file(cmd, "anchors", path, ANCHORS_READ_MAX, parse_anchors,
                       &parsed);
     pol->anchors = parsed;
@@ -343,6 +345,7 @@ static const char *set_verify_name(cmd_parms *cmd, void *dcfg, int argc,
     if (!pol->verify_names) {
         pol->verify_names = apr_array_make(cmd->pool, argc,
                                            sizeof(const char *));
+        pol->names_where = where(cmd);
     }
     for (i = 0; i < argc; i++) {
         err = reencrypt_parse_verify_name(cmd->pool, argv[i], &name);
@@ -420,6 +423,7 @@ static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
                             "redis, ...)", cmd->cmd->name, arg);
     }
     sc->session_cache = arg;
+    sc->session_cache_where = where(cmd);
     return NULL;
 }
 
@@ -457,6 +461,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     if (!strcasecmp(arg, "none")) {
         /* the explicit choice to trust a cache as it is */
         sc->session_key_none = 1;
+        sc->session_key_where = where(cmd);
         return NULL;
     }
     if (!(path = ap_server_root_relative(cmd->pool, arg))) {
@@ -478,6 +483,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
                             err);
     }
     sc->session_key_file = path;
+    sc->session_key_where = where(cmd);
     sc->session_keys = keys;
     sc->session_key_perms = info.protection;
     sc->session_key_group = info.group;
@@ -495,6 +501,7 @@ static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
     if (err) {
         return err;
     }
+    sc->status_backends_where = where(cmd);
     return reencrypt_parse_int(cmd->pool, cmd->cmd->name, arg, 0,
                                REENCRYPT_STATUS_BACKENDS_MAX,
                                &sc->status_backends);
@@ -594,7 +601,7 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
     reencrypt_policy_t *pol = dcfg;
     const char *name = cmd->cmd->name;
     const unsigned char *id;
-    const char *err;
+    const char *err, *file;
 
     if ((err = need_mod_ssl(cmd)) != NULL) {
         return err;
@@ -605,14 +612,18 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
         return apr_psprintf(cmd->pool, "%s: cannot compute a digest",
                             name);
     }
+    file = ap_server_root_relative(cmd->pool, arg);
     if (!strcasecmp(name, "SSLProxyMachineCertificateFile")) {
         pol->client_cert_file = id;
+        pol->client_cert_file_name = file;
     }
     else if (!strcasecmp(name, "SSLProxyMachineCertificatePath")) {
         pol->client_cert_path = id;
+        pol->client_cert_path_name = file;
     }
     else {
         pol->client_chain_file = id;
+        pol->client_chain_file_name = file;
     }
     return NULL;
 }

@@ -1348,6 +1348,65 @@ static void test_policy_ssl_section(void **state)
     assert_ptr_equal(req.client_cert_file, ID_A);
 }
 
+/* The "file:line" of the trust anchors and of the expected names, and
+ * the file names of the client certificate directives, travel with
+ * their values: the child's where it sets the value, else the parent's
+ * (apachectl -t -D DUMP_REENCRYPT shows them; REENCRYPT_PROBE loads the
+ * client certificate by its name). */
+static void test_policy_merge_list_wheres(void **state)
+{
+    apr_pool_t *p = *state;
+    reencrypt_policy_t parent, child, none, out, section;
+    reencrypt_anchors_t a = { "/a.pem", NULL, 1, { 0 } };
+    reencrypt_anchors_t b = { "/b.pem", NULL, 2, { 0 } };
+
+    reencrypt_policy_init(&parent);
+    reencrypt_policy_init(&child);
+    reencrypt_policy_init(&none);
+    parent.anchors = &a;
+    parent.anchors_where = "p.conf:1";
+    parent.verify_names = list_of(p, "p.test");
+    parent.names_where = "p.conf:2";
+    parent.client_cert_file = ID_A;
+    parent.client_cert_file_name = "/p-client.pem";
+    parent.client_chain_file = ID_B;
+    parent.client_chain_file_name = "/p-chain.pem";
+
+    reencrypt_policy_merge(&out, &parent, &none);
+    assert_ptr_equal(out.anchors, &a);
+    assert_string_equal(out.anchors_where, "p.conf:1");
+    assert_string_equal(out.names_where, "p.conf:2");
+    assert_string_equal(out.client_cert_file_name, "/p-client.pem");
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
+    assert_null(out.client_cert_path_name);
+
+    child.anchors = &b;
+    child.anchors_where = "c.conf:8";
+    child.verify_names = list_of(p, "c.test");
+    child.names_where = "c.conf:9";
+    child.client_cert_file = ID_B;
+    child.client_cert_file_name = "/c-client.pem";
+    reencrypt_policy_merge(&out, &parent, &child);
+    assert_ptr_equal(out.anchors, &b);
+    assert_string_equal(out.anchors_where, "c.conf:8");
+    assert_string_equal(out.names_where, "c.conf:9");
+    assert_string_equal(out.client_cert_file_name, "/c-client.pem");
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
+
+    /* a section of mod_ssl's own: the names of its server's files, the
+     * parent's replaced whole */
+    reencrypt_policy_init(&section);
+    reencrypt_policy_ssl_section(&section, &none);
+    reencrypt_policy_merge(&out, &parent, &section);
+    assert_null(out.client_cert_file_name);
+    assert_null(out.client_chain_file_name);
+    reencrypt_policy_init(&section);
+    reencrypt_policy_ssl_section(&section, &parent);
+    assert_string_equal(section.client_cert_file_name, "/p-client.pem");
+    reencrypt_policy_merge(&out, &none, &section);
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
+}
+
 /* The client identity is part of the policy's: another certificate, or
  * none, gives another id; the same bytes elsewhere give the same. */
 static void test_policy_client_id(void **state)
@@ -1984,13 +2043,22 @@ static void test_field_table(void **state)
         reencrypt_policy_init(&other);
         reencrypt_policy_merge(&out, &parent, &other);
         assert_int_equal(reencrypt_policy_get(&out, f->id), v0);
-        if (f->where != REENCRYPT_NO_WHERE) {
+        /* every row keeps the "file:line" of its value, merged with
+         * it (apachectl -t -D DUMP_REENCRYPT names every value's
+         * origin) */
+        {
             const char *const *w = (const char *const *)(const void *)
                                    ((const char *)&out + f->where);
 
+            assert_true(f->where + sizeof(const char *)
+                        <= sizeof(reencrypt_policy_t));
+            assert_int_not_equal(f->where, f->offset);
             assert_string_equal(*w, "parent.conf:1");
             reencrypt_policy_merge(&out, &parent, &child);
             assert_string_equal(*w, "child.conf:2");
+            reencrypt_policy_init(&other);
+            reencrypt_policy_merge(&out, &other, &other);
+            assert_null(*w);
         }
 
         /* in the id exactly when the row says so (on a usable policy) */
@@ -2034,6 +2102,7 @@ int main(void)
         T(test_policy_client_merge),
         T(test_policy_client_id),
         T(test_policy_ssl_section),
+        T(test_policy_merge_list_wheres),
         T(test_policy_merge_sni_where),
         T(test_policy_id),
         T(test_policy_id_all_distinct),
