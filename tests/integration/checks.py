@@ -50,6 +50,16 @@ def re10_lines(env):
 def re18_lines(env):
     return [ln for ln in env.log_lines() if "RE00018:" in ln.rest]
 
+# two scopes, both passed by a "good" backend, under different policies
+TWO_NAME_SCOPES = """
+<Location /a>
+    ReencryptVerifyName good.test
+</Location>
+<Location /b>
+    ReencryptVerifyName backend.test
+</Location>
+"""
+
 
 def assert_served(env, be, path="/", host=None, sni=Ellipsis, status=200,
                   ignore_re10=False):
@@ -109,6 +119,20 @@ def assert_one_re10(env, be, reason, backend=None):
                          reason)
 
 
+def assert_member_moved_on(env, member, reason, balancer):
+    """The one RE00010 line refuses member of balancer://<balancer> for
+    reason and says the request goes on to another member; mod_proxy
+    logs no handshake failure for it.  Returns the regex match."""
+    m = assert_one_re10(env, member, reason)
+    assert m.group("seen").endswith(
+        f"; balancer://{balancer} member put in error state for its "
+        f"retry=, the request goes on to another member if one is left"), (
+        m.group(0))
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
+    return m
+
+
 def one_line(env, tag, level, regex):
     """The error log has exactly one line of tag, at level, of the
     documented shape (regex); returns the regex match."""
@@ -149,6 +173,31 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     lines.append(f"ProxyPass / {url}")
     return "\n".join(lines)
 
+
+def policy_head(ca, sni="good.test"):
+    """The first lines of a hand-written policy virtual host: proxy TLS and
+    the module on, trust anchor file ca, ReencryptSNI sni."""
+    return "\n".join(["SSLProxyEngine On", "ReencryptEngine On",
+                      f'ReencryptCACertificateFile "{ca}"',
+                      f"ReencryptSNI {sni}"])
+
+
+def start_policy(env, be, *directives, ca=None, preamble=()):
+    """Write a configuration whose virtual host proxies / to be (by its
+    IP address) under policy_vhost(directives) and start the server."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca,
+                                        preamble=preamble))
+    env.start()
+
+
+def assert_refused_reads(env, be, reason, rest, **kw):
+    """assert_refused(env, be, reason, **kw), and its RE00010 line reads,
+    to the letter, "RE00010: backend 127.0.0.1:<be's port> refused:
+    <reason>; <rest>".  Returns the regex match."""
+    m = assert_refused(env, be, reason, **kw)
+    assert m.group(0) == (
+        f"RE00010: backend 127.0.0.1:{be.port} refused: {reason}; {rest}")
+    return m
 
 def assert_startup_error(env, rx):
     """The configuration is refused: apache2 -t fails (no "Syntax OK")
@@ -232,6 +281,15 @@ def re14_matches(env):
         if m:
             out.append(m)
     return out
+
+
+def write_lenient_policy(env, be, lenient, *directives, ca=None):
+    """Write the policy of directives for be, with mod_ssl's
+    SSLProxyCheckPeerExpire left on: apache2 -t warns (RE00035) that it
+    refuses what the lenient directive would let through."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca))
+    assert "SSLProxyCheckPeerExpire" not in env.conf_text
+    assert_lenient_warned(env, lenient)
 
 
 def assert_lenient_warned(env, directive):

@@ -12,13 +12,18 @@ from checks import (assert_refused, assert_served, assert_startup_error,
                     policy_vhost)
 
 
+def _write_config(env, be, pki, order):
+    """The policy for be, LoadModule reencrypt_module placed in order."""
+    env.write_config(vhost=policy_vhost(
+        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file),
+        reencrypt=order)
+
+
 @pytest.mark.parametrize("order", ["before", "after"])
 def test_reencrypt_06_001_policy_applies_in_any_load_order(
         env, backend, module_so, pki, order):
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file),
-        reencrypt=order)
+    _write_config(env, be, pki, order)
     re_line = env.line_of("LoadModule reencrypt_module")
     for mod in ("ssl_module", "proxy_module", "proxy_http_module"):
         other = env.line_of(f"LoadModule {mod} ")
@@ -31,9 +36,7 @@ def test_reencrypt_06_001_policy_applies_in_any_load_order(
 def test_reencrypt_06_002_trusted_backend_in_any_load_order(
         env, backend, module_so, pki, order):
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file),
-        reencrypt=order)
+    _write_config(env, be, pki, order)
     env.start()
     assert_served(env, be, "/order", sni="good.test")
 

@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, one_line, policy_vhost,
-                    re10_lines)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, one_line, re10_lines,
+                    start_policy)
 from harness import poll, stopped_after
 from harness.procs import pid_alive
 from harness.servers import LoopbackServer
@@ -552,9 +552,8 @@ def test_reencrypt_20_130_bad_anchor_file_at_graceful(env, backend,
     shutil.copy(pki.ca_file, anchors)
     with open(pki.ca_file) as f:
         good_pem = f.read()
-    env.write_config(vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
-                                        ca=anchors))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test",
+                                        ca=anchors)
     assert env.get("/before").status == 200
     children = set(env.children())
     _break(anchors, how, good_pem)
@@ -589,9 +588,8 @@ def test_reencrypt_20_131_bad_anchor_file_at_bare_sigusr1(env, backend,
     be = backend("good")
     anchors = os.path.join(env.root, "conf", "anchors.pem")
     shutil.copy(pki.ca_file, anchors)
-    env.write_config(vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
-                                        ca=anchors))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test",
+                                        ca=anchors)
     assert env.get("/before").status == 200
     parent = env._pid()
     _break(anchors, "garbage", "")

@@ -815,15 +815,8 @@ static const char *getter_case(apr_pool_t *p, const getter_case_t *c)
 static void test_policy_getters(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "policy_getters");
-    for (i = 0; i < N_ELEMS(getter_cases); i++) {
-        walk_case(&w, (int)i, getter_cases[i].label, NULL,
-                  getter_case(p, &getter_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE("policy_getters", getter_cases, getter_case, p);
     /* no policy at all is a policy that is off */
     assert_int_equal(reencrypt_policy_enabled(NULL), 0);
 }
@@ -883,19 +876,8 @@ static const char *rev_parse_case(apr_pool_t *p, const rev_parse_case_t *c)
     return NULL;
 }
 
-static void test_parse_revocation(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "parse_revocation");
-    for (i = 0; i < N_ELEMS(rev_parse_cases); i++) {
-        walk_case(&w, (int)i, rev_parse_cases[i].label, NULL,
-                  rev_parse_case(p, &rev_parse_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_parse_revocation, "parse_revocation", rev_parse_cases,
+          rev_parse_case)
 
 /* Two CRL sets, told apart by their files' digests */
 static reencrypt_crl_file_t crl_file_a = { "/a.crl", NULL, { 1 }, NULL, 0 };
@@ -997,19 +979,8 @@ static const char *rev_merge_case(apr_pool_t *p, const rev_merge_case_t *c)
     return NULL;
 }
 
-static void test_policy_revocation_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "revocation_merge");
-    for (i = 0; i < N_ELEMS(rev_merge_cases); i++) {
-        walk_case(&w, (int)i, rev_merge_cases[i].label, NULL,
-                  rev_merge_case(p, &rev_merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_revocation_merge, "revocation_merge", rev_merge_cases,
+          rev_merge_case)
 
 /* The revocation settings are part of the policy id; lint wants CRLs
  * where a check is asked for, and a chain to check. */
@@ -1190,19 +1161,7 @@ static const char *merge_case(apr_pool_t *p, const merge_case_t *c)
     return NULL;
 }
 
-static void test_policy_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_merge");
-    for (i = 0; i < N_ELEMS(merge_cases); i++) {
-        walk_case(&w, (int)i, merge_cases[i].label, NULL,
-                  merge_case(p, &merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_merge, "policy_merge", merge_cases, merge_case)
 
 /* Three levels (server, virtual host, <Location>): merging is applied
  * twice and every level keeps what it sets. */
@@ -1264,19 +1223,8 @@ static const char *sni_where_case(apr_pool_t *p, const sni_where_case_t *c)
     return NULL;
 }
 
-static void test_policy_merge_sni_where(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_merge_sni_where");
-    for (i = 0; i < N_ELEMS(sni_where_cases); i++) {
-        walk_case(&w, (int)i, sni_where_cases[i].label, NULL,
-                  sni_where_case(p, &sni_where_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_merge_sni_where, "policy_merge_sni_where",
+          sni_where_cases, sni_where_case)
 
 /* ------------------------------------------------------------------ */
 /* The client identity read from mod_ssl's directives                  */
@@ -1357,19 +1305,8 @@ static const char *client_merge_one(apr_pool_t *p,
     return NULL;
 }
 
-static void test_policy_client_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "client_merge");
-    for (i = 0; i < N_ELEMS(client_merge_cases); i++) {
-        walk_case(&w, (int)i, client_merge_cases[i].label, NULL,
-                  client_merge_one(p, &client_merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_client_merge, "client_merge", client_merge_cases,
+          client_merge_one)
 
 /* A <Proxy> section that mod_ssl gives a proxy context of its own: its
  * settings come from its server, never from an enclosing section, and
@@ -1614,19 +1551,7 @@ static const char *id_case(apr_pool_t *p, const id_case_t *c)
     return NULL;
 }
 
-static void test_policy_id(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_id");
-    for (i = 0; i < N_ELEMS(id_cases); i++) {
-        walk_case(&w, (int)i, id_cases[i].label, NULL,
-                  id_case(p, &id_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_id, "policy_id", id_cases, id_case)
 
 /* The policies that differ from BASE by one field differ from each
  * other too. */
@@ -1691,19 +1616,7 @@ static const char *id_zero_case(apr_pool_t *p, const id_zero_case_t *c)
     return NULL;
 }
 
-static void test_policy_id_off(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_id_off");
-    for (i = 0; i < N_ELEMS(id_zero_cases); i++) {
-        walk_case(&w, (int)i, id_zero_cases[i].label, NULL,
-                  id_zero_case(p, &id_zero_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_id_off, "policy_id_off", id_zero_cases, id_zero_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_sni_for                                                   */
@@ -1771,19 +1684,7 @@ static const char *sni_for_case(apr_pool_t *p, const sni_for_case_t *c)
     return NULL;
 }
 
-static void test_sni_for(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "sni_for");
-    for (i = 0; i < N_ELEMS(sni_for_cases); i++) {
-        walk_case(&w, (int)i, sni_for_cases[i].label, NULL,
-                  sni_for_case(p, &sni_for_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_sni_for, "sni_for", sni_for_cases, sni_for_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_expected_names                                            */
@@ -1832,19 +1733,7 @@ static const char *names_case(apr_pool_t *p, const names_case_t *c)
     return NULL;
 }
 
-static void test_expected_names(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "expected_names");
-    for (i = 0; i < N_ELEMS(names_cases); i++) {
-        walk_case(&w, (int)i, names_cases[i].label, NULL,
-                  names_case(p, &names_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_expected_names, "expected_names", names_cases, names_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_cache_is_networked                                        */

@@ -126,19 +126,7 @@ static const char *choose_case(apr_pool_t *p, const choose_case_t *c)
     return NULL;
 }
 
-static void test_slot_choose(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "slot_choose");
-    for (i = 0; i < N_ELEMS(choose_cases); i++) {
-        walk_case(&w, (int)i, choose_cases[i].label, NULL,
-                  choose_case(p, &choose_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_slot_choose, "slot_choose", choose_cases, choose_case)
 
 static void test_slot_client_share(void **state)
 {
@@ -249,19 +237,7 @@ static const char *fit_case(apr_pool_t *p, const fit_case_t *c)
     return NULL;
 }
 
-static void test_utf8_fit(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "utf8_fit");
-    for (i = 0; i < N_ELEMS(fit_cases); i++) {
-        walk_case(&w, (int)i, fit_cases[i].label, NULL,
-                  fit_case(p, &fit_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_utf8_fit, "utf8_fit", fit_cases, fit_case)
 
 /* A subject as the status page keeps it: 255 bytes and a NUL, from an
  * organisation of 200 two-byte characters, never ends inside one. */

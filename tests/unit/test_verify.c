@@ -615,15 +615,8 @@ static const char *load_case(apr_pool_t *p, const load_case_t *c)
 static void test_anchors_load(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "anchors_load");
-    for (i = 0; i < N_ELEMS(load_cases); i++) {
-        walk_case(&w, (int)i, load_cases[i].file, NULL,
-                  load_case(p, &load_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("anchors_load", load_cases, file, load_case, p);
 }
 
 /* The digest is the SHA-256 of the file's bytes: it changes with the
@@ -1265,19 +1258,7 @@ static const char *crl_load_case(apr_pool_t *p, const crl_load_case_t *c)
     return NULL;
 }
 
-static void test_crl_load(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "crl_load");
-    for (i = 0; i < N_ELEMS(crl_load_cases); i++) {
-        walk_case(&w, (int)i, crl_load_cases[i].label, NULL,
-                  crl_load_case(p, &crl_load_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_crl_load, "crl_load", crl_load_cases, crl_load_case)
 
 /* Sets of files: appending keeps the base as it was; equal bytes give
  * equal digests. */
@@ -1565,19 +1546,7 @@ static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
     return NULL;
 }
 
-static void test_verify_crls(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "verify_crls");
-    for (i = 0; i < N_ELEMS(crl_cases); i++) {
-        walk_case(&w, (int)i, crl_cases[i].label, NULL,
-                  crl_case(p, &crl_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_verify_crls, "verify_crls", crl_cases, crl_case)
 
 /* reencrypt_check_init: every value of a policy lands in the check
  * that the handshakes and apachectl -t -D REENCRYPT_PROBE run, the
@@ -1852,16 +1821,9 @@ static const char *reason_case(apr_pool_t *p, const reason_case_t *c)
 static void test_reason_tokens(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
     int r, s;
 
-    walk_start(&w, "reason_tokens");
-    for (i = 0; i < N_ELEMS(reason_cases); i++) {
-        walk_case(&w, (int)i, reason_cases[i].token, NULL,
-                  reason_case(p, &reason_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("reason_tokens", reason_cases, token, reason_case, p);
 
     /* every reason has its own token of lower-case words and hyphens;
      * the refusals have a non-zero X509 error */
@@ -1918,15 +1880,8 @@ static const char *time_case(apr_pool_t *p, const time_case_t *c)
 static void test_time_str(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "time_str");
-    for (i = 0; i < N_ELEMS(time_cases); i++) {
-        walk_case(&w, (int)i, time_cases[i].want, NULL,
-                  time_case(p, &time_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("time_str", time_cases, want, time_case, p);
     assert_string_equal(reencrypt_asn1_time_str(p, NULL), "(invalid time)");
 }
 
@@ -1973,15 +1928,8 @@ static const char *name_case(apr_pool_t *p, const name_case_t *c)
 static void test_name_str(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "name_str");
-    for (i = 0; i < N_ELEMS(name_cases); i++) {
-        walk_case(&w, (int)i, name_cases[i].want, NULL,
-                  name_case(p, &name_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("name_str", name_cases, want, name_case, p);
     assert_string_equal(reencrypt_name_str(p, NULL), "(no name)");
 }
 
