@@ -493,27 +493,13 @@ static const char *list_str(apr_pool_t *p, const apr_array_header_t *arr)
     return s;
 }
 
-static void dump_policy(apr_file_t *out, apr_pool_t *p,
-                        const reencrypt_policy_t *pol)
+/* The CRL files and ReencryptRevocationCheck of pol */
+static void dump_revocation(apr_file_t *out, apr_pool_t *p,
+                            const reencrypt_policy_t *pol)
 {
     const char *v;
     int i;
 
-    /* the one-value directives, from their table */
-    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
-        const reencrypt_field_t *f = &reencrypt_fields[i];
-        const char *where = *(const char *const *)(const void *)
-                            ((const char *)pol + f->where);
-
-        put_line(out, p, f->directive,
-                 field_str(p, f, reencrypt_policy_get(pol, f->id)),
-                 reencrypt_field_is_set(pol, f->id)
-                 ? (where ? where : "?") : NULL);
-    }
-    /* the others, in the order of the command table */
-    put_line(out, p, "ReencryptCACertificateFile",
-             pol->anchors ? anchors_str(p, pol->anchors) : "(none)",
-             pol->anchors ? pol->anchors_where : NULL);
     if (!pol->crls) {
         put_line(out, p, "ReencryptCARevocationFile", "(none)", NULL);
     }
@@ -548,11 +534,15 @@ static void dump_policy(apr_file_t *out, apr_pool_t *p,
     put_line(out, p, "ReencryptRevocationCheck", v,
              pol->revocation != REENCRYPT_REVOCATION_UNSET
              ? pol->revocation_where : NULL);
-    put_line(out, p, "ReencryptVerifyName",
-             pol->verify_names && pol->verify_names->nelts
-             ? list_str(p, pol->verify_names)
-             : "(the SNI sent, else the backend's host)",
-             pol->verify_names ? pol->names_where : NULL);
+}
+
+/* ReencryptSNI and ReencryptPin of pol */
+static void dump_sni_pins(apr_file_t *out, apr_pool_t *p,
+                          const reencrypt_policy_t *pol)
+{
+    const char *v;
+    int i;
+
     switch (reencrypt_policy_sni_mode(pol)) {
     case REENCRYPT_SNI_HOST:
         v = "Host";
@@ -585,6 +575,35 @@ static void dump_policy(apr_file_t *out, apr_pool_t *p,
         }
     }
     put_line(out, p, "ReencryptPin", v, pol->pins ? pol->pins_where : NULL);
+}
+
+static void dump_policy(apr_file_t *out, apr_pool_t *p,
+                        const reencrypt_policy_t *pol)
+{
+    int i;
+
+    /* the one-value directives, from their table */
+    for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
+        const reencrypt_field_t *f = &reencrypt_fields[i];
+        const char *where = *(const char *const *)(const void *)
+                            ((const char *)pol + f->where);
+
+        put_line(out, p, f->directive,
+                 field_str(p, f, reencrypt_policy_get(pol, f->id)),
+                 reencrypt_field_is_set(pol, f->id)
+                 ? (where ? where : "?") : NULL);
+    }
+    /* the others, in the order of the command table */
+    put_line(out, p, "ReencryptCACertificateFile",
+             pol->anchors ? anchors_str(p, pol->anchors) : "(none)",
+             pol->anchors ? pol->anchors_where : NULL);
+    dump_revocation(out, p, pol);
+    put_line(out, p, "ReencryptVerifyName",
+             pol->verify_names && pol->verify_names->nelts
+             ? list_str(p, pol->verify_names)
+             : "(the SNI sent, else the backend's host)",
+             pol->verify_names ? pol->names_where : NULL);
+    dump_sni_pins(out, p, pol);
     /* mod_ssl's, as the module reads them: what the scope presents */
     if (pol->client_cert_file_name) {
         put_line(out, p, "SSLProxyMachineCertificateFile",
@@ -870,126 +889,162 @@ static void request_policy(server_rec *s, const char *path,
 /* Every backend named under a policy, in the order of the configuration
  * walk: ProxyPass (server and <Location>), balancer members, <Proxy>
  * sections of a concrete https://, wss:// or h2:// host. */
+/* The ProxyPass of server vs; a ProxyPassMatch path is a regular
+ * expression, which no <Location> is matched against */
+static void backends_of_aliases(apr_pool_t *p, server_rec *vs,
+                                proxy_server_conf *psf, const char *where,
+                                apr_array_header_t *probes)
+{
+    reencrypt_policy_t pol;
+    int i;
+
+    for (i = 0; psf->aliases && i < psf->aliases->nelts; i++) {
+        struct proxy_alias *a = &APR_ARRAY_IDX(psf->aliases, i,
+                                               struct proxy_alias);
+
+        if (a->balancer || !a->real) {
+            continue;
+        }
+        request_policy(vs, a->regex ? NULL : a->fake, a->real, &pol);
+        add_backend(p, probes, a->real, &pol,
+                    apr_psprintf(p, "%s %s in %s",
+                                 a->regex ? "ProxyPassMatch"
+                                          : "ProxyPass",
+                                 a->fake, where));
+    }
+}
+
+/* The ProxyPass in a <Location> of server vs */
+static void backends_of_locations(apr_pool_t *p, server_rec *vs,
+                                  const char *where,
+                                  apr_array_header_t *probes)
+{
+    core_server_config *core = ap_get_core_module_config(vs->module_config);
+    reencrypt_policy_t pol;
+    int i;
+
+    for (i = 0; core->sec_url && i < core->sec_url->nelts; i++) {
+        ap_conf_vector_t *sec = APR_ARRAY_IDX(core->sec_url, i,
+                                              ap_conf_vector_t *);
+        core_dir_config *cd = ap_get_core_module_config(sec);
+        proxy_dir_conf *pd = proxy_dir(sec);
+
+        if (!pd || !pd->alias_set || !pd->alias || !pd->alias->real
+            || pd->alias->balancer || !cd || !cd->d) {
+            continue;
+        }
+        request_policy(vs, cd->r ? NULL : cd->d, pd->alias->real,
+                       &pol);
+        if (cd->r) {
+            /* a <LocationMatch>: only its own words */
+            const reencrypt_policy_t *add = ap_get_module_config(
+                                                sec, &reencrypt_module);
+            if (add) {
+                reencrypt_policy_t tmp = pol;
+
+                reencrypt_policy_merge(&pol, &tmp, add);
+            }
+        }
+        add_backend(p, probes, pd->alias->real, &pol,
+                    apr_psprintf(p, "ProxyPass in <Location%s \"%s\"> "
+                                 "in %s", cd->r ? " ~" : "", cd->d,
+                                 where));
+    }
+}
+
+/* The members of the balancers of server vs, under the scope their
+ * health checks see */
+static void backends_of_balancers(apr_pool_t *p, server_rec *vs,
+                                  const char *where,
+                                  apr_array_header_t *probes)
+{
+    apr_array_header_t *scopes = scopes_of(p, vs);
+    int i, j;
+
+    for (i = 1; i < scopes->nelts; i++) {
+        const scope_t *sc = &APR_ARRAY_IDX(scopes, i, scope_t);
+
+        if (sc->kind == SCOPE_BALANCER) {
+            for (j = 0; j < sc->balancer->workers->nelts; j++) {
+                proxy_worker *w = APR_ARRAY_IDX(sc->balancer->workers, j,
+                                                proxy_worker *);
+
+                if (w && w->s) {
+                    add_backend(p, probes,
+                                *w->s->name_ex ? w->s->name_ex
+                                               : w->s->name, &sc->pol,
+                                apr_psprintf(p, "BalancerMember of %s "
+                                             "in %s",
+                                             sc->balancer->s->name,
+                                             where));
+                }
+            }
+        }
+    }
+}
+
+/* The <Proxy> sections of server vs that name one concrete backend */
+static void backends_of_sections(apr_pool_t *p, server_rec *vs,
+                                 proxy_server_conf *psf, const char *where,
+                                 apr_array_header_t *probes)
+{
+    reencrypt_policy_t pol;
+    int i;
+
+    for (i = 0; psf->sec_proxy && i < psf->sec_proxy->nelts; i++) {
+        ap_conf_vector_t *sec = APR_ARRAY_IDX(psf->sec_proxy, i,
+                                              ap_conf_vector_t *);
+        proxy_dir_conf *pd = proxy_dir(sec);
+        const char *slash, *hostpart, *url;
+
+        if (!pd || !pd->p || pd->r
+            || !ap_get_module_config(sec, &reencrypt_module)) {
+            continue;
+        }
+        /* the scheme and authority, with no wildcard in them */
+        hostpart = ap_strstr_c(pd->p, "://");
+        if (!hostpart) {
+            continue;
+        }
+        slash = ap_strchr_c(hostpart + 3, '/');
+        hostpart = slash ? apr_pstrmemdup(p, pd->p, slash - pd->p)
+                         : pd->p;
+        if (strpbrk(hostpart, "*?[")) {
+            continue;
+        }
+        url = apr_pstrcat(p, hostpart, "/", NULL);
+        request_policy(vs, NULL, url, &pol);
+        if (!section_matches(pd, url)) {
+            /* a section of a path below the host: its own words
+             * over those of the server and of the sections of the
+             * host */
+            reencrypt_policy_t tmp = pol;
+
+            reencrypt_policy_merge(&pol, &tmp, ap_get_module_config(
+                                       sec, &reencrypt_module));
+        }
+        add_backend(p, probes, hostpart, &pol,
+                    apr_psprintf(p, "<Proxy \"%s\"> in %s", pd->p,
+                                 where));
+    }
+}
+
 static apr_array_header_t *backends(apr_pool_t *p, server_rec *s)
 {
     apr_array_header_t *probes = apr_array_make(p, 8, sizeof(probe_t *));
-    reencrypt_policy_t pol;
     server_rec *vs;
-    int i, j;
 
     for (vs = s; vs; vs = vs->next) {
         proxy_server_conf *psf = proxy_conf(vs);
-        core_server_config *core = ap_get_core_module_config(
-                                       vs->module_config);
-        apr_array_header_t *scopes;
         const char *where = short_label(p, vs);
 
         if (!psf) {
             continue;
         }
-        /* ProxyPass of the server; a ProxyPassMatch path is a regular
-         * expression, which no <Location> is matched against */
-        for (i = 0; psf->aliases && i < psf->aliases->nelts; i++) {
-            struct proxy_alias *a = &APR_ARRAY_IDX(psf->aliases, i,
-                                                   struct proxy_alias);
-
-            if (a->balancer || !a->real) {
-                continue;
-            }
-            request_policy(vs, a->regex ? NULL : a->fake, a->real, &pol);
-            add_backend(p, probes, a->real, &pol,
-                        apr_psprintf(p, "%s %s in %s",
-                                     a->regex ? "ProxyPassMatch"
-                                              : "ProxyPass",
-                                     a->fake, where));
-        }
-        /* ProxyPass in a <Location> */
-        for (i = 0; core->sec_url && i < core->sec_url->nelts; i++) {
-            ap_conf_vector_t *sec = APR_ARRAY_IDX(core->sec_url, i,
-                                                  ap_conf_vector_t *);
-            core_dir_config *cd = ap_get_core_module_config(sec);
-            proxy_dir_conf *pd = proxy_dir(sec);
-
-            if (!pd || !pd->alias_set || !pd->alias || !pd->alias->real
-                || pd->alias->balancer || !cd || !cd->d) {
-                continue;
-            }
-            request_policy(vs, cd->r ? NULL : cd->d, pd->alias->real,
-                           &pol);
-            if (cd->r) {
-                /* a <LocationMatch>: only its own words */
-                const reencrypt_policy_t *add = ap_get_module_config(
-                                                    sec, &reencrypt_module);
-                if (add) {
-                    reencrypt_policy_t tmp = pol;
-
-                    reencrypt_policy_merge(&pol, &tmp, add);
-                }
-            }
-            add_backend(p, probes, pd->alias->real, &pol,
-                        apr_psprintf(p, "ProxyPass in <Location%s \"%s\"> "
-                                     "in %s", cd->r ? " ~" : "", cd->d,
-                                     where));
-        }
-        /* balancer members, under the scope their checks see; and
-         * <Proxy> sections of one concrete backend */
-        scopes = scopes_of(p, vs);
-        for (i = 1; i < scopes->nelts; i++) {
-            const scope_t *sc = &APR_ARRAY_IDX(scopes, i, scope_t);
-
-            if (sc->kind == SCOPE_BALANCER) {
-                for (j = 0; j < sc->balancer->workers->nelts; j++) {
-                    proxy_worker *w = APR_ARRAY_IDX(sc->balancer->workers, j,
-                                                    proxy_worker *);
-
-                    if (w && w->s) {
-                        add_backend(p, probes,
-                                    *w->s->name_ex ? w->s->name_ex
-                                                   : w->s->name, &sc->pol,
-                                    apr_psprintf(p, "BalancerMember of %s "
-                                                 "in %s",
-                                                 sc->balancer->s->name,
-                                                 where));
-                    }
-                }
-            }
-        }
-        for (i = 0; psf->sec_proxy && i < psf->sec_proxy->nelts; i++) {
-            ap_conf_vector_t *sec = APR_ARRAY_IDX(psf->sec_proxy, i,
-                                                  ap_conf_vector_t *);
-            proxy_dir_conf *pd = proxy_dir(sec);
-            const char *slash, *hostpart, *url;
-
-            if (!pd || !pd->p || pd->r
-                || !ap_get_module_config(sec, &reencrypt_module)) {
-                continue;
-            }
-            /* the scheme and authority, with no wildcard in them */
-            hostpart = ap_strstr_c(pd->p, "://");
-            if (!hostpart) {
-                continue;
-            }
-            slash = ap_strchr_c(hostpart + 3, '/');
-            hostpart = slash ? apr_pstrmemdup(p, pd->p, slash - pd->p)
-                             : pd->p;
-            if (strpbrk(hostpart, "*?[")) {
-                continue;
-            }
-            url = apr_pstrcat(p, hostpart, "/", NULL);
-            request_policy(vs, NULL, url, &pol);
-            if (!section_matches(pd, url)) {
-                /* a section of a path below the host: its own words
-                 * over those of the server and of the sections of the
-                 * host */
-                reencrypt_policy_t tmp = pol;
-
-                reencrypt_policy_merge(&pol, &tmp, ap_get_module_config(
-                                           sec, &reencrypt_module));
-            }
-            add_backend(p, probes, hostpart, &pol,
-                        apr_psprintf(p, "<Proxy \"%s\"> in %s", pd->p,
-                                     where));
-        }
+        backends_of_aliases(p, vs, psf, where, probes);
+        backends_of_locations(p, vs, where, probes);
+        backends_of_balancers(p, vs, where, probes);
+        backends_of_sections(p, vs, psf, where, probes);
     }
     return probes;
 }
@@ -1159,43 +1214,15 @@ static void probe_verify(probe_t *pr, SSL *ssl)
 /* The TLS handshake on a connected socket: no verification by OpenSSL
  * (the module verifies), SNI, status_request and ALPN as a request's
  * connection asks for them; nothing is written after it. */
-static void probe_handshake(probe_t *pr, apr_socket_t *sock)
+/* SSL_connect on the non-blocking sock, within what is left of the
+ * probe's time; 1 when the handshake completed, else 0 and the probe
+ * is done (unreachable) */
+static int probe_connect(probe_t *pr, SSL *ssl, apr_socket_t *sock)
 {
     apr_pool_t *p = pr->pool;
-    apr_os_sock_t fd;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl = NULL;
     const char *err;
     int rc, e;
 
-    if (!ctx || apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
-        probe_done(pr, PROBE_UNREACHABLE,
-                   apr_psprintf(p, "%s: cannot set up TLS", pr->name));
-        SSL_CTX_free(ctx);
-        return;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if ((err = use_client_cert(p, ctx, &pr->pol)) != NULL) {
-        probe_done(pr, PROBE_UNREACHABLE,
-                   apr_psprintf(p, "%s: %s", pr->name, err));
-        SSL_CTX_free(ctx);
-        return;
-    }
-    ssl = SSL_new(ctx);
-    if (!ssl || !SSL_set_fd(ssl, fd)
-        || (pr->sni && !SSL_set_tlsext_host_name(ssl, pr->sni))
-        || (reencrypt_policy_stapling(&pr->pol) != REENCRYPT_STAPLING_OFF
-            && !SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp))
-        || (!strcmp(pr->scheme, "h2")
-            && SSL_set_alpn_protos(ssl, (const unsigned char *)"\x02h2",
-                                   3) != 0)) {
-        probe_done(pr, PROBE_UNREACHABLE,
-                   apr_psprintf(p, "%s: cannot set up TLS", pr->name));
-        SSL_free(ssl);
-        SSL_CTX_free(ctx);
-        return;
-    }
     for (;;) {
         apr_pollfd_t pfd;
         apr_int32_t nready = 0;
@@ -1237,6 +1264,47 @@ static void probe_handshake(probe_t *pr, apr_socket_t *sock)
             break;
         }
     }
+    return rc == 1;
+}
+
+static void probe_handshake(probe_t *pr, apr_socket_t *sock)
+{
+    apr_pool_t *p = pr->pool;
+    apr_os_sock_t fd;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    const char *err;
+    int rc;
+
+    if (!ctx || apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
+        probe_done(pr, PROBE_UNREACHABLE,
+                   apr_psprintf(p, "%s: cannot set up TLS", pr->name));
+        SSL_CTX_free(ctx);
+        return;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if ((err = use_client_cert(p, ctx, &pr->pol)) != NULL) {
+        probe_done(pr, PROBE_UNREACHABLE,
+                   apr_psprintf(p, "%s: %s", pr->name, err));
+        SSL_CTX_free(ctx);
+        return;
+    }
+    ssl = SSL_new(ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd)
+        || (pr->sni && !SSL_set_tlsext_host_name(ssl, pr->sni))
+        || (reencrypt_policy_stapling(&pr->pol) != REENCRYPT_STAPLING_OFF
+            && !SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp))
+        || (!strcmp(pr->scheme, "h2")
+            && SSL_set_alpn_protos(ssl, (const unsigned char *)"\x02h2",
+                                   3) != 0)) {
+        probe_done(pr, PROBE_UNREACHABLE,
+                   apr_psprintf(p, "%s: cannot set up TLS", pr->name));
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        return;
+    }
+    rc = probe_connect(pr, ssl, sock);
     if (rc == 1) {
         probe_verify(pr, ssl);
         SSL_shutdown(ssl);          /* close_notify, nothing else */
