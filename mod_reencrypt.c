@@ -41,6 +41,7 @@
 #include "reencrypt_session.h"
 #include "reencrypt_status.h"
 #include "reencrypt_notes.h"
+#include "reencrypt_dump.h"
 
 typedef void scheme_hook_register_fn(proxy_HOOK_scheme_handler_t *pf,
                                      const char * const *pre,
@@ -156,6 +157,9 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     ap_hook_child_init(reencrypt_status_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);
     ap_hook_handler(reencrypt_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* apachectl -t -D DUMP_REENCRYPT / -D REENCRYPT_PROBE */
+    ap_hook_test_config(reencrypt_dump_test_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, reencrypt_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
     ap_hook_ssl_bind_outgoing(reencrypt_bind_outgoing, NULL, before_ssl,

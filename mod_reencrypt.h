@@ -60,6 +60,10 @@ typedef struct {
     apr_fileperms_t session_key_perms; /**< the file's permission bits */
     apr_gid_t session_key_group;       /**< and its group */
     int session_key_none;        /**< ReencryptSessionCacheKey none */
+    /** "file:line" of each of the three directives, NULL unset */
+    const char *session_cache_where;
+    const char *session_key_where;
+    const char *status_backends_where;
 } reencrypt_srv_conf;
 
 #endif /* MOD_REENCRYPT_H */

@@ -61,6 +61,8 @@ void *reencrypt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     reencrypt_policy_t *pol = apr_palloc(p, sizeof(*pol));
 
     reencrypt_policy_merge(pol, basev, addv);
+    /* merged at start-up (virtual hosts) or for a request: complete */
+    reencrypt_policy_freeze(pol);
     return pol;
 }
 
@@ -90,76 +92,169 @@ static const char *set_field(cmd_parms *cmd, void *dcfg, const char *arg)
                                  where(cmd));
 }
 
-/* Trust anchor files already loaded while reading this configuration,
- * by resolved path (checked again by size and modification time): every
- * scope naming the same file shares one store. Like the CRL cache below
- * it lives in the configuration pool; anchors_seen counts the scopes
- * and the files loaded for them, said at start-up (RE00092). */
-#define ANCHORS_CACHE_KEY "reencrypt-anchor-files"
+/*
+ * Files of trust anchors and of CRLs, parsed once and shared:
+ *  - within one reading of the configuration, every scope that names a
+ *    file gets the same parsed copy (by path, checked again by size and
+ *    modification time);
+ *  - across readings (httpd reads the configuration twice at start, and
+ *    again at each restart), the copy of the previous reading is kept in
+ *    the process pool and used again when the file has the same size,
+ *    modification time and SHA-256; otherwise it is parsed anew, and the
+ *    old copy freed (no configuration refers to it any more).
+ * RE00092 says, at start-up, how many directives share how many files.
+ */
+typedef const char *file_parse_fn(apr_pool_t *p, const char *directive,
+                                  const char *path, const char *buf,
+                                  apr_size_t len, const void **out);
 
 typedef struct {
-    const reencrypt_anchors_t *anchors;
+    apr_pool_t *pool;           /* the copy's own, from the process pool */
+    const void *parsed;
     apr_off_t size;
     apr_time_t mtime;
-} anchors_entry_t;
+    unsigned char digest[32];   /* SHA-256 of the file's bytes */
+} kept_file_t;
 
 typedef struct {
-    apr_hash_t *by_path;
-    int scopes;
-    int loaded;
-} anchors_cache_t;
+    apr_hash_t *this_read;      /* path -> kept_file_t *, this reading */
+    int directives;             /* that named a file */
+    int kept;                   /* files taken from the previous reading */
+} file_cache_t;
 
-static anchors_cache_t *anchors_cache(apr_pool_t *pconf)
+static file_cache_t *file_cache(apr_pool_t *pconf, const char *kind)
 {
+    const char *key = apr_pstrcat(pconf, "reencrypt-files-", kind, NULL);
     void *data = NULL;
-    anchors_cache_t *c;
+    file_cache_t *fc;
 
-    apr_pool_userdata_get(&data, ANCHORS_CACHE_KEY, pconf);
+    apr_pool_userdata_get(&data, key, pconf);
     if (data) {
         return data;
     }
-    c = apr_pcalloc(pconf, sizeof(*c));
-    c->by_path = apr_hash_make(pconf);
-    apr_pool_userdata_set(c, ANCHORS_CACHE_KEY, apr_pool_cleanup_null,
-                          pconf);
-    return c;
+    fc = apr_pcalloc(pconf, sizeof(*fc));
+    fc->this_read = apr_hash_make(pconf);
+    apr_pool_userdata_set(fc, key, apr_pool_cleanup_null, pconf);
+    return fc;
 }
 
-static const char *anchors_shared(cmd_parms *cmd, const char *path,
-                                  const reencrypt_anchors_t **out)
+static apr_hash_t *kept_files(apr_pool_t *process, const char *kind)
 {
-    anchors_cache_t *c = anchors_cache(cmd->pool);
-    anchors_entry_t *e = apr_hash_get(c->by_path, path, APR_HASH_KEY_STRING);
+    const char *key = apr_pstrcat(process, "reencrypt-kept-", kind, NULL);
+    void *data = NULL;
+    apr_hash_t *h;
+
+    apr_pool_userdata_get(&data, key, process);
+    if (data) {
+        return data;
+    }
+    h = apr_hash_make(process);
+    apr_pool_userdata_set(h, key, apr_pool_cleanup_null, process);
+    return h;
+}
+
+static int same_file(const kept_file_t *k, apr_off_t size, apr_time_t mtime)
+{
+    return k && k->size == size && k->mtime == mtime;
+}
+
+static const char *shared_file(cmd_parms *cmd, const char *kind,
+                               const char *path, apr_size_t max,
+                               file_parse_fn *parse, const void **out)
+{
+    apr_pool_t *process = cmd->server->process->pool;
+    file_cache_t *fc = file_cache(cmd->pool, kind);
+    apr_hash_t *kept = kept_files(process, kind);
+    kept_file_t *k = apr_hash_get(fc->this_read, path, APR_HASH_KEY_STRING);
+    kept_file_t *old;
+    unsigned char md[32];
     apr_finfo_t fi;
+    apr_pool_t *np;
+    char *buf = NULL;
+    apr_size_t len = 0;
     const char *err;
 
-    if (apr_stat(&fi, path, APR_FINFO_SIZE | APR_FINFO_MTIME, cmd->temp_pool)
-        != APR_SUCCESS) {
-        fi.size = -1;
-        fi.mtime = 0;
-    }
-    c->scopes++;
-    if (e && e->size == fi.size && e->mtime == fi.mtime) {
-        *out = e->anchors;
+    fc->directives++;
+    if (k && apr_stat(&fi, path, APR_FINFO_SIZE | APR_FINFO_MTIME,
+                      cmd->temp_pool) == APR_SUCCESS
+        && same_file(k, fi.size, fi.mtime)) {
+        *out = k->parsed;
         return NULL;
     }
-    err = reencrypt_anchors_load(cmd->pool, cmd->cmd->name, path, out);
-    if (err) {
-        return err;
+    if ((err = reencrypt_read_file(cmd->temp_pool, cmd->cmd->name, path,
+                                   max, &buf, &len, &fi)) != NULL) {
+        return apr_pstrdup(cmd->pool, err);
     }
-    c->loaded++;
-    e = apr_palloc(cmd->pool, sizeof(*e));
-    e->anchors = *out;
-    e->size = fi.size;
-    e->mtime = fi.mtime;
-    apr_hash_set(c->by_path, (*out)->path, APR_HASH_KEY_STRING, e);
+    if (!EVP_Digest(buf, len, md, NULL, EVP_sha256(), NULL)) {
+        return apr_psprintf(cmd->pool, "%s: cannot hash '%s'",
+                            cmd->cmd->name, path);
+    }
+    old = apr_hash_get(kept, path, APR_HASH_KEY_STRING);
+    if (same_file(old, (apr_off_t)len, fi.mtime)
+        && !memcmp(old->digest, md, sizeof(md))) {
+        fc->kept++;
+        k = old;
+    }
+    else {
+        apr_pool_create(&np, process);
+        apr_pool_tag(np, "reencrypt_file");
+        if ((err = parse(np, cmd->cmd->name, path, buf, len, out))
+            != NULL) {
+            err = apr_pstrdup(cmd->pool, err);
+            apr_pool_destroy(np);
+            return err;
+        }
+        k = apr_pcalloc(np, sizeof(*k));
+        k->pool = np;
+        k->parsed = *out;
+        k->size = (apr_off_t)len;
+        k->mtime = fi.mtime;
+        memcpy(k->digest, md, sizeof(md));
+        apr_hash_set(kept, old ? path : apr_pstrdup(process, path),
+                     APR_HASH_KEY_STRING, k);
+        if (old) {
+            apr_pool_destroy(old->pool);
+        }
+    }
+    apr_hash_set(fc->this_read, apr_pstrdup(cmd->pool, path),
+                 APR_HASH_KEY_STRING, k);
+    *out = k->parsed;
     return NULL;
 }
+
+static const char *parse_anchors(apr_pool_t *p, const char *directive,
+                                 const char *path, const char *buf,
+                                 apr_size_t len, const void **out)
+{
+    const reencrypt_anchors_t *a = NULL;
+    const char *err = reencrypt_anchors_parse(p, directive, path, buf, len,
+                                              &a);
+
+    *out = a;
+    return err;
+}
+
+static const char *parse_crls(apr_pool_t *p, const char *directive,
+                              const char *path, const char *buf,
+                              apr_size_t len, const void **out)
+{
+    const reencrypt_crl_file_t *f = NULL;
+    const char *err = reencrypt_crl_file_parse(p, directive, path, buf, len,
+                                               &f);
+
+    *out = f;
+    return err;
+}
+
+/* Largest files read (the parsers say it again in their own words) */
+#define ANCHORS_READ_MAX (16 * 1024 * 1024)
+#define CRLS_READ_MAX    (64 * 1024 * 1024)
 
 static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 {
     reencrypt_policy_t *pol = dcfg;
-    const char *path;
+    const void *parsed = NULL;
+    const char *path, *err;
 
     if (pol->anchors) {
         return apr_psprintf(cmd->pool, "%s: already set in this scope to "
@@ -177,29 +272,14 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
 
         a->path = path;
         pol->anchors = a;
+        pol->anchors_where = where(cmd);
         return NULL;
     }
-    return anchors_shared(cmd, path, &pol->anchors);
-}
-
-/* CRL files already parsed while reading this configuration, by
- * resolved path: every scope naming the same file shares one copy. The
- * cache lives in the configuration pool, so a restart reads every file
- * anew (a new CRL is picked up by a graceful restart). */
-#define CRL_CACHE_KEY "reencrypt-crl-files"
-
-static apr_hash_t *crl_cache(apr_pool_t *pconf)
-{
-    void *data = NULL;
-    apr_hash_t *h;
-
-    apr_pool_userdata_get(&data, CRL_CACHE_KEY, pconf);
-    if (data) {
-        return data;
-    }
-    h = apr_hash_make(pconf);
-    apr_pool_userdata_set(h, CRL_CACHE_KEY, apr_pool_cleanup_null, pconf);
-    return h;
+    pol->anchors_where = where(cmd);
+    err = shared_file(cmd, "anchors", path, ANCHORS_READ_MAX, parse_anchors,
+                      &parsed);
+    pol->anchors = parsed;
+    return err;
 }
 
 static const char *set_crl_file(cmd_parms *cmd, void *dcfg, const char *arg)
@@ -207,7 +287,7 @@ static const char *set_crl_file(cmd_parms *cmd, void *dcfg, const char *arg)
     reencrypt_policy_t *pol = dcfg;
     const reencrypt_crl_file_t *file;
     const reencrypt_crls_t *set;
-    apr_hash_t *cache;
+    const void *parsed = NULL;
     const char *path, *err;
 
     path = ap_server_root_relative(cmd->pool, arg);
@@ -219,16 +299,12 @@ static const char *set_crl_file(cmd_parms *cmd, void *dcfg, const char *arg)
         /* -D DUMP_CONFIG only prints: do not insist on the file */
         return NULL;
     }
-    cache = crl_cache(cmd->pool);
-    file = apr_hash_get(cache, path, APR_HASH_KEY_STRING);
-    if (!file) {
-        err = reencrypt_crl_file_load(cmd->pool, cmd->cmd->name, path,
-                                      &file);
-        if (err) {
-            return err;
-        }
-        apr_hash_set(cache, file->path, APR_HASH_KEY_STRING, file);
+    err = shared_file(cmd, "crls", path, CRLS_READ_MAX, parse_crls,
+                      &parsed);
+    if (err) {
+        return err;
     }
+    file = parsed;
     /* several directives in one scope add up; an inner scope replaces */
     set = reencrypt_crls_add(cmd->pool, pol->crls, file, where(cmd));
     if (!set) {
@@ -269,6 +345,7 @@ static const char *set_verify_name(cmd_parms *cmd, void *dcfg, int argc,
     if (!pol->verify_names) {
         pol->verify_names = apr_array_make(cmd->pool, argc,
                                            sizeof(const char *));
+        pol->names_where = where(cmd);
     }
     for (i = 0; i < argc; i++) {
         err = reencrypt_parse_verify_name(cmd->pool, argv[i], &name);
@@ -346,6 +423,7 @@ static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
                             "redis, ...)", cmd->cmd->name, arg);
     }
     sc->session_cache = arg;
+    sc->session_cache_where = where(cmd);
     return NULL;
 }
 
@@ -383,6 +461,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
     if (!strcasecmp(arg, "none")) {
         /* the explicit choice to trust a cache as it is */
         sc->session_key_none = 1;
+        sc->session_key_where = where(cmd);
         return NULL;
     }
     if (!(path = ap_server_root_relative(cmd->pool, arg))) {
@@ -404,6 +483,7 @@ static const char *set_session_cache_key(cmd_parms *cmd, void *dcfg,
                             err);
     }
     sc->session_key_file = path;
+    sc->session_key_where = where(cmd);
     sc->session_keys = keys;
     sc->session_key_perms = info.protection;
     sc->session_key_group = info.group;
@@ -421,6 +501,7 @@ static const char *set_status_backends(cmd_parms *cmd, void *dcfg,
     if (err) {
         return err;
     }
+    sc->status_backends_where = where(cmd);
     return reencrypt_parse_int(cmd->pool, cmd->cmd->name, arg, 0,
                                REENCRYPT_STATUS_BACKENDS_MAX,
                                &sc->status_backends);
@@ -520,7 +601,7 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
     reencrypt_policy_t *pol = dcfg;
     const char *name = cmd->cmd->name;
     const unsigned char *id;
-    const char *err;
+    const char *err, *file;
 
     if ((err = need_mod_ssl(cmd)) != NULL) {
         return err;
@@ -531,14 +612,18 @@ static const char *note_client_certs(cmd_parms *cmd, void *dcfg,
         return apr_psprintf(cmd->pool, "%s: cannot compute a digest",
                             name);
     }
+    file = ap_server_root_relative(cmd->pool, arg);
     if (!strcasecmp(name, "SSLProxyMachineCertificateFile")) {
         pol->client_cert_file = id;
+        pol->client_cert_file_name = file;
     }
     else if (!strcasecmp(name, "SSLProxyMachineCertificatePath")) {
         pol->client_cert_path = id;
+        pol->client_cert_path_name = file;
     }
     else {
         pol->client_chain_file = id;
+        pol->client_chain_file_name = file;
     }
     return NULL;
 }
@@ -1125,7 +1210,7 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     check_ctx_t cx;
-    const anchors_cache_t *ac = anchors_cache(pconf);
+    const file_cache_t *ac = file_cache(pconf, "anchors");
 
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -1137,7 +1222,9 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     warn_session_cache(&cx, s, ptemp);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00092)
                  "trust anchors: %d ReencryptCACertificateFile directives "
-                 "share %d loaded files", ac->scopes, ac->loaded);
+                 "share %u files (%d kept from the previous reading of the "
+                 "configuration)", ac->directives,
+                 apr_hash_count(ac->this_read), ac->kept);
     return OK;
 }
 

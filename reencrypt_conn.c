@@ -138,33 +138,14 @@ void reencrypt_conn_set_env(const reencrypt_conn_t *st, request_rec *r)
     }
 }
 
-/* What the policy of this connection asks of a chain at time now */
+/* What the policy of this connection asks of a chain at time now: the
+ * pure core's reencrypt_check_init(), which apachectl -t -D
+ * REENCRYPT_PROBE (reencrypt_dump.c) uses too */
 void reencrypt_conn_check(const reencrypt_conn_t *st, apr_time_t now,
                           STACK_OF(X509) *validated, reencrypt_check_t *chk)
 {
-    const reencrypt_policy_t *pol = &st->policy;
-
-    memset(chk, 0, sizeof(*chk));
-    chk->anchors = pol->anchors;
-    chk->depth = reencrypt_policy_depth(pol);
-    chk->names = reencrypt_policy_check_name(pol) ? st->names : NULL;
-    chk->names_from_sni = st->names_from_sni;
-    chk->pins = pol->pins;
-    chk->pin_chain = reencrypt_policy_pin_scope(pol)
-                     == REENCRYPT_PIN_SCOPE_CHAIN;
-    chk->pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
-    chk->refuse_within = reencrypt_policy_refuse_within(pol);
-    chk->clock_skew = reencrypt_policy_clock_skew(pol);
-    chk->revocation = reencrypt_policy_revocation(pol);
-    chk->no_crl_ok = reencrypt_policy_no_crl_ok(pol);
-    chk->crls = pol->crls ? pol->crls->all : NULL;
-    chk->crls_next_update = pol->crls ? pol->crls->soonest_next_update : 0;
-    /* a stored chain was checked against the CRLs of this very policy:
-     * its id, part of the session key, covers their digests */
-    chk->crls_unchanged = validated != NULL;
-    chk->now = (time_t)apr_time_sec(now);
-    chk->validated = validated;
-    chk->want_chain = !validated;
+    reencrypt_check_init(chk, &st->policy, st->names, st->names_from_sni,
+                         (time_t)apr_time_sec(now), validated);
 }
 
 int reencrypt_conn_chain_passes(const reencrypt_conn_t *st,

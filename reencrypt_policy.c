@@ -633,9 +633,7 @@ const char *reencrypt_field_parse(apr_pool_t *p, const reencrypt_field_t *f,
         return err;
     }
     set_value(pol, f, dv);
-    if (f->where != REENCRYPT_NO_WHERE) {
-        *where_at(pol, f) = where;
-    }
+    *where_at(pol, f) = where;
     return NULL;
 }
 
@@ -670,15 +668,30 @@ static void ssl_settings_merge(reencrypt_policy_t *out,
         parent = child;
     }
     out->ssl_proxy_section = child->ssl_proxy_section;
-    out->client_cert_file = child->client_cert_file
-                            ? child->client_cert_file
-                            : parent->client_cert_file;
-    out->client_cert_path = child->client_cert_path
-                            ? child->client_cert_path
-                            : parent->client_cert_path;
-    out->client_chain_file = child->client_chain_file
-                             ? child->client_chain_file
-                             : parent->client_chain_file;
+    if (child->client_cert_file) {
+        out->client_cert_file = child->client_cert_file;
+        out->client_cert_file_name = child->client_cert_file_name;
+    }
+    else {
+        out->client_cert_file = parent->client_cert_file;
+        out->client_cert_file_name = parent->client_cert_file_name;
+    }
+    if (child->client_cert_path) {
+        out->client_cert_path = child->client_cert_path;
+        out->client_cert_path_name = child->client_cert_path_name;
+    }
+    else {
+        out->client_cert_path = parent->client_cert_path;
+        out->client_cert_path_name = parent->client_cert_path_name;
+    }
+    if (child->client_chain_file) {
+        out->client_chain_file = child->client_chain_file;
+        out->client_chain_file_name = child->client_chain_file_name;
+    }
+    else {
+        out->client_chain_file = parent->client_chain_file;
+        out->client_chain_file_name = parent->client_chain_file_name;
+    }
     out->ssl_check_peer_expire =
         child->ssl_check_peer_expire != REENCRYPT_UNSET
         ? child->ssl_check_peer_expire : parent->ssl_check_peer_expire;
@@ -710,6 +723,9 @@ void reencrypt_policy_ssl_section(reencrypt_policy_t *section,
     section->client_cert_file = settled.client_cert_file;
     section->client_cert_path = settled.client_cert_path;
     section->client_chain_file = settled.client_chain_file;
+    section->client_cert_file_name = settled.client_cert_file_name;
+    section->client_cert_path_name = settled.client_cert_path_name;
+    section->client_chain_file_name = settled.client_chain_file_name;
     section->ssl_check_peer_expire = settled.ssl_check_peer_expire;
     section->ssl_crl_file_where = settled.ssl_crl_file_where;
     section->ssl_crl_path_where = settled.ssl_crl_path_where;
@@ -724,6 +740,7 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
 {
     int i;
 
+    out->frozen_id = 0;
     /* the one-value directives: the child's where it sets one, with its
      * "file:line" */
     for (i = 0; i < REENCRYPT_FIELD_COUNT; i++) {
@@ -732,14 +749,25 @@ void reencrypt_policy_merge(reencrypt_policy_t *out,
             reencrypt_field_is_set(child, f->id) ? child : parent;
 
         set_value(out, f, raw_value(from, f));
-        if (f->where != REENCRYPT_NO_WHERE) {
-            *where_at(out, f) = *(const char *const *)(const void *)
-                                 ((const char *)from + f->where);
-        }
+        *where_at(out, f) = *(const char *const *)(const void *)
+                             ((const char *)from + f->where);
     }
-    out->anchors = child->anchors ? child->anchors : parent->anchors;
-    out->verify_names = child->verify_names ? child->verify_names
-                                            : parent->verify_names;
+    if (child->anchors) {
+        out->anchors = child->anchors;
+        out->anchors_where = child->anchors_where;
+    }
+    else {
+        out->anchors = parent->anchors;
+        out->anchors_where = parent->anchors_where;
+    }
+    if (child->verify_names) {
+        out->verify_names = child->verify_names;
+        out->names_where = child->names_where;
+    }
+    else {
+        out->verify_names = parent->verify_names;
+        out->names_where = parent->names_where;
+    }
     if (child->sni_mode != REENCRYPT_SNI_UNSET) {
         out->sni_mode = child->sni_mode;
         out->sni_name = child->sni_name;
@@ -992,7 +1020,7 @@ static apr_uint64_t fnv_client_id(apr_uint64_t h, const unsigned char *id)
               : fnv_int(h, 0);
 }
 
-apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
+static apr_uint64_t policy_id_of(const reencrypt_policy_t *pol)
 {
     apr_uint64_t h = FNV_OFFSET;
     int i;
@@ -1058,6 +1086,17 @@ apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
         h = fnv_int(h, -1);
     }
     return h ? h : 1;
+}
+
+apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol)
+{
+    return pol->frozen_id ? pol->frozen_id : policy_id_of(pol);
+}
+
+void reencrypt_policy_freeze(reencrypt_policy_t *pol)
+{
+    pol->frozen_id = 0;
+    pol->frozen_id = policy_id_of(pol);
 }
 
 static void hex_append(char *out, const unsigned char *id)

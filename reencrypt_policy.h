@@ -148,6 +148,8 @@ typedef struct {
     apr_array_header_t *files;   /**< const reencrypt_crl_file_t * */
     STACK_OF(X509_CRL) *all;     /**< every CRL of every file */
     const char *where;           /**< "file:line" of the first directive */
+    apr_array_header_t *wheres;  /**< const char *: "file:line" of the
+                                  *   directive of each file, in order */
     time_t soonest_next_update;  /**< earliest nextUpdate of all its
                                   *   CRLs, 0 when none gives one: a
                                   *   handshake compares it with the
@@ -162,27 +164,37 @@ typedef struct {
  */
 typedef struct {
     int engine;                          /**< -1 unset, 0 Off, 1 On */
-    const char *engine_where;            /**< "file:line" of the On */
+    const char *engine_where;            /**< "file:line" of On or Off */
     const reencrypt_anchors_t *anchors;  /**< NULL if unset */
+    const char *anchors_where;           /**< "file:line" of the file */
     int verify_depth;                    /**< -1 unset */
+    const char *depth_where;             /**< "file:line" of the depth */
     apr_array_header_t *verify_names;    /**< const char *; NULL unset */
+    const char *names_where;             /**< "file:line" of the first
+                                          *   ReencryptVerifyName */
     reencrypt_sni_mode_e sni_mode;
     const char *sni_name;                /**< with REENCRYPT_SNI_NAME */
     const char *sni_where;               /**< "file:line" of the mode */
     int check_name;                      /**< -1 unset, 0 Off, 1 On */
+    const char *check_name_where;        /**< "file:line" of the flag */
     apr_array_header_t *pins;            /**< reencrypt_pin_t; NULL unset */
     const char *pins_where;              /**< "file:line" of the pins */
     reencrypt_pin_scope_e pin_scope;
+    const char *pin_scope_where;         /**< "file:line" of the scope */
     reencrypt_trust_e trust;
-    const char *trust_where;             /**< "file:line" of PinOnly */
+    const char *trust_where;             /**< "file:line" of the trust */
     apr_int64_t refuse_within;           /**< seconds; -1 unset */
+    const char *refuse_where;            /**< "file:line" of the window */
     apr_int64_t warn_within;             /**< seconds; -1 unset */
+    const char *warn_where;              /**< "file:line" of the window */
     apr_int64_t clock_skew;              /**< seconds; -1 unset */
     const char *skew_where;              /**< "file:line" of the skew */
     reencrypt_mode_e mode;
     const char *mode_where;              /**< "file:line" of the mode */
     int session_reuse;                   /**< -1 unset, 0 Off, 1 On */
+    const char *reuse_where;             /**< "file:line" of the flag */
     apr_int64_t session_timeout;         /**< seconds; -1 unset */
+    const char *timeout_where;           /**< "file:line" of the timeout */
     /** What mod_ssl presents to a backend from this scope, as the module
      *  reads mod_ssl's own directives: SHA-256 digests
      *  (REENCRYPT_CLIENT_ID_LEN bytes) of the certificates named by
@@ -193,6 +205,11 @@ typedef struct {
     const unsigned char *client_cert_file;
     const unsigned char *client_cert_path;
     const unsigned char *client_chain_file;
+    /** The files themselves (resolved names), with their digests: what
+     *  apachectl -t -D REENCRYPT_PROBE presents (reencrypt_dump.c) */
+    const char *client_cert_file_name;
+    const char *client_cert_path_name;
+    const char *client_chain_file_name;
     /** mod_ssl's SSLProxyCheckPeerExpire in this scope: -1 unset */
     int ssl_check_peer_expire;
     /** ReencryptCARevocationFile: NULL unset; the directive appends
@@ -220,6 +237,9 @@ typedef struct {
      *  completed from its server's by reencrypt_policy_ssl_section, and
      *  replace the parent's when merged. */
     int ssl_proxy_section;
+    /** The policy id, computed once the scope can no longer change
+     *  (reencrypt_policy_freeze); 0: computed when asked */
+    apr_uint64_t frozen_id;
 } reencrypt_policy_t;
 
 /** Length of a client identity digest (SHA-256). */
@@ -254,8 +274,9 @@ typedef struct {
  *     default, in_id, "help")
  *
  * member is the field of reencrypt_policy_t that holds the value; where
- * is REENCRYPT_WHERE(field) of the "file:line" kept with it, or
- * REENCRYPT_NO_WHERE; min and max bound an INT; keywords is a
+ * is REENCRYPT_WHERE(field) of the "file:line" kept with it (every row
+ * has one: apachectl -t -D DUMP_REENCRYPT names the origin of every
+ * value, reencrypt_dump.c); min and max bound an INT; keywords is a
  * reencrypt_keyword_t list ending with { NULL, 0 } for a KEYWORD;
  * default is the value in effect when no scope sets it; in_id says
  * whether the value is part of the policy's identity (a session or a
@@ -277,15 +298,15 @@ typedef struct {
       REENCRYPT_STAPLING_OFF, 1,                                           \
       "Off|Verify|Require: ask the backend for an OCSP staple and check "  \
       "it; Require refuses a backend without a good one (default Off)")    \
-    X(VERIFY_DEPTH, verify_depth, REENCRYPT_NO_WHERE, INT,                 \
+    X(VERIFY_DEPTH, verify_depth, REENCRYPT_WHERE(depth_where), INT,       \
       "ReencryptVerifyDepth", REENCRYPT_DEPTH_MIN, REENCRYPT_DEPTH_MAX,    \
       NULL, REENCRYPT_DEPTH_DEFAULT, 1,                                    \
       "0..32: most certificates allowed above the backend's own, "         \
       "counting the trust anchor (default 4)")                             \
-    X(CHECK_NAME, check_name, REENCRYPT_NO_WHERE, FLAG,                    \
+    X(CHECK_NAME, check_name, REENCRYPT_WHERE(check_name_where), FLAG,     \
       "ReencryptCheckName", 0, 0, NULL, 1, 1,                              \
-      "On|Off: check the backend certificate's names (default On)")       \
-    X(PIN_SCOPE, pin_scope, REENCRYPT_NO_WHERE, KEYWORD,                   \
+      "On|Off: check the backend certificate's names (default On)")        \
+    X(PIN_SCOPE, pin_scope, REENCRYPT_WHERE(pin_scope_where), KEYWORD,     \
       "ReencryptPinScope", 0, 0, reencrypt_pin_scope_words,                \
       REENCRYPT_PIN_SCOPE_LEAF, 1,                                         \
       "Leaf|Chain: which keys a pin may match (default Leaf)")             \
@@ -294,11 +315,12 @@ typedef struct {
       REENCRYPT_TRUST_ANCHORS, 1,                                          \
       "Anchors|PinOnly: trust a chain to an anchor, or only a pinned key " \
       "(default Anchors)")                                                 \
-    X(REFUSE_WITHIN, refuse_within, REENCRYPT_NO_WHERE, DURATION,          \
+    X(REFUSE_WITHIN, refuse_within, REENCRYPT_WHERE(refuse_where),         \
+      DURATION,                                                            \
       "ReencryptRefuseExpiringWithin", 0, 0, NULL, 0, 1,                   \
       "duration (45s, 15m, 12h, 30d): refuse a backend whose certificate " \
       "expires within it (default none)")                                  \
-    X(WARN_WITHIN, warn_within, REENCRYPT_NO_WHERE, DURATION,              \
+    X(WARN_WITHIN, warn_within, REENCRYPT_WHERE(warn_where), DURATION,     \
       "ReencryptWarnExpiringWithin", 0, 0, NULL, 0, 1,                     \
       "duration: log a warning for a backend whose certificate, or a CRL " \
       "it is checked against, expires within it (default none)")           \
@@ -309,17 +331,17 @@ typedef struct {
       "ReencryptMode", 0, 0, reencrypt_mode_words, REENCRYPT_MODE_ENFORCE, \
       1, "Enforce|Report: refuse violations, or log them and go on "       \
       "(default Enforce)")                                                 \
-    X(SESSION_REUSE, session_reuse, REENCRYPT_NO_WHERE, FLAG,              \
+    X(SESSION_REUSE, session_reuse, REENCRYPT_WHERE(reuse_where), FLAG,    \
       "ReencryptSessionReuse", 0, 0, NULL, 1, 0,                           \
       "On|Off: resume TLS sessions to backends (default On)")              \
-    X(SESSION_TIMEOUT, session_timeout, REENCRYPT_NO_WHERE, DURATION,      \
+    X(SESSION_TIMEOUT, session_timeout, REENCRYPT_WHERE(timeout_where),    \
+      DURATION,                                                            \
       "ReencryptSessionTimeout", 0, 0, NULL,                               \
       REENCRYPT_SESSION_TIMEOUT_DEFAULT, 0,                                \
       "duration: longest life of a kept backend session (default 300s)")
 
-/** Offset of a "file:line" field; REENCRYPT_NO_WHERE: none is kept. */
+/** Offset of the "file:line" field kept with a row's value. */
 #define REENCRYPT_WHERE(member) APR_OFFSETOF(reencrypt_policy_t, member)
-#define REENCRYPT_NO_WHERE      ((apr_size_t)-1)
 
 /** The rows' identifiers: REENCRYPT_F_ENGINE, ... */
 #define REENCRYPT_FIELD_ID(id, ...) REENCRYPT_F_##id,
@@ -335,8 +357,7 @@ typedef struct {
     const char *directive;
     reencrypt_kind_e kind;
     apr_size_t offset;                    /**< of the value */
-    apr_size_t where;                     /**< of its "file:line", or
-                                           *   REENCRYPT_NO_WHERE */
+    apr_size_t where;                     /**< of its "file:line" */
     int min, max;                         /**< INT */
     const reencrypt_keyword_t *keywords;  /**< KEYWORD */
     apr_int64_t dflt;
@@ -501,6 +522,10 @@ const char *reencrypt_policy_lint(apr_pool_t *p,
  *  is off gives 0. Used to keep pooled backend connections from being
  *  shared between different policies. */
 apr_uint64_t reencrypt_policy_id(const reencrypt_policy_t *pol);
+
+/** Compute pol's id once, for good: a scope whose configuration is read
+ *  (post_config) or merged (per request) no longer changes. */
+void reencrypt_policy_freeze(reencrypt_policy_t *pol);
 
 /** Names that a backend certificate must carry: the configured list,
  *  else the SNI sent, else the backend's host. Returns an array of

@@ -38,7 +38,6 @@
 #include <openssl/x509.h>
 
 #include "mod_reencrypt.h"
-#include "reencrypt_session.h"
 #include "reencrypt_session_store.h"
 #include "reencrypt_socache.h"
 #include "reencrypt_conn.h"

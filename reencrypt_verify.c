@@ -523,6 +523,10 @@ const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
     set->files = base ? apr_array_copy(p, base->files)
                       : apr_array_make(p, 2, sizeof(const void *));
     APR_ARRAY_PUSH(set->files, const reencrypt_crl_file_t *) = file;
+    set->wheres = base && base->wheres
+                  ? apr_array_copy(p, base->wheres)
+                  : apr_array_make(p, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(set->wheres, const char *) = where;
     set->where = (base && base->where) ? base->where : where;
     if (!(set->all = sk_X509_CRL_new_null())) {
         return NULL;
@@ -551,6 +555,35 @@ const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
         }
     }
     return set;
+}
+
+void reencrypt_check_init(reencrypt_check_t *chk,
+                          const reencrypt_policy_t *pol,
+                          const apr_array_header_t *names,
+                          int names_from_sni, time_t now,
+                          STACK_OF(X509) *validated)
+{
+    memset(chk, 0, sizeof(*chk));
+    chk->anchors = pol->anchors;
+    chk->depth = reencrypt_policy_depth(pol);
+    chk->names = reencrypt_policy_check_name(pol) ? names : NULL;
+    chk->names_from_sni = names_from_sni;
+    chk->pins = pol->pins;
+    chk->pin_chain = reencrypt_policy_pin_scope(pol)
+                     == REENCRYPT_PIN_SCOPE_CHAIN;
+    chk->pin_only = reencrypt_policy_trust(pol) == REENCRYPT_TRUST_PIN_ONLY;
+    chk->refuse_within = reencrypt_policy_refuse_within(pol);
+    chk->clock_skew = reencrypt_policy_clock_skew(pol);
+    chk->revocation = reencrypt_policy_revocation(pol);
+    chk->no_crl_ok = reencrypt_policy_no_crl_ok(pol);
+    chk->crls = pol->crls ? pol->crls->all : NULL;
+    chk->crls_next_update = pol->crls ? pol->crls->soonest_next_update : 0;
+    /* a stored chain was checked against the CRLs of this very policy:
+     * its id, part of the session key, covers their digests */
+    chk->crls_unchanged = validated != NULL;
+    chk->now = now;
+    chk->validated = validated;
+    chk->want_chain = !validated;
 }
 
 const char *reencrypt_revocation_token(reencrypt_revocation_state_e st)
@@ -1301,6 +1334,26 @@ static reencrypt_reason_e build_chain(apr_pool_t *p,
     return REENCRYPT_OK;
 }
 
+/* What the revocation check found: a stored chain that passed these
+ * CRLs still passes them; else what OpenSSL reported (nothing when the
+ * chain was not trusted in the first place) */
+static reencrypt_revocation_state_e revocation_state(
+    const reencrypt_check_t *chk, const collector_t *c)
+{
+    if (chk->validated && stored_crls_hold(chk)) {
+        return REENCRYPT_REV_GOOD;
+    }
+    if (c->trust_err) {
+        return REENCRYPT_REV_NOT_CHECKED;
+    }
+    return c->revoked ? REENCRYPT_REV_REVOKED
+           : c->crl_invalid ? REENCRYPT_REV_CRL_INVALID
+           : c->crl_expired ? REENCRYPT_REV_CRL_EXPIRED
+           : c->crl_missing ? REENCRYPT_REV_CRL_MISSING
+           : c->no_crl ? REENCRYPT_REV_NO_CRL
+           : REENCRYPT_REV_GOOD;
+}
+
 reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
                                     const reencrypt_check_t *chk,
                                     X509 *leaf, STACK_OF(X509) *untrusted,
@@ -1345,16 +1398,8 @@ reencrypt_reason_e reencrypt_verify(apr_pool_t *p,
         return v->reason;
     }
     v->skew_used = c.skew_used;
-    if (revoke && chk->validated && stored_crls_hold(chk)) {
-        v->revocation = REENCRYPT_REV_GOOD;
-    }
-    else if (revoke && !c.trust_err) {
-        v->revocation = c.revoked ? REENCRYPT_REV_REVOKED
-                        : c.crl_invalid ? REENCRYPT_REV_CRL_INVALID
-                        : c.crl_expired ? REENCRYPT_REV_CRL_EXPIRED
-                        : c.crl_missing ? REENCRYPT_REV_CRL_MISSING
-                        : c.no_crl ? REENCRYPT_REV_NO_CRL
-                        : REENCRYPT_REV_GOOD;
+    if (revoke) {
+        v->revocation = revocation_state(chk, &c);
     }
 
     x.p = p;

@@ -118,6 +118,20 @@ typedef struct {
     int want_chain;                       /**< return the chain used */
 } reencrypt_check_t;
 
+/** Fill chk with what the effective policy pol asks of a backend's
+ *  chain at now. names: the names expected of that backend
+ *  (reencrypt_expected_names), names_from_sni: names[0] is the SNI sent;
+ *  validated: a chain validated earlier under this very policy (a
+ *  resumed session), NULL for a full handshake (the chain is then asked
+ *  for). The one place where a policy becomes a check: the handshakes of
+ *  requests (reencrypt_ssl.c) and apachectl -t -D REENCRYPT_PROBE
+ *  (reencrypt_dump.c) verify alike. */
+void reencrypt_check_init(reencrypt_check_t *chk,
+                          const reencrypt_policy_t *pol,
+                          const apr_array_header_t *names,
+                          int names_from_sni, time_t now,
+                          STACK_OF(X509) *validated);
+
 /** The outcome, with text for the one log line. */
 typedef struct {
     reencrypt_reason_e reason;

@@ -50,6 +50,16 @@ def re10_lines(env):
 def re18_lines(env):
     return [ln for ln in env.log_lines() if "RE00018:" in ln.rest]
 
+# two scopes, both passed by a "good" backend, under different policies
+TWO_NAME_SCOPES = """
+<Location /a>
+    ReencryptVerifyName good.test
+</Location>
+<Location /b>
+    ReencryptVerifyName backend.test
+</Location>
+"""
+
 
 def assert_served(env, be, path="/", host=None, sni=Ellipsis, status=200,
                   ignore_re10=False):
@@ -105,14 +115,28 @@ def assert_one_re10(env, be, reason, backend=None):
     """The error log has exactly one RE00010 line, at level error, of the
     documented shape, naming backend (default: be's address) and reason.
     Returns the regex match."""
-    return _the_one_line(env, be, "RE00010", re10_lines(env), "error",
-                         RE10_RE, backend, reason)
+    return _the_one_line(env, be, "RE00010", "error", RE10_RE, backend,
+                         reason)
 
 
-def _the_one_line(env, be, tag, lines, level, regex, backend, reason):
-    """lines (of tag) are exactly one, at level, of the documented shape
-    (regex), naming backend (default: be's address) and reason. Returns
-    the regex match."""
+def assert_member_moved_on(env, member, reason, balancer):
+    """The one RE00010 line refuses member of balancer://<balancer> for
+    reason and says the request goes on to another member; mod_proxy
+    logs no handshake failure for it.  Returns the regex match."""
+    m = assert_one_re10(env, member, reason)
+    assert m.group("seen").endswith(
+        f"; balancer://{balancer} member put in error state for its "
+        f"retry=, the request goes on to another member if one is left"), (
+        m.group(0))
+    assert not [ln for ln in env.log_lines()
+                if ln.tag in PROXY_HANDSHAKE_FAILURE_TAGS], env.error_log()
+    return m
+
+
+def one_line(env, tag, level, regex):
+    """The error log has exactly one line of tag, at level, of the
+    documented shape (regex); returns the regex match."""
+    lines = [ln for ln in env.log_lines() if f"{tag}:" in ln.rest]
     assert len(lines) == 1, (
         f"expected exactly one {tag} line, got:\n"
         + "\n".join(ln.raw for ln in lines) + "\n" + env.error_log())
@@ -120,10 +144,17 @@ def _the_one_line(env, be, tag, lines, level, regex, backend, reason):
     assert line.level == level, line.raw
     m = regex.search(line.rest)
     assert m, f"{tag} line does not have the documented shape: {line.raw}"
+    return m
+
+
+def _the_one_line(env, be, tag, level, regex, backend, reason):
+    """one_line() of tag, naming backend (default: be's address) and
+    reason. Returns the regex match."""
+    m = one_line(env, tag, level, regex)
     if backend is None:
         backend = f"127.0.0.1:{be.port}"
-    assert m.group("backend") == backend, line.raw
-    assert m.group("reason") == reason, line.raw
+    assert m.group("backend") == backend, m.string
+    assert m.group("reason") == reason, m.string
     return m
 
 
@@ -141,6 +172,45 @@ def policy_vhost(url, *directives, ca=None, engine="On", preamble=()):
     lines += list(directives)
     lines.append(f"ProxyPass / {url}")
     return "\n".join(lines)
+
+
+def policy_head(ca, sni="good.test"):
+    """The first lines of a hand-written policy virtual host: proxy TLS and
+    the module on, trust anchor file ca, ReencryptSNI sni."""
+    return "\n".join(["SSLProxyEngine On", "ReencryptEngine On",
+                      f'ReencryptCACertificateFile "{ca}"',
+                      f"ReencryptSNI {sni}"])
+
+
+def start_policy(env, be, *directives, ca=None, preamble=()):
+    """Write a configuration whose virtual host proxies / to be (by its
+    IP address) under policy_vhost(directives) and start the server."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca,
+                                        preamble=preamble))
+    env.start()
+
+
+def assert_refused_reads(env, be, reason, rest, **kw):
+    """assert_refused(env, be, reason, **kw), and its RE00010 line reads,
+    to the letter, "RE00010: backend 127.0.0.1:<be's port> refused:
+    <reason>; <rest>".  Returns the regex match."""
+    m = assert_refused(env, be, reason, **kw)
+    assert m.group(0) == (
+        f"RE00010: backend 127.0.0.1:{be.port} refused: {reason}; {rest}")
+    return m
+
+def assert_startup_error(env, rx):
+    """The configuration is refused: apache2 -t fails (no "Syntax OK")
+    and so does the start, both with output matching regex rx; the server
+    does not run."""
+    rc, out = env.configtest()
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert "Syntax OK" not in out
+    rc, out = env.start(check=False)
+    assert rc != 0, out
+    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
+    assert not env.running
 
 
 def assert_time_near(s, moment, slack=120):
@@ -165,8 +235,8 @@ def assert_reported(env, be, reason, path="/", host=None, backend=None):
     assert r.text == f"backend-ok {path}\n", r.text[:300]
     assert ("GET", path) in be.requests
     assert not re10_lines(env), re10_lines(env)
-    return _the_one_line(env, be, "RE00018", re18_lines(env), "warn",
-                         RE18_RE, backend, reason)
+    return _the_one_line(env, be, "RE00018", "warn", RE18_RE, backend,
+                         reason)
 
 
 # ----------------------------------------------------------------- sessions
@@ -211,6 +281,15 @@ def re14_matches(env):
         if m:
             out.append(m)
     return out
+
+
+def write_lenient_policy(env, be, lenient, *directives, ca=None):
+    """Write the policy of directives for be, with mod_ssl's
+    SSLProxyCheckPeerExpire left on: apache2 -t warns (RE00035) that it
+    refuses what the lenient directive would let through."""
+    env.write_config(vhost=policy_vhost(be.url_ip, *directives, ca=ca))
+    assert "SSLProxyCheckPeerExpire" not in env.conf_text
+    assert_lenient_warned(env, lenient)
 
 
 def assert_lenient_warned(env, directive):

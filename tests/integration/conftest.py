@@ -39,6 +39,8 @@ from httpd import (APACHE2, ENVIRONMENT_WARNINGS, MODULES_DIR,  # noqa: E402
                    HttpdEnv, module_path)
 from pki import TestPKI  # noqa: E402
 
+from harness import stopped_after  # noqa: E402  (backend.py put it on sys.path)
+
 _ENVS_KEY = pytest.StashKey()
 SANITIZER_REPORTS = os.environ.get("REENCRYPT_SANITIZER_REPORTS")
 
@@ -141,16 +143,8 @@ def env(make_env):
 
 @pytest.fixture
 def backend(pki):
-    started = []
-
-    def factory(leaf, **kw):
-        be = TLSBackend(pki.chain(leaf), pki.key(leaf), **kw).start()
-        started.append(be)
-        return be
-
-    yield factory
-    for be in started:
-        be.stop()
+    yield from stopped_after(lambda leaf, **kw: TLSBackend(
+        pki.chain(leaf), pki.key(leaf), **kw).start())
 
 
 @pytest.fixture

@@ -42,7 +42,9 @@ import ctypes
 import ctypes.util
 import socket
 import threading
-import time
+
+import _repo  # noqa: F401  (puts harness/ on sys.path)
+from harness.servers import LoopbackServer
 
 TLS1_2_VERSION = 0x0303
 TLS1_3_VERSION = 0x0304
@@ -142,10 +144,14 @@ class Connection:
                 f"closed={self.closed}>")
 
 
-class LibsslBackend:
+class LibsslBackend(LoopbackServer):
+    label = "libssl backend"
+    close_on_stop = False       # libssl still holds the descriptors
+
     def __init__(self, chain_file, key_file, version, staple=NO_CALLBACK):
         """version: TLS1_2_VERSION or TLS1_3_VERSION (the only one
         spoken); staple: see the module's docstring."""
+        super().__init__(backlog=16)
         self.version = version
         self._lib = _libssl()
         lib = self._lib
@@ -169,47 +175,16 @@ class LibsslBackend:
             assert lib.SSL_CTX_callback_ctrl(
                 self._ctx, _SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB,
                 ctypes.cast(self._status_cb, ctypes.c_void_p)) == 1
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
         self.connections = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self.mid_body_go = threading.Event()
-        self._threads = []
-        self._raw = []
-
-    def start(self):
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
 
     def stop(self):
-        self._stop.set()
         self.mid_body_go.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        with self._lock:
-            raws = list(self._raw)
-            threads = list(self._threads)
-        for raw in raws:
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in threads:
-            t.join(timeout=5)
+        super().stop()
         self._lib.SSL_CTX_free(self._ctx)
 
-    @property
-    def url_ip(self):
-        return f"https://127.0.0.1:{self.port}/"
+    def describe(self):
+        return "\n".join(repr(c) for c in self.connections)
 
     def served(self):
         """Every (connection, path) whose response was sent."""
@@ -251,33 +226,19 @@ class LibsslBackend:
         return _SSL_TLSEXT_ERR_OK
 
     def wait_for(self, predicate, timeout=5.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"backend: no {what} after {timeout}s: "
-                                     f"{self.connections}")
-            time.sleep(0.02)  # polling interval, bounded by the deadline
+        """Wait until predicate() is true; raise AssertionError if not."""
+        self.wait_until(predicate, timeout, what)
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                raw, _ = self._sock.accept()
-            except OSError:
-                return
-            # each record goes out when written (a HelloRequest after a
-            # response must not wait for the proxy's ACK of the response)
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                conn = Connection(len(self.connections))
-                self.connections.append(conn)
-                self._raw.append(raw)
-            t = threading.Thread(target=self._serve, args=(raw, conn),
-                                 daemon=True)
-            t.start()
-            with self._lock:
-                self._threads.append(t)
+    def on_accept(self, raw, peer, cid):
+        # each record goes out when written (a HelloRequest after a
+        # response must not wait for the proxy's ACK of the response)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            conn = Connection(len(self.connections))
+            self.connections.append(conn)
+        return conn
 
-    def _serve(self, raw, conn):
+    def handle(self, raw, conn):
         lib = self._lib
         ssl = lib.SSL_new(self._ctx)
         try:

@@ -7,6 +7,7 @@ exit code, and the message names the file, the line and the bad value.
 import grp
 import os
 import re
+import time
 
 import pytest
 
@@ -523,9 +524,12 @@ def test_reencrypt_01_082_session_cache_key_set_twice(env, module_so, pki):
 def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
     """300 <Proxy> scopes that name the same trust anchor file, and 2
     that name another: the files are loaded once each, and every scope
-    shares its file's store (RE00092 at start, LogLevel debug: 302
-    directives, 2 files). A request through one of the scopes is
-    verified against it as before."""
+    shares its file's store; the second reading of the configuration at
+    start keeps both stores of the first (RE00092 at start, LogLevel
+    debug: 302 directives, 2 files, 2 kept). A graceful restart keeps
+    both again; after one file's modification time changed, only the
+    other one is kept (a file is kept when its path, size, modification
+    time and SHA-256 are the same)."""
     sections = []
     for i in range(300):
         sections.append(f'<Proxy "https://127.2.{i // 250}.{i % 250 + 1}/">\n'
@@ -541,7 +545,21 @@ def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
     env.write_config(vhost="SSLProxyEngine On\n" + "\n".join(sections),
                      loglevel="warn reencrypt:debug")
     env.start()
+    want = ("RE00092: trust anchors: 302 ReencryptCACertificateFile "
+            "directives share 2 files (2 kept from the previous reading of "
+            "the configuration)")
     m = env.wait_log(r"RE00092: .*$")
-    assert m.group(0) == ("RE00092: trust anchors: 302 "
-                          "ReencryptCACertificateFile directives share 2 "
-                          "loaded files"), env.error_log()
+    assert m.group(0) == want, env.error_log()
+    for n, kept in ((2, 2), (3, 1)):
+        if kept == 1:
+            st = os.stat(pki.ca_file)
+            os.utime(pki.ca_file, (st.st_atime, st.st_mtime + 10))
+        env.graceful()
+        deadline = time.monotonic() + 10
+        while (len(env.lines_with("RE00092")) < n
+               and time.monotonic() < deadline):
+            time.sleep(0.05)  # polling interval, bounded by the deadline
+        lines = env.lines_with("RE00092")
+        assert len(lines) == n, env.error_log()
+        assert lines[-1].raw.endswith(want.replace(
+            "(2 kept", f"({kept} kept")), env.error_log()

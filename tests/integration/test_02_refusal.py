@@ -13,8 +13,9 @@ import ssl
 
 import pytest
 
-from checks import (asn1_time, assert_refused, assert_served,
-                    assert_time_near, policy_vhost)
+from checks import (asn1_time, assert_refused, assert_refused_reads,
+                    assert_served, assert_time_near, policy_vhost,
+                    start_policy)
 
 
 def _now():
@@ -23,12 +24,9 @@ def _now():
 
 def test_reencrypt_02_001_other_ca(env, backend, module_so, pki):
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
-    m = assert_refused(env, be, "untrusted-chain")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: untrusted-chain; "
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
+    assert_refused_reads(
+        env, be, "untrusted-chain",
         f"expected a chain to the trust anchor in {pki.ca_file}; "
         f"seen CN=good.test issued by CN=Other Root CA "
         f"(unable to get local issuer certificate)")
@@ -37,49 +35,44 @@ def test_reencrypt_02_001_other_ca(env, backend, module_so, pki):
 
 def test_reencrypt_02_002_wrong_name(env, backend, module_so, pki):
     be = backend("wrong-name")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI backend.test", ca=pki.ca_file))
-    env.start()
-    m = assert_refused(env, be, "name-mismatch")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: name-mismatch; "
+    start_policy(env, be, "ReencryptSNI backend.test", ca=pki.ca_file)
+    assert_refused_reads(
+        env, be, "name-mismatch",
         f'expected "backend.test" (SNI); seen DNS:other.test')
 
 
-def test_reencrypt_02_003_expired(env, backend, module_so, pki):
-    be = backend("expired")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
+def _assert_outside_validity(env, backend, pki, kind, reason, cn, field):
+    """The leaf kind is outside its validity window: refused for reason,
+    expected "<field> <after|before> <now>", seen "<cn> <field>=<its
+    date>"."""
+    be = backend(kind)
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
     before = _now()
-    m = assert_refused(env, be, "expired")
-    na = asn1_time(pki["expired"].not_after)
-    mm = re.fullmatch(r"notAfter after (\S+)", m.group("expected"))
+    m = assert_refused(env, be, reason)
+    if field == "notAfter":
+        word, date = "after", pki[kind].not_after
+    else:
+        word, date = "before", pki[kind].not_before
+    mm = re.fullmatch(rf"{field} {word} (\S+)", m.group("expected"))
     assert mm, m.group(0)
     assert_time_near(mm.group(1), before)
-    assert m.group("seen") == f"CN=expired.test notAfter={na}", m.group(0)
+    assert m.group("seen") == f"{cn} {field}={asn1_time(date)}", m.group(0)
+
+
+def test_reencrypt_02_003_expired(env, backend, module_so, pki):
+    _assert_outside_validity(env, backend, pki, "expired", "expired",
+                             "CN=expired.test", "notAfter")
 
 
 def test_reencrypt_02_004_not_yet_valid(env, backend, module_so, pki):
-    be = backend("future")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
-    before = _now()
-    m = assert_refused(env, be, "not-yet-valid")
-    nb = asn1_time(pki["future"].not_before)
-    mm = re.fullmatch(r"notBefore before (\S+)", m.group("expected"))
-    assert mm, m.group(0)
-    assert_time_near(mm.group(1), before)
-    assert m.group("seen") == f"CN=future.test notBefore={nb}", m.group(0)
+    _assert_outside_validity(env, backend, pki, "future", "not-yet-valid",
+                             "CN=future.test", "notBefore")
 
 
 def test_reencrypt_02_005_expired_intermediate(env, backend, module_so, pki):
     """Validity is checked on every certificate of the chain."""
     be = backend("under-expired-int")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
     m = assert_refused(env, be, "expired")
     na = asn1_time(pki["expired-int"].not_after)
     assert m.group("seen") == (
@@ -91,10 +84,9 @@ def test_reencrypt_02_006_chain_deeper_than_depth(env, backend, module_so,
     """root > int1 > int2 > int3 > deep.test has 4 certificates above the
     leaf; ReencryptVerifyDepth 3 refuses it."""
     be = backend("deep")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI deep.test", "ReencryptVerifyDepth 3",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI deep.test", "ReencryptVerifyDepth 3",
+        ca=pki.ca_file)
     m = assert_refused(env, be, "depth-exceeded")
     assert re.fullmatch(
         r"at most 3 certificates? above the leaf \(ReencryptVerifyDepth 3\)",
@@ -107,13 +99,11 @@ def test_reencrypt_02_006_chain_deeper_than_depth(env, backend, module_so,
 def test_reencrypt_02_007_intermediate_chain_with_depth_1(
         env, backend, module_so, pki):
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptVerifyDepth 1",
-        ca=pki.ca_file))
-    env.start()
-    m = assert_refused(env, be, "depth-exceeded")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: depth-exceeded; "
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptVerifyDepth 1",
+        ca=pki.ca_file)
+    assert_refused_reads(
+        env, be, "depth-exceeded",
         f"expected at most 1 certificate above the leaf "
         f"(ReencryptVerifyDepth 1); seen 2 "
         f"(CN=good.test < CN=Test Intermediate CA < CN=Test Root CA)")
@@ -124,8 +114,7 @@ def test_reencrypt_02_008_ip_backend_without_ip_san(env, backend, module_so,
     """https://127.0.0.1:port/ with default SNI (none for an IP) verifies
     the IP itself: a certificate with DNS SANs only is refused."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(be.url_ip, ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, ca=pki.ca_file)
     m = assert_refused(env, be, "name-mismatch")
     assert m.group("expected") == '"127.0.0.1"', m.group(0)
     assert "DNS:good.test" in m.group("seen"), m.group(0)
@@ -138,22 +127,18 @@ def test_reencrypt_02_008_ip_backend_without_ip_san(env, backend, module_so,
 def test_reencrypt_02_009_wildcard_matches_one_label_only(
         env, backend, module_so, pki, sni):
     be = backend("wild")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, f"ReencryptSNI {sni}", ca=pki.ca_file))
-    env.start()
-    m = assert_refused(env, be, "name-mismatch")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: name-mismatch; "
+    start_policy(env, be, f"ReencryptSNI {sni}", ca=pki.ca_file)
+    assert_refused_reads(
+        env, be, "name-mismatch",
         f'expected "{sni}" (SNI); seen DNS:*.wild.test')
 
 
 def test_reencrypt_02_010_verify_name_mismatch(env, backend, module_so, pki):
     """An explicit ReencryptVerifyName is what is checked, not the SNI."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptVerifyName other.test",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptVerifyName other.test",
+        ca=pki.ca_file)
     m = assert_refused(env, be, "name-mismatch")
     assert m.group("expected") == '"other.test"', m.group(0)
     assert "DNS:good.test" in m.group("seen"), m.group(0)
@@ -163,10 +148,9 @@ def test_reencrypt_02_010_verify_name_mismatch(env, backend, module_so, pki):
 def test_reencrypt_02_011_verify_names_none_matches(env, backend, module_so,
                                                     pki):
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptVerifyName other.test 127.0.0.2",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptVerifyName other.test 127.0.0.2",
+        ca=pki.ca_file)
     m = assert_refused(env, be, "name-mismatch")
     assert '"other.test"' in m.group("expected"), m.group(0)
     assert '"127.0.0.2"' in m.group("expected"), m.group(0)
@@ -177,13 +161,11 @@ def test_reencrypt_02_012_subject_cn_is_never_used(env, backend, module_so,
     """The wildcard leaf has CN=wild.test and the single SAN *.wild.test:
     ReencryptVerifyName wild.test (its CN) does not match."""
     be = backend("wild")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI a.wild.test",
-        "ReencryptVerifyName wild.test", ca=pki.ca_file))
-    env.start()
-    m = assert_refused(env, be, "name-mismatch")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: name-mismatch; "
+    start_policy(
+        env, be, "ReencryptSNI a.wild.test",
+        "ReencryptVerifyName wild.test", ca=pki.ca_file)
+    assert_refused_reads(
+        env, be, "name-mismatch",
         f'expected "wild.test"; seen DNS:*.wild.test')
 
 
@@ -240,9 +222,8 @@ def test_reencrypt_02_014_engine_off_in_inner_scope(env, backend, module_so,
 def test_reencrypt_02_015_order_of_checks(env, backend, module_so, pki,
                                           leaf, directives, reason):
     be = backend(leaf)
-    env.write_config(vhost=policy_vhost(be.url_ip, *directives,
-                                        ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, *directives,
+                                        ca=pki.ca_file)
     assert_refused(env, be, reason)
 
 
@@ -251,9 +232,7 @@ def test_reencrypt_02_016_anchor_file_of_other_ca(env, backend, module_so,
     """A good backend is refused when the configured anchor is another CA;
     the line names the anchor file."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.other_ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.other_ca_file)
     m = assert_refused(env, be, "untrusted-chain")
     assert m.group("expected") == (
         f"a chain to the trust anchor in {pki.other_ca_file}")
@@ -268,15 +247,10 @@ def test_reencrypt_02_017_anchor_bundle_counted(env, backend, module_so,
                                                 pki):
     """With two anchors in the file (neither on the backend's path) the
     line counts them."""
-    bundle = f"{env.root}/conf/bundle.pem"
-    with open(bundle, "wb") as out:
-        for f in (pki.other_ca_file, pki["deep-int1"].cert_file):
-            with open(f, "rb") as src:
-                out.write(src.read())
+    bundle = pki.bundle(f"{env.root}/conf/bundle.pem",
+                        (pki.other_ca_file, pki["deep-int1"].cert_file))
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=bundle))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=bundle)
     m = assert_refused(env, be, "untrusted-chain")
     assert m.group("expected") == (
         f"a chain to one of 2 trust anchors in {bundle}"), m.group(0)
@@ -286,9 +260,7 @@ def test_reencrypt_02_018_request_body_never_reaches_backend(
         env, backend, module_so, pki):
     """A refused POST: none of its headers or body bytes arrive."""
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain", path="/upload",
                    method="POST", body=b"secret-payload=" + b"x" * 4096)
     assert b"secret-payload" not in be.received
@@ -297,9 +269,7 @@ def test_reencrypt_02_018_request_body_never_reaches_backend(
 def test_reencrypt_02_019_tls12_backend(env, backend, module_so, pki):
     """The refusal holds when the backend speaks TLS 1.2 at most."""
     be = backend("other-ca", max_version=ssl.TLSVersion.TLSv1_2)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain")
 
 

@@ -9,7 +9,7 @@ The backend records the SNI of every ClientHello it receives.
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, policy_vhost, start_policy)
 
 
 def name_url(be):
@@ -44,6 +44,19 @@ def test_reencrypt_05_002_backend_mode_verifies_sni_by_default(
     assert be.snis == ["localhost"]
 
 
+def _start_host_mode(env, backend, pki, keyword):
+    """A "good" backend under ReencryptSNI <keyword> with ProxyPreserveHost
+    On and no ReencryptVerifyName (RE00050 warns of it: see 05_010);
+    started.  Returns the backend."""
+    be = backend("good")
+    env.write_config(vhost=policy_vhost(
+        be.url_ip, f"ReencryptSNI {keyword}", ca=pki.ca_file,
+        preamble=["ProxyPreserveHost On"]))
+    env.expect_log("RE00050")
+    env.start()
+    return be
+
+
 @pytest.mark.parametrize("host,sni", [
     ("good.test", "good.test"),
     ("backend.test", "backend.test"),
@@ -53,24 +66,14 @@ def test_reencrypt_05_003_host_mode_sends_client_host(
         env, backend, module_so, pki, host, sni):
     """ReencryptSNI Host with ProxyPreserveHost On: SNI is the client's Host
     header (without port) and, by default, also the name verified."""
-    be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI Host", ca=pki.ca_file,
-        preamble=["ProxyPreserveHost On"]))
-    env.expect_log("RE00050")  # no ReencryptVerifyName: see 05_010
-    env.start()
+    be = _start_host_mode(env, backend, pki, "Host")
     assert_served(env, be, "/sni-host", host=host, sni=sni)
     assert f"Host: {host}\r\n".encode() in be.received
 
 
 def test_reencrypt_05_004_host_mode_name_mismatch(env, backend, module_so,
                                                   pki):
-    be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI host", ca=pki.ca_file,
-        preamble=["ProxyPreserveHost On"]))
-    env.expect_log("RE00050")  # no ReencryptVerifyName: see 05_010
-    env.start()
+    be = _start_host_mode(env, backend, pki, "host")
     m = assert_refused(env, be, "name-mismatch", host="other.test")
     assert m.group("expected") == '"other.test" (SNI)', m.group(0)
     assert be.snis == ["other.test"]
@@ -116,10 +119,9 @@ def test_reencrypt_05_008_literal_name_overrides_preserved_host(
     """With ProxyPreserveHost On mod_ssl would send the client's Host as
     SNI; a literal ReencryptSNI wins."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file,
-        preamble=["ProxyPreserveHost On"]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
+        preamble=["ProxyPreserveHost On"])
     assert_served(env, be, "/sni-literal-preserve", host="backend.test",
                   sni="good.test")
 

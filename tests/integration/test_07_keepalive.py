@@ -7,7 +7,8 @@ proxy opens a new connection and verifies it under the request's policy.
 The server runs a single child process so every request shares the pool.
 """
 
-from checks import PROXY_HANDSHAKE_FAILURE_TAGS, re10_lines, RE10_RE
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, TWO_NAME_SCOPES,
+                    re10_lines)
 
 
 def _get_ok(env, path):
@@ -84,14 +85,7 @@ def test_reencrypt_07_003_passing_policies_do_not_share_connections(
 SSLProxyEngine On
 ReencryptEngine On
 ReencryptCACertificateFile "{pki.ca_file}"
-ProxyPass / {be.url_ip} keepalive=On
-<Location /a>
-    ReencryptVerifyName good.test
-</Location>
-<Location /b>
-    ReencryptVerifyName backend.test
-</Location>
-""")
+ProxyPass / {be.url_ip} keepalive=On""" + TWO_NAME_SCOPES)
     env.start()
     for p in ("/a/1", "/b/1", "/a/2", "/b/2"):
         _get_ok(env, p)

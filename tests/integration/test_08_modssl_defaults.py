@@ -8,7 +8,7 @@ policy.
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, start_policy)
 
 
 @pytest.mark.parametrize("modssl", [
@@ -18,20 +18,18 @@ from checks import assert_refused, assert_served, policy_vhost
 def test_reencrypt_08_001_intermediate_chain_served(env, backend, module_so,
                                                     pki, modssl):
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file,
-        preamble=modssl))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
+        preamble=modssl)
     assert_served(env, be, "/modssl-defaults", sni="good.test")
 
 
 def test_reencrypt_08_002_deep_chain_beyond_modssl_depth(env, backend,
                                                          module_so, pki):
     be = backend("deep")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI deep.test", "ReencryptVerifyDepth 4",
-        ca=pki.ca_file, preamble=["SSLProxyVerifyDepth 1"]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI deep.test", "ReencryptVerifyDepth 4",
+        ca=pki.ca_file, preamble=["SSLProxyVerifyDepth 1"])
     assert_served(env, be, "/deep", sni="deep.test")
 
 
@@ -39,9 +37,8 @@ def test_reencrypt_08_003_untrusted_refused_with_modssl_verify_none(
         env, backend, module_so, pki):
     """SSLProxyVerify none does not weaken the module's policy."""
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file,
+    start_policy(
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
         preamble=["SSLProxyVerify none", "SSLProxyCheckPeerName off",
-                  "SSLProxyCheckPeerExpire off"]))
-    env.start()
+                  "SSLProxyCheckPeerExpire off"])
     assert_refused(env, be, "untrusted-chain")

@@ -15,8 +15,9 @@ import re
 
 import pytest
 
-from checks import (asn1_time, assert_refused, assert_served, policy_vhost,
-                    re10_lines)
+from checks import (asn1_time, assert_refused, assert_refused_reads,
+                    assert_served, assert_startup_error, policy_vhost,
+                    re10_lines, start_policy)
 from httpd import LOG_LINE_RE, LogLine
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
@@ -26,6 +27,11 @@ UNRELATED = ("other-root", "wild")
 
 def _unrelated(pki, n=2):
     return [pki.pin(name) for name in UNRELATED[:n]]
+
+
+def _pin_and_decoy(pki, kind):
+    """ReencryptPin with kind's pin and one unrelated pin."""
+    return f"ReencryptPin {pki.pin(kind)} {_unrelated(pki, 1)[0]}"
 
 
 def _re07_lines(text):
@@ -66,7 +72,7 @@ def test_reencrypt_09_001_leaf_pin_matches(env, backend, module_so, pki,
     be = backend(leaf)
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin(leaf)} {_unrelated(pki, 1)[0]}",
+        _pin_and_decoy(pki, leaf),
         ca=pki.ca_file))
     _start_without_single_pin_warning(env)
     assert_served(env, be, "/pinned", sni="good.test")
@@ -75,11 +81,10 @@ def test_reencrypt_09_001_leaf_pin_matches(env, backend, module_so, pki,
 def test_reencrypt_09_002_backup_pin_first(env, backend, module_so, pki):
     """Any of the pins matches, whatever its position."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
+    start_policy(
+        env, be, "ReencryptSNI good.test",
         "ReencryptPin " + " ".join(_unrelated(pki) + [pki.pin("good")]),
-        ca=pki.ca_file))
-    env.start()
+        ca=pki.ca_file)
     assert_served(env, be, "/any-of", sni="good.test")
 
 
@@ -88,10 +93,9 @@ def test_reencrypt_09_003_wrong_pin_refused(env, backend, module_so, pki):
     backend, one RE00010 line naming both pins and the key seen."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {a} {b}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", f"ReencryptPin {a} {b}",
+        ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch", path="/secret")
     assert m.group(0) == (
         f"RE00010: backend 127.0.0.1:{be.port} refused: pin-mismatch; "
@@ -125,11 +129,9 @@ def test_reencrypt_09_010_chain_scope_matches_ca_key(env, backend,
     """Under ReencryptPinScope Chain a pin of the intermediate (sent by
     the backend) or of the root (the trust anchor) matches."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptPinScope Chain",
-        f"ReencryptPin {pki.pin(ca)} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptPinScope Chain",
+        _pin_and_decoy(pki, ca), ca=pki.ca_file)
     assert_served(env, be, "/chain-pin", sni="good.test")
 
 
@@ -143,9 +145,8 @@ def test_reencrypt_09_011_leaf_scope_ignores_ca_key(env, backend, module_so,
     directives = ["ReencryptSNI good.test", "ReencryptPin " + " ".join(pins)]
     if scope:
         directives.append(f"ReencryptPinScope {scope}")
-    env.write_config(vhost=policy_vhost(be.url_ip, *directives,
-                                        ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, *directives,
+                                        ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch")
     assert m.group("expected") == (
         f"one of 2 pins on the leaf ({pins[0]}, {pins[1]})"), m.group(0)
@@ -159,10 +160,9 @@ def test_reencrypt_09_012_chain_scope_mismatch_lists_chain(
     certificate of the validated chain, leaf first, root last."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptPinScope Chain",
-        f"ReencryptPin {a} {b}", ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptPinScope Chain",
+        f"ReencryptPin {a} {b}", ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch")
     assert m.group("expected") == f"one of 2 pins on the chain ({a}, {b})", \
         m.group(0)
@@ -177,11 +177,9 @@ def test_reencrypt_09_013_pins_do_not_replace_the_chain(env, backend,
     """Under the default ReencryptTrust Anchors a matching pin does not
     make an untrusted chain acceptable."""
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('other-ca')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", _pin_and_decoy(pki, "other-ca"),
+        ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain")
 
 
@@ -207,13 +205,30 @@ def test_reencrypt_09_021_list_order_in_refusal(env, backend, module_so,
     be = backend("good")
     a, b = _unrelated(pki)
     c = pki.pin("good-next")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {a};{b}",
-        f"ReencryptPin {c}", ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", f"ReencryptPin {a};{b}",
+        f"ReencryptPin {c}", ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch")
     assert m.group("expected") == (
         f"one of 3 pins on the leaf ({a}, {b}, {c})"), m.group(0)
+
+
+def _assert_inner_pins(env, be, pki, outer, inner, wrong, refused, served):
+    """ReencryptPin outer at the virtual host, ReencryptPin inner in
+    <Location /inner>: GET refused is refused (pin-mismatch, expecting
+    the two wrong pins), GET served is served."""
+    env.write_config(vhost=policy_vhost(
+        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {outer}",
+        ca=pki.ca_file) + f"""
+<Location /inner>
+    ReencryptPin {inner}
+</Location>
+""")
+    env.start()
+    m = assert_refused(env, be, "pin-mismatch", path=refused)
+    assert m.group("expected") == (
+        f"one of 2 pins on the leaf ({wrong[0]}, {wrong[1]})"), m.group(0)
+    assert_served(env, be, served, ignore_re10=True)
 
 
 def test_reencrypt_09_022_inner_scope_replaces_pins(env, backend, module_so,
@@ -223,19 +238,9 @@ def test_reencrypt_09_022_inner_scope_replaces_pins(env, backend, module_so,
     wrong pins of /inner do not affect the rest."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('good')} {pki.pin('good-next')}",
-        ca=pki.ca_file) + f"""
-<Location /inner>
-    ReencryptPin {a} {b}
-</Location>
-""")
-    env.start()
-    m = assert_refused(env, be, "pin-mismatch", path="/inner/x")
-    assert m.group("expected") == f"one of 2 pins on the leaf ({a}, {b})", \
-        m.group(0)
-    assert_served(env, be, "/outer", ignore_re10=True)
+    _assert_inner_pins(env, be, pki,
+                       f"{pki.pin('good')} {pki.pin('good-next')}",
+                       f"{a} {b}", (a, b), "/inner/x", "/outer")
 
 
 def test_reencrypt_09_023_inner_scope_pins_are_not_a_union(
@@ -244,18 +249,9 @@ def test_reencrypt_09_023_inner_scope_pins_are_not_a_union(
     the <Location>: /inner is served, the rest refused."""
     be = backend("good")
     a, b = _unrelated(pki)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", f"ReencryptPin {a} {b}",
-        ca=pki.ca_file) + f"""
-<Location /inner>
-    ReencryptPin {pki.pin('good-next')} {pki.pin('good')}
-</Location>
-""")
-    env.start()
-    m = assert_refused(env, be, "pin-mismatch", path="/outer")
-    assert m.group("expected") == f"one of 2 pins on the leaf ({a}, {b})", \
-        m.group(0)
-    assert_served(env, be, "/inner/y", ignore_re10=True)
+    _assert_inner_pins(env, be, pki, f"{a} {b}",
+                       f"{pki.pin('good-next')} {pki.pin('good')}",
+                       (a, b), "/outer", "/inner/y")
 
 
 # ---------------------------------------------------------------- rotation
@@ -307,7 +303,7 @@ def test_reencrypt_09_031_rotation_to_unpinned_key_refused(
     port = first.port
     env.write_config(vhost=policy_vhost(
         first.url_ip, "ReencryptSNI good.test",
-        f"ReencryptPin {pki.pin('good')} {_unrelated(pki, 1)[0]}",
+        _pin_and_decoy(pki, "good"),
         ca=pki.ca_file))
     env.start()
     assert_served(env, first, "/before")
@@ -322,6 +318,17 @@ def test_reencrypt_09_031_rotation_to_unpinned_key_refused(
 def _pin_only(url, *directives, pins):
     return policy_vhost(url, "ReencryptTrust PinOnly",
                         "ReencryptPin " + " ".join(pins), *directives)
+
+
+def _start_pin_only_on_own_pin(env, backend, pki, leaf, *directives):
+    """A backend of leaf under ReencryptTrust PinOnly with its own pin and
+    an unrelated one, and directives; started.  Returns the backend."""
+    be = backend(leaf)
+    env.write_config(vhost=_pin_only(
+        be.url_ip, *directives,
+        pins=[pki.pin(leaf), _unrelated(pki, 1)[0]]))
+    env.start()
+    return be
 
 
 def test_reencrypt_09_040_pin_only_self_signed(env, backend, module_so, pki):
@@ -341,11 +348,9 @@ def test_reencrypt_09_041_self_signed_without_opt_in(env, backend,
     """The same backend and pins without ReencryptTrust PinOnly: its chain
     does not lead to the anchors, refused."""
     be = backend("self-signed")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI self.test",
-        f"ReencryptPin {pki.pin('self-signed')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI self.test", _pin_and_decoy(pki, "self-signed"),
+        ca=pki.ca_file)
     m = assert_refused(env, be, "untrusted-chain")
     assert m.group("expected") == (
         f"a chain to the trust anchor in {pki.ca_file}"), m.group(0)
@@ -359,44 +364,34 @@ def test_reencrypt_09_042_pin_only_wrong_pin(env, backend, module_so, pki):
     env.write_config(vhost=_pin_only(be.url_ip, "ReencryptSNI self.test",
                                      pins=[a, b]))
     env.start()
-    m = assert_refused(env, be, "pin-mismatch")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: pin-mismatch; "
+    assert_refused_reads(
+        env, be, "pin-mismatch",
         f"expected one of 2 pins on the leaf ({a}, {b}); "
         f"seen {pki.pin('self-signed')} (CN=self.test)")
 
 
 def test_reencrypt_09_043_pin_only_checks_names(env, backend, module_so,
                                                 pki):
-    be = backend("self-signed")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI other.test",
-        pins=[pki.pin("self-signed"), _unrelated(pki, 1)[0]]))
-    env.start()
-    m = assert_refused(env, be, "name-mismatch")
-    assert m.group(0) == (
-        f"RE00010: backend 127.0.0.1:{be.port} refused: name-mismatch; "
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed", "ReencryptSNI other.test")
+    assert_refused_reads(
+        env, be, "name-mismatch",
         f'expected "other.test" (SNI); seen DNS:self.test')
 
 
 def test_reencrypt_09_044_pin_only_check_name_off(env, backend, module_so,
                                                   pki):
     """ReencryptCheckName Off: the name is not compared any more."""
-    be = backend("self-signed")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI other.test", "ReencryptCheckName Off",
-        pins=[pki.pin("self-signed"), _unrelated(pki, 1)[0]]))
-    env.start()
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed", "ReencryptSNI other.test",
+        "ReencryptCheckName Off")
     assert_served(env, be, "/no-name-check", sni="other.test")
 
 
 def test_reencrypt_09_045_pin_only_checks_validity(env, backend, module_so,
                                                    pki):
-    be = backend("self-signed-expired")
-    env.write_config(vhost=_pin_only(
-        be.url_ip, "ReencryptSNI self.test",
-        pins=[pki.pin("self-signed-expired"), _unrelated(pki, 1)[0]]))
-    env.start()
+    be = _start_pin_only_on_own_pin(
+        env, backend, pki, "self-signed-expired", "ReencryptSNI self.test")
     m = assert_refused(env, be, "expired")
     na = asn1_time(pki["self-signed-expired"].not_after)
     assert m.group("seen") == f"CN=self-expired.test notAfter={na}", \
@@ -440,22 +435,18 @@ def test_reencrypt_09_050_check_name_off_with_pins(env, backend, module_so,
     """Anchors and pins, ReencryptCheckName Off: a certificate that does
     not carry the expected name is served."""
     be = backend("wrong-name")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI backend.test", "ReencryptCheckName Off",
-        f"ReencryptPin {pki.pin('wrong-name')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI backend.test", "ReencryptCheckName Off",
+        _pin_and_decoy(pki, "wrong-name"), ca=pki.ca_file)
     assert_served(env, be, "/names-off", sni="backend.test")
 
 
 def test_reencrypt_09_051_check_name_on_is_the_default(env, backend,
                                                        module_so, pki):
     be = backend("wrong-name")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI backend.test", "ReencryptCheckName On",
-        f"ReencryptPin {pki.pin('wrong-name')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI backend.test", "ReencryptCheckName On",
+        _pin_and_decoy(pki, "wrong-name"), ca=pki.ca_file)
     m = assert_refused(env, be, "name-mismatch")
     assert m.group("expected") == '"backend.test" (SNI)', m.group(0)
 
@@ -464,11 +455,9 @@ def test_reencrypt_09_052_check_name_off_still_checks_chain(
         env, backend, module_so, pki):
     """ReencryptCheckName Off only drops the name check."""
     be = backend("other-ca")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptCheckName Off",
-        f"ReencryptPin {pki.pin('other-ca')} {_unrelated(pki, 1)[0]}",
-        ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptCheckName Off",
+        _pin_and_decoy(pki, "other-ca"), ca=pki.ca_file)
     assert_refused(env, be, "untrusted-chain")
 
 
@@ -536,11 +525,10 @@ def test_reencrypt_09_063_single_pin_warning_after_graceful(
     """A single pin added by a graceful restart is warned about in the
     error log of the running server."""
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
+    start_policy(
+        env, be, "ReencryptSNI good.test",
         f"ReencryptPin {pki.pin('good')} {pki.pin('good-next')}",
-        ca=pki.ca_file))
-    env.start()
+        ca=pki.ca_file)
     assert not _re07_lines(env.error_log())
     env.write_config(vhost=policy_vhost(
         be.url_ip, "ReencryptSNI good.test",
@@ -565,21 +553,10 @@ def test_reencrypt_09_064_curl_form_pair_is_not_single(env, backend,
     assert_served(env, be, "/pair")
 
 
-def _assert_startup_error(env, rx):
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert not env.running
-
-
 def test_reencrypt_09_065_pin_only_without_pin(env, module_so, pki):
     env.write_config(vhost=config_vhost("ReencryptTrust PinOnly"))
     line = env.line_of("ReencryptEngine On")
-    _assert_startup_error(
+    assert_startup_error(
         env, r"RE00004: ReencryptEngine On at %s:%d .*ReencryptTrust "
              r"PinOnly needs at least one ReencryptPin"
         % (re.escape(env.conf_file), line))
@@ -590,7 +567,7 @@ def test_reencrypt_09_066_pin_only_with_chain_scope(env, module_so, pki):
         "ReencryptTrust PinOnly", "ReencryptPinScope Chain",
         f"ReencryptPin {pki.pin('good')} {pki.pin('good-next')}"))
     line = env.line_of("ReencryptEngine On")
-    _assert_startup_error(
+    assert_startup_error(
         env, r"RE00004: ReencryptEngine On at %s:%d .*ReencryptPinScope "
              r"Chain cannot go with ReencryptTrust PinOnly"
         % (re.escape(env.conf_file), line))

@@ -16,11 +16,10 @@ import socket
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_lenient_warned,
-                    asn1_time,
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
                     assert_modssl_refused_lenient, assert_refused,
-                    assert_served, assert_time_near, policy_vhost,
-                    re10_lines)
+                    assert_served, assert_time_near, policy_head, policy_vhost,
+                    re10_lines, start_policy, write_lenient_policy)
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
 DURATION_DIRECTIVES = ("ReencryptRefuseExpiringWithin",
@@ -61,10 +60,9 @@ def test_reencrypt_10_001_refuse_expiring_within(env, backend, module_so,
     """A certificate ending in 2 days, a 7-day refusal window (in any
     unit): 502, nothing at the backend, reason expiring-within."""
     be = backend("expiring-2d")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        f"ReencryptRefuseExpiringWithin {window}", ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test",
+        f"ReencryptRefuseExpiringWithin {window}", ca=pki.ca_file)
     before = _now()
     m = assert_refused(env, be, "expiring-within")
     mm = re.fullmatch(
@@ -80,10 +78,9 @@ def test_reencrypt_10_001_refuse_expiring_within(env, backend, module_so,
 def test_reencrypt_10_002_outside_refuse_window_served(env, backend,
                                                        module_so, pki):
     be = backend("expiring-2d")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        "ReencryptRefuseExpiringWithin 1d", ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test",
+        "ReencryptRefuseExpiringWithin 1d", ca=pki.ca_file)
     assert_served(env, be, "/two-days-left", sni="good.test")
 
 
@@ -156,10 +153,7 @@ def test_reencrypt_10_011_warn_once_per_certificate(env, backend, module_so,
     be20 = backend("expiring-20d")
     be2 = backend("expiring-2d")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ReencryptWarnExpiringWithin 30d
 ProxyPass /a/ {be20.url_ip} disablereuse=On
 ProxyPass /b/ {be2.url_ip} disablereuse=On
@@ -190,10 +184,9 @@ ProxyPass /b/ {be2.url_ip} disablereuse=On
 def test_reencrypt_10_012_outside_warn_window_silent(env, backend,
                                                      module_so, pki):
     be = backend("expiring-20d")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
-        "ReencryptWarnExpiringWithin 7d", ca=pki.ca_file))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test",
+        "ReencryptWarnExpiringWithin 7d", ca=pki.ca_file)
     for i in range(3):
         assert_served(env, be, f"/quiet/{i}")
     assert not _re19_lines(env), env.error_log()
@@ -206,10 +199,7 @@ def test_reencrypt_10_013_refuse_and_warn_windows_together(
     be2 = backend("expiring-2d")
     be20 = backend("expiring-20d")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ReencryptRefuseExpiringWithin 7d
 ReencryptWarnExpiringWithin 30d
 ProxyPass /two/ {be2.url_ip}
@@ -329,10 +319,9 @@ def test_reencrypt_10_021_not_yet_valid_outside_skew(env, backend,
     """notBefore two hours ahead, 5-minute skew: refused as not-yet-valid
     (never as expired)."""
     be = backend("future-2h")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptClockSkew 5m",
-        ca=pki.ca_file, preamble=["SSLProxyCheckPeerExpire Off"]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptClockSkew 5m",
+        ca=pki.ca_file, preamble=["SSLProxyCheckPeerExpire Off"])
     before = _now()
     m = assert_refused(env, be, "not-yet-valid")
     mm = re.fullmatch(
@@ -352,10 +341,9 @@ def test_reencrypt_10_022_skew_does_not_forgive_expiry(env, backend,
     """A certificate that ended 7 days ago stays expired under a 30-day
     skew: the skew applies to notBefore only."""
     be = backend("expired")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptClockSkew 30d",
-        ca=pki.ca_file, preamble=["SSLProxyCheckPeerExpire Off"]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptSNI good.test", "ReencryptClockSkew 30d",
+        ca=pki.ca_file, preamble=["SSLProxyCheckPeerExpire Off"])
     m = assert_refused(env, be, "expired")
     na = asn1_time(pki["expired"].not_after)
     assert m.group("seen") == f"CN=expired.test notAfter={na}", m.group(0)
@@ -394,11 +382,9 @@ def test_reencrypt_10_024_skew_needs_modssl_expiry_check_off(
     leaf = pki.fresh_leaf("nb-60s-modssl", "nb-60s-modssl.test",
                           not_before=datetime.timedelta(seconds=60))
     be = backend(leaf)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", "ReencryptClockSkew 5m",
-        ca=pki.ca_file))
-    assert "SSLProxyCheckPeerExpire" not in env.conf_text
-    assert_lenient_warned(env, "ReencryptClockSkew")
+    write_lenient_policy(env, be, "ReencryptClockSkew",
+                         "ReencryptSNI good.test", "ReencryptClockSkew 5m",
+                         ca=pki.ca_file)
     env.expect_log("RE00020", "RE00035", *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     assert_modssl_refused_lenient(env, be, "/skew-modssl")

@@ -19,12 +19,11 @@ import re
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, assert_lenient_warned,
-                    access_log_directives,
-                    asn1_time, assert_modssl_refused_lenient,
-                    assert_refused, assert_reported,
-                    assert_served, assert_time_near, policy_vhost,
-                    re10_lines, re18_lines)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, access_log_directives,
+                    asn1_time, assert_modssl_refused_lenient, assert_refused,
+                    assert_reported, assert_served, assert_time_near,
+                    policy_vhost, re10_lines, re18_lines, start_policy,
+                    write_lenient_policy)
 
 MODSSL_EXPIRE_OFF = "SSLProxyCheckPeerExpire Off"
 
@@ -132,10 +131,9 @@ def test_reencrypt_11_003_report_times_are_now(env, backend, module_so,
     """The time in 'expected' of a report line is the time of the
     handshake, as in a refusal."""
     be = backend("expired")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptMode Report", "ReencryptSNI good.test",
-        ca=pki.ca_file, preamble=[MODSSL_EXPIRE_OFF]))
-    env.start()
+    start_policy(
+        env, be, "ReencryptMode Report", "ReencryptSNI good.test",
+        ca=pki.ca_file, preamble=[MODSSL_EXPIRE_OFF])
     before = _now()
     m = assert_reported(env, be, "expired")
     assert_time_near(m.group("expected").split()[-1], before)
@@ -231,11 +229,9 @@ def test_reencrypt_11_010_modssl_expiry_check_refuses_report(
     certificate: 502 to the client, no request byte at the backend, and
     RE00020 names the directive to set."""
     be = backend(leaf)
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptMode Report", "ReencryptSNI good.test",
-        ca=pki.ca_file))
-    assert "SSLProxyCheckPeerExpire" not in env.conf_text
-    assert_lenient_warned(env, "ReencryptMode Report")
+    write_lenient_policy(env, be, "ReencryptMode Report",
+                         "ReencryptMode Report", "ReencryptSNI good.test",
+                         ca=pki.ca_file)
     env.expect_log("RE00018", "RE00020", "RE00035",
                    *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()

@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from checks import assert_refused, assert_served, policy_vhost
+from checks import (assert_refused, assert_served, start_policy)
 from httpd import REPO, free_port
 
 TOOL = os.environ.get("REENCRYPT_PIN") or os.path.join(REPO, "tools",
@@ -113,37 +113,43 @@ def test_reencrypt_12_000_openssl_oracle_agrees_with_pki(pki):
 
 # ---------------------------------------------------------------- files
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_reencrypt_12_001_certificate_file(tool, pki, kind):
-    leaf = KINDS[kind]
-    p = run_tool(pki[leaf].cert_file)
+def _the_one_pin(path):
+    """The tool, given path, succeeds and prints one pin: returned."""
+    p = run_tool(path)
     assert p.returncode == 0, p.stderr
     lines = pin_lines(p.stdout)
     assert len(lines) == 1, p.stdout
-    assert lines[0][0] == openssl_pin_of_cert(pki[leaf].cert_file)
+    return lines[0][0]
+
+
+def _assert_key_file_pin(pki, leaf, attr, oracle):
+    """The tool prints for leaf's key file attr the one pin that the
+    openssl pipeline oracle computes for it, the pin of leaf's
+    certificate."""
+    path = getattr(pki[leaf], attr)
+    pin = _the_one_pin(path)
+    assert pin == oracle(path)
+    assert pin == openssl_pin_of_cert(pki[leaf].cert_file)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_reencrypt_12_001_certificate_file(tool, pki, kind):
+    leaf = KINDS[kind]
+    pin = _the_one_pin(pki[leaf].cert_file)
+    assert pin == openssl_pin_of_cert(pki[leaf].cert_file)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_reencrypt_12_002_public_key_file(tool, pki, kind):
-    leaf = KINDS[kind]
-    p = run_tool(pki[leaf].pub_file)
-    assert p.returncode == 0, p.stderr
-    lines = pin_lines(p.stdout)
-    assert len(lines) == 1, p.stdout
-    assert lines[0][0] == openssl_pin_of_pubkey(pki[leaf].pub_file)
-    assert lines[0][0] == openssl_pin_of_cert(pki[leaf].cert_file)
+    _assert_key_file_pin(pki, KINDS[kind], "pub_file",
+                         openssl_pin_of_pubkey)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_reencrypt_12_003_private_key_file(tool, pki, kind):
     """A PKCS#8 private key file: the pin of its public half."""
-    leaf = KINDS[kind]
-    p = run_tool(pki[leaf].key_file)
-    assert p.returncode == 0, p.stderr
-    lines = pin_lines(p.stdout)
-    assert len(lines) == 1, p.stdout
-    assert lines[0][0] == openssl_pin_of_privkey(pki[leaf].key_file)
-    assert lines[0][0] == openssl_pin_of_cert(pki[leaf].cert_file)
+    _assert_key_file_pin(pki, KINDS[kind], "key_file",
+                         openssl_pin_of_privkey)
 
 
 @pytest.mark.parametrize("kind", ["rsa-2048", "ecdsa-p256"])
@@ -261,9 +267,7 @@ def test_reencrypt_12_022_directive_pasted_into_config(tool, env, backend,
                  f"127.0.0.1:{be.port}")
     assert p.returncode == 0, p.stderr
     directive = p.stdout.strip()
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", directive, ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", directive, ca=pki.ca_file)
     assert_served(env, be, "/pasted", sni="good.test")
 
 
@@ -273,11 +277,10 @@ def test_reencrypt_12_023_tool_pin_is_what_the_module_sees(tool, env,
     """The module's refusal line shows, as the pin seen, the pin the tool
     prints for the same backend."""
     be = backend("good-ec")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test",
+    start_policy(
+        env, be, "ReencryptSNI good.test",
         f"ReencryptPin {pki.pin('other-root')} {pki.pin('wild')}",
-        ca=pki.ca_file))
-    env.start()
+        ca=pki.ca_file)
     m = assert_refused(env, be, "pin-mismatch")
     p = run_tool("--connect", f"127.0.0.1:{be.port}")
     assert p.returncode == 0, p.stderr

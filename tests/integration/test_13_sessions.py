@@ -38,8 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, SessionEntry,
-                    policy_vhost, re10_lines, re14_matches, re18_lines,
-                    session_log_directives)
+                    TWO_NAME_SCOPES, policy_head, policy_vhost, re10_lines,
+                    re14_matches, re18_lines, session_log_directives)
+from harness import stopped_after
 from httpd import MODULES_DIR, free_port, wait_port
 
 TLS13 = {"min_version": ssl.TLSVersion.TLSv1_3}
@@ -60,6 +61,26 @@ def _get_ok(env, path, host=None):
     assert r.status == 200, (r, env.error_log())
     assert r.text == f"backend-ok {path}\n", r.text[:300]
     return r
+
+
+def _two_on_each(a, b, be):
+    """GET /a/1, /a/2 through server a, then /b/1, /b/2 through server b;
+    returns the handshakes (_sessions) of a's two and of b's two."""
+    for p in ("/a/1", "/a/2"):
+        _get_ok(a, p)
+    for p in ("/b/1", "/b/2"):
+        _get_ok(b, p)
+    return (_sessions(a, be, ["/a/1", "/a/2"]),
+            _sessions(b, be, ["/b/1", "/b/2"]))
+
+
+def _get_all(env, prefix, n):
+    """GET prefix0 .. prefix<n-1> through env, each served; returns the
+    paths."""
+    paths = [f"{prefix}{i}" for i in range(n)]
+    for p in paths:
+        _get_ok(env, p)
+    return paths
 
 
 def _carrier(be, path):
@@ -123,9 +144,7 @@ def test_reencrypt_13_001_resumed_after_first_handshake(
     env.write_config(loglevel="warn reencrypt:debug", vhost=_vhost(
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
     env.start()
-    paths = [f"/r{i}" for i in range(40)]
-    for p in paths:
-        _get_ok(env, p)
+    paths = _get_all(env, "/r", 40)
     sessions = _sessions(env, be, paths)
 
     assert be.accepted == 40 and be.handshakes_ok == 40, be.describe()
@@ -198,9 +217,7 @@ def test_reencrypt_13_003_report_mode_violation_never_stored(
     env.expect_log("RE00018")
     env.expect_log("RE00035")   # SSLProxyCheckPeerExpire is on
     env.start()
-    paths = [f"/report/{i}" for i in range(5)]
-    for p in paths:
-        _get_ok(env, p)
+    paths = _get_all(env, "/report/", 5)
     assert _sessions(env, be, paths) == ["full"] * 5
     assert be.offers == 0, be.describe()
     assert {e.result for e in _entries(env, paths)} == {
@@ -240,9 +257,7 @@ def test_reencrypt_13_004_modssl_refusal_leaves_no_session(
         env2, be2, "ReencryptSNI good.test", "ReencryptClockSkew 3h",
         ca=pki.ca_file, preamble=["SSLProxyCheckPeerExpire Off"]))
     env2.start()
-    paths = [f"/skew-ok/{i}" for i in range(3)]
-    for p in paths:
-        _get_ok(env2, p)
+    paths = _get_all(env2, "/skew-ok/", 3)
     assert _sessions(env2, be2, paths) == ["full", "resumed", "resumed"]
 
 
@@ -255,14 +270,8 @@ def test_reencrypt_13_005_each_policy_has_its_own_sessions(
     when the other scope holds a session."""
     be = backend("good")
     env.write_config(vhost=_vhost(
-        env, be, "ReencryptSNI good.test", ca=pki.ca_file, locations="""
-<Location /a>
-    ReencryptVerifyName good.test
-</Location>
-<Location /b>
-    ReencryptVerifyName backend.test
-</Location>
-"""))
+        env, be, "ReencryptSNI good.test", ca=pki.ca_file,
+        locations=TWO_NAME_SCOPES))
     env.start()
     paths = ["/a/1", "/a/2", "/b/1", "/b/2", "/a/3", "/b/3"]
     for p in paths:
@@ -304,10 +313,7 @@ def test_reencrypt_13_007_each_backend_has_its_own_sessions(
     one = backend("good")
     two = backend("good")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ProxyPass /one https://127.0.0.1:{one.port}/one disablereuse=On
 ProxyPass /two https://127.0.0.1:{two.port}/two disablereuse=On
 {session_log_directives(env)}
@@ -359,9 +365,7 @@ def test_reencrypt_13_009_session_cache_none(env, backend, module_so, pki):
     env.write_config(server="ReencryptSessionCache none", vhost=_vhost(
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
     env.start()
-    paths = [f"/none/{i}" for i in range(5)]
-    for p in paths:
-        _get_ok(env, p)
+    paths = _get_all(env, "/none/", 5)
     assert _sessions(env, be, paths) == ["full"] * 5
     assert be.offers == 0, be.describe()
 
@@ -380,9 +384,7 @@ def test_reencrypt_13_010_backend_declines_resumption(
     env.write_config(vhost=_vhost(
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
     env.start()
-    paths = [f"/decline/{i}" for i in range(10)]
-    for p in paths:
-        _get_ok(env, p)
+    paths = _get_all(env, "/decline/", 10)
     assert _sessions(env, be, paths) == ["full"] * 10
     # the module did offer a session each time after the first
     assert not _offered(be, paths[0])
@@ -400,9 +402,7 @@ def test_reencrypt_13_011_backend_without_tickets(env, backend, module_so,
     env.write_config(vhost=_vhost(
         env, be, "ReencryptSNI good.test", ca=pki.ca_file))
     env.start()
-    paths = [f"/noticket/{i}" for i in range(5)]
-    for p in paths:
-        _get_ok(env, p)
+    paths = _get_all(env, "/noticket/", 5)
     assert _sessions(env, be, paths) == ["full"] * 5
     assert be.offers == 0, be.describe()
 
@@ -612,19 +612,13 @@ class CacheDaemon:
 def cache_daemon(tmp_path):
     """factory: cache_daemon("memcache" | "redis") starts one, stopped
     after the test."""
-    started = []
-
-    def factory(kind):
+    def make(kind):
         workdir = tmp_path / kind
         workdir.mkdir()
         os.chmod(workdir, 0o777)
-        d = CacheDaemon(kind, str(workdir))
-        started.append(d)
-        return d
+        return CacheDaemon(kind, str(workdir))
 
-    yield factory
-    for d in started:
-        d.stop()
+    yield from stopped_after(make)
 
 
 # ------------------------------------------------------- children of one
@@ -696,12 +690,9 @@ def test_reencrypt_13_021_servers_share_sessions(
                        vhost=_vhost(e, be, "ReencryptSNI good.test",
                                     ca=pki.ca_file))
         e.start()
-    for p in ("/a/1", "/a/2"):
-        _get_ok(a, p)
-    for p in ("/b/1", "/b/2"):
-        _get_ok(b, p)
-    assert _sessions(a, be, ["/a/1", "/a/2"]) == ["full", "resumed"]
-    assert _sessions(b, be, ["/b/1", "/b/2"]) == ["resumed", "resumed"]
+    on_a, on_b = _two_on_each(a, b, be)
+    assert on_a == ["full", "resumed"]
+    assert on_b == ["resumed", "resumed"]
     assert be.full == 1 and be.resumed == 3, be.describe()
     assert [bool(m.group("resumed")) for m in re14_matches(b)] == [
         True, True], b.error_log()
@@ -738,12 +729,9 @@ def test_reencrypt_13_022_servers_with_other_policies_do_not_share(
             f"ReencryptVerifyName {pol['name']}",
             "ReencryptPin " + " ".join(pol["pin"]), ca=pol["ca"]))
         e.start()
-    for p in ("/a/1", "/a/2"):
-        _get_ok(a, p)
-    for p in ("/b/1", "/b/2"):
-        _get_ok(b, p)
-    assert _sessions(a, be, ["/a/1", "/a/2"]) == ["full", "resumed"]
-    assert _sessions(b, be, ["/b/1", "/b/2"]) == ["full", "resumed"]
+    on_a, on_b = _two_on_each(a, b, be)
+    assert on_a == ["full", "resumed"]
+    assert on_b == ["full", "resumed"]
     assert not _offered(be, "/b/1"), be.describe()
 
 

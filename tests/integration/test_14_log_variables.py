@@ -13,7 +13,7 @@ values of that connection's handshake.
 """
 
 from checks import (access_log_directives, asn1_time, assert_refused,
-                    policy_vhost, re18_lines)
+                    policy_head, policy_vhost, re18_lines)
 
 
 def _line(pki, path, result, leaf):
@@ -46,10 +46,7 @@ def test_reencrypt_14_002_reused_keepalive_connections(env, backend,
     rsa = backend("good")
     ec = backend("good-ec")
     env.write_config(vhost=f"""
-SSLProxyEngine On
-ReencryptEngine On
-ReencryptCACertificateFile "{pki.ca_file}"
-ReencryptSNI good.test
+{policy_head(pki.ca_file)}
 ProxyPass /rsa/ {rsa.url_ip} keepalive=On
 ProxyPass /ec/ {ec.url_ip} keepalive=On
 {access_log_directives(env)}

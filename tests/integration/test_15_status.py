@@ -53,7 +53,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from checks import PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time, re18_lines
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, asn1_time,
+                    assert_startup_error, re18_lines)
 from httpd import MODULES_DIR, REPO
 
 SCHEMA_FILE = os.path.join(REPO, "docs", "status-schema.json")
@@ -1278,13 +1279,7 @@ ProxyPass /good/ https://127.0.0.1:9/
     message = ("RE00026: ReencryptStatusBackends 16 needs shared memory "
                "slots: add 'LoadModule slotmem_shm_module "
                "modules/mod_slotmem_shm.so'")
-    rc, out = env.configtest()
-    assert rc != 0 and message in out, out
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert message in out, out
-    assert not env.running
+    assert_startup_error(env, re.escape(message))
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", env.port), timeout=2).close()
 

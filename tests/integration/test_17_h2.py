@@ -7,6 +7,7 @@ which logs the protocol of each request it serves.
 """
 
 import os
+import time
 
 from checks import PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, re10_lines
 from httpd import MODULES_DIR
@@ -32,7 +33,9 @@ def _h2_backend(make_env):
     return be
 
 
-def _frontend(env, be, ca):
+def _write_h2_frontend(env, ca, sni, url):
+    """A frontend with mod_proxy_http2 proxying / to url under a policy
+    of trust anchor ca and ReencryptSNI sni."""
     env.write_config(
         server=(f'LoadModule proxy_http2_module '
                 f'"{MODULES_DIR}/mod_proxy_http2.so"'),
@@ -40,17 +43,43 @@ def _frontend(env, be, ca):
             "SSLProxyEngine On",
             "ReencryptEngine On",
             f'ReencryptCACertificateFile "{ca}"',
-            "ReencryptSNI localhost",
-            f"ProxyPass / h2://127.0.0.1:{be.port}/"]))
+            f"ReencryptSNI {sni}",
+            f"ProxyPass / {url}"]))
+
+
+def _frontend(env, be, ca):
+    _write_h2_frontend(env, ca, "localhost", f"h2://127.0.0.1:{be.port}/")
     env.start()
 
 
 def _backend_lines(be):
+    """The complete lines of the backend's access log."""
     try:
         with open(be.access_log_file) as f:
             return f.read().split("\n")[:-1]
     except FileNotFoundError:
         return []
+
+
+def _wait_backend_lines(be, n, timeout=5.0):
+    """Poll until the backend's access log has n complete lines (httpd
+    writes a line after the response, so the client may see it first)."""
+    deadline = time.monotonic() + timeout
+    while len(_backend_lines(be)) < n and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling interval, bounded by the deadline
+    return _backend_lines(be)
+
+
+def _one_untrusted_chain_line(env, backend):
+    """env's error log has one RE00010 line, refusing backend for
+    untrusted-chain; returns it."""
+    lines = re10_lines(env)
+    assert len(lines) == 1, env.error_log()
+    for line in lines:
+        m = RE10_RE.search(line.rest)
+        assert m and m.group("backend") == backend, line.raw
+        assert m.group("reason") == "untrusted-chain", line.raw
+    return lines[0]
 
 
 def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
@@ -62,8 +91,7 @@ def test_reencrypt_17_001_h2_backend_verified(make_env, module_so, pki):
     r = fe.get("/h2.txt")
     assert r.status == 200, (r, fe.error_log(), be.error_log())
     assert r.text == BODY
-    be.access_lines(1)
-    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"]
+    assert _wait_backend_lines(be, 1) == ["HTTP/2.0 /h2.txt 200"]
     assert not re10_lines(fe)
 
 
@@ -81,13 +109,8 @@ def test_reencrypt_17_002_h2_backend_refused(make_env, module_so, pki):
     r = fe.get("/h2.txt")
     assert r.status == 502, (r, fe.error_log())
     assert _backend_lines(be) == []
-    lines = re10_lines(fe)
-    assert len(lines) == 1, fe.error_log()
-    for line in lines:
-        m = RE10_RE.search(line.rest)
-        assert m and m.group("backend") == f"127.0.0.1:{be.port}", line.raw
-        assert m.group("reason") == "untrusted-chain", line.raw
-        assert line.level == "error", line.raw
+    line = _one_untrusted_chain_line(fe, f"127.0.0.1:{be.port}")
+    assert line.level == "error", line.raw
 
 
 def test_reencrypt_17_003_h2_backend_named_with_default_port(
@@ -98,27 +121,14 @@ def test_reencrypt_17_003_h2_backend_named_with_default_port(
     so it need not speak HTTP/2."""
     from test_02_refusal import default_port_backend
     be = default_port_backend(backend, "other-ca")
-    env.write_config(
-        server=(f'LoadModule proxy_http2_module '
-                f'"{MODULES_DIR}/mod_proxy_http2.so"'),
-        vhost="\n".join([
-            "SSLProxyEngine On",
-            "ReencryptEngine On",
-            f'ReencryptCACertificateFile "{pki.ca_file}"',
-            "ReencryptSNI good.test",
-            f"ProxyPass / h2://{be.host}/"]))
+    _write_h2_frontend(env, pki.ca_file, "good.test", f"h2://{be.host}/")
     env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
     env.start()
     r = env.get("/h2.txt")
     assert r.status == 502, (r, env.error_log())
     be.wait_settled()
     assert be.app_bytes == 0 and be.handshakes_ok == 0, be.describe()
-    lines = re10_lines(env)
-    assert len(lines) == 1, env.error_log()
-    for line in lines:
-        m = RE10_RE.search(line.rest)
-        assert m and m.group("backend") == f"{be.host}:443", line.raw
-        assert m.group("reason") == "untrusted-chain", line.raw
+    _one_untrusted_chain_line(env, f"{be.host}:443")
 
 
 def test_reencrypt_17_004_h2_balancer_fails_over(make_env, backend, module_so,
@@ -158,7 +168,7 @@ def test_reencrypt_17_004_h2_balancer_fails_over(make_env, backend, module_so,
         r = fe.get("/h2.txt")
         assert r.status == 200, (r, fe.error_log())
         assert r.text == BODY
-    assert _backend_lines(be) == ["HTTP/2.0 /h2.txt 200"] * 4
+    assert _wait_backend_lines(be, 4) == ["HTTP/2.0 /h2.txt 200"] * 4
     impostor.wait_settled()
     assert impostor.app_bytes == 0 and impostor.handshakes_ok == 0, \
         impostor.describe()

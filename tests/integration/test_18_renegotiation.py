@@ -31,6 +31,7 @@ import ssl
 import pytest
 
 from checks import access_log_directives
+from harness import stopped_after
 from httpd import MODULES_DIR
 from libssl_backend import (MID_BODY_FIRST, MID_BODY_SECOND, TLS1_2_VERSION,
                             TLS1_3_VERSION, LibsslBackend)
@@ -190,6 +191,18 @@ def test_reencrypt_18_001_renegotiation_refused(make_env, module_so, pki):
         ["/", "ok"], ["/reneg", "refused:renegotiation"], ["/", "ok"]]
 
 
+def _assert_renegotiated_and_served(fe, be):
+    """GET /reneg through fe: 200 with the page, the backend renegotiated
+    (AH02221) and logged /reneg served with the proxy's client
+    certificate."""
+    r = fe.get("/reneg")
+    assert r.status == 200, (r, fe.error_log(), be.error_log())
+    assert r.text == RENEG
+    be.wait_log(r"AH02221: Requesting connection re-negotiation")
+    assert [e[:2] + e[3:] for e in _backend_log(be, 1)] == [
+        ("/reneg", "200", CLIENT_CN)]
+
+
 def test_reencrypt_18_002_no_policy_renegotiation_goes_through(
         make_env, module_so, pki):
     """Without a policy (the module loaded, ReencryptEngine Off) mod_ssl
@@ -200,12 +213,7 @@ def test_reencrypt_18_002_no_policy_renegotiation_goes_through(
     be = _reneg_backend(make_env, pki)
     fe = make_env("frontend")
     _frontend(fe, be, pki, "SSLProxyCheckPeerName Off")
-    r = fe.get("/reneg")
-    assert r.status == 200, (r, fe.error_log(), be.error_log())
-    assert r.text == RENEG
-    be.wait_log(r"AH02221: Requesting connection re-negotiation")
-    assert [e[:2] + e[3:] for e in _backend_log(be, 1)] == [
-        ("/reneg", "200", CLIENT_CN)]
+    _assert_renegotiated_and_served(fe, be)
     assert not _lines(fe, "RE00045")
 
 
@@ -218,12 +226,7 @@ def test_reencrypt_18_003_report_mode_reports_renegotiation(
     fe = make_env("frontend")
     fe.expect_log("RE00046", "RE00035")   # SSLProxyCheckPeerExpire is on
     _policy_frontend(fe, be, pki, "ReencryptMode Report")
-    r = fe.get("/reneg")
-    assert r.status == 200, (r, fe.error_log(), be.error_log())
-    assert r.text == RENEG
-    be.wait_log(r"AH02221: Requesting connection re-negotiation")
-    assert [e[:2] + e[3:] for e in _backend_log(be, 1)] == [
-        ("/reneg", "200", CLIENT_CN)]
+    _assert_renegotiated_and_served(fe, be)
     _the_line(fe, "RE00046", RE46_RE, "warn", be)
     assert not _lines(fe, "RE00045")
 
@@ -253,17 +256,8 @@ def test_reencrypt_18_004_tls13_post_handshake_auth_served(
 
 @pytest.fixture
 def libssl_backend(pki):
-    started = []
-
-    def factory(version):
-        be = LibsslBackend(pki.chain("frontend"), pki.key("frontend"),
-                           version).start()
-        started.append(be)
-        return be
-
-    yield factory
-    for be in started:
-        be.stop()
+    yield from stopped_after(lambda version: LibsslBackend(
+        pki.chain("frontend"), pki.key("frontend"), version).start())
 
 
 def _one_re45(fe, be):

@@ -287,6 +287,17 @@ REDIS = ("redis:127.0.0.1:6379", "socache_redis")
 DBM = ("dbm:run/sessions", "socache_dbm")
 
 
+def _assert_timed_out_not_offered(env, be, prefix, stored, says):
+    """GET prefix/2 and prefix/3 through env after the session stored at
+    time stored timed out: GET prefix/2 neither offered nor resumed a
+    session (else says(seconds since stored) tells what it offered)."""
+    _get_ok(env, f"{prefix}/2")
+    _get_ok(env, f"{prefix}/3")
+    c2 = _carrier(be, f"{prefix}/2")
+    assert not c2.session_offered and not c2.session_reused, (
+        f"{says(time.time() - stored)}:\n{be.describe()}")
+
+
 def _cache_server(*caches):
     return "\n".join(f'LoadModule {mod}_module "{MODULES_DIR}/mod_{mod}.so"'
                      for _, mod in caches)
@@ -394,13 +405,11 @@ def test_reencrypt_19_020_replayed_entry_past_its_timeout_not_offered(
     _await_time(stored + TIMEOUT + 0.5)
     assert not _mc_has(daemon, key), "memcached kept the expired entry"
     _mc_set(daemon, key, value)
-    _get_ok(env, "/c/2")
-    _get_ok(env, "/c/3")
-    c2 = _carrier(be, "/c/2")
-    assert not c2.session_offered and not c2.session_reused, (
-        f"GET /c/2, {time.time() - stored:.1f}s after the full handshake "
+    _assert_timed_out_not_offered(
+        env, be, "/c", stored,
+        lambda since: f"GET /c/2, {since:.1f}s after the full handshake "
         f"(ReencryptSessionTimeout {TIMEOUT}s), offered the written-back "
-        f"session:\n{be.describe()}")
+        f"session")
     assert _sessions(env, be, ["/c/1", "/c/2", "/c/3"]) == [
         "full", "full", "resumed"]
 
@@ -470,13 +479,11 @@ def test_reencrypt_19_022_copy_ends_with_the_storing_scope_timeout(
         f"memcached keeps it at least {TIMEOUT - 2}s)")
 
     _await_time(stored + TIMEOUT + 0.5)
-    _get_ok(b, "/b/2")
-    _get_ok(b, "/b/3")
-    c2 = _carrier(be, "/b/2")
-    assert not c2.session_offered and not c2.session_reused, (
-        f"B's GET /b/2, {time.time() - stored:.1f}s after A's full "
+    _assert_timed_out_not_offered(
+        b, be, "/b", stored,
+        lambda since: f"B's GET /b/2, {since:.1f}s after A's full "
         f"handshake (A's ReencryptSessionTimeout {TIMEOUT}s), offered a "
-        f"session:\n{be.describe()}")
+        f"session")
     assert _sessions(b, be, ["/b/2", "/b/3"]) == ["full", "resumed"]
 
 
@@ -503,21 +510,39 @@ def _nested_vhost(be, pki, reuse):
         "</Proxy>"])
 
 
-def test_reencrypt_19_004_nested_proxy_section_presents_no_client(
-        env, backend, module_so, pki):
-    """Harness check of the configuration below: with neither resumption
-    nor pooling, /x/ reaches the backend as the admin client and
-    /legacy/ as no client (mod_ssl's AH02268 warning)."""
-    be = _client_backend(backend, pki)
-    env.write_config(vhost=_nested_vhost(be, pki, "disablereuse=On")
-                     + "\nReencryptSessionReuse Off")
+def _nested_plan_mismatches(env, be, vhost):
+    """Start with vhost (mod_ssl warns of /legacy/ without a client
+    certificate), GET /x/ (the admin client) and /legacy/ (no client) in
+    turn; returns _cn_mismatches of that plan."""
+    env.write_config(vhost=vhost)
     env.expect_log(NO_CLIENT_CERT)
     env.start()
     plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
             "/legacy/2": None}
     for path in plan:
         _get_ok(env, path)
-    assert not _cn_mismatches(be, plan), be.describe()
+    return _cn_mismatches(be, plan)
+
+
+def _assert_each_as_its_client(env, be, vhost):
+    """_nested_plan_mismatches finds no request that reached the backend
+    as another client."""
+    wrong = _nested_plan_mismatches(env, be, vhost)
+    assert not wrong, (
+        f"requests that reached the backend as another client (path, "
+        f"expected, seen, handshake): {wrong}\n" + be.describe())
+
+
+def test_reencrypt_19_004_nested_proxy_section_presents_no_client(
+        env, backend, module_so, pki):
+    """Harness check of the configuration below: with neither resumption
+    nor pooling, /x/ reaches the backend as the admin client and
+    /legacy/ as no client (mod_ssl's AH02268 warning)."""
+    be = _client_backend(backend, pki)
+    wrong = _nested_plan_mismatches(
+        env, be, _nested_vhost(be, pki, "disablereuse=On")
+        + "\nReencryptSessionReuse Off")
+    assert not wrong, be.describe()
 
 
 def test_reencrypt_19_005_nested_proxy_pooled_connection_keeps_client(
@@ -526,17 +551,7 @@ def test_reencrypt_19_005_nested_proxy_pooled_connection_keeps_client(
     shows) never rides a connection that the admin client authenticated,
     nor /x/ one without a client."""
     be = _client_backend(backend, pki)
-    env.write_config(vhost=_nested_vhost(be, pki, ""))
-    env.expect_log(NO_CLIENT_CERT)
-    env.start()
-    plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
-            "/legacy/2": None}
-    for path in plan:
-        _get_ok(env, path)
-    wrong = _cn_mismatches(be, plan)
-    assert not wrong, (
-        f"requests that reached the backend as another client (path, "
-        f"expected, seen, handshake): {wrong}\n" + be.describe())
+    _assert_each_as_its_client(env, be, _nested_vhost(be, pki, ""))
 
 
 def test_reencrypt_19_006_nested_proxy_session_keeps_client(
@@ -544,15 +559,6 @@ def test_reencrypt_19_006_nested_proxy_session_keeps_client(
     """Resumption (a new connection per request): /legacy/ never resumes
     a session of the admin client's handshake."""
     be = _client_backend(backend, pki)
-    env.write_config(vhost=_nested_vhost(be, pki, "disablereuse=On")
-                     + "\n" + session_log_directives(env))
-    env.expect_log(NO_CLIENT_CERT)
-    env.start()
-    plan = {"/x/1": ADMIN, "/legacy/1": None, "/x/2": ADMIN,
-            "/legacy/2": None}
-    for path in plan:
-        _get_ok(env, path)
-    wrong = _cn_mismatches(be, plan)
-    assert not wrong, (
-        f"requests that reached the backend as another client (path, "
-        f"expected, seen, handshake): {wrong}\n" + be.describe())
+    _assert_each_as_its_client(
+        env, be, _nested_vhost(be, pki, "disablereuse=On")
+        + "\n" + session_log_directives(env))

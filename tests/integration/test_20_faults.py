@@ -32,16 +32,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, policy_vhost, re10_lines)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, one_line, re10_lines,
+                    start_policy)
+from harness import poll, stopped_after
+from harness.procs import pid_alive
+from harness.servers import LoopbackServer
 from httpd import MODULES_DIR, free_port
 from test_13_sessions import KEY_1, _key_file
 
@@ -102,7 +104,7 @@ HTTP_ANSWER = (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
 GARBAGE = bytes((i * 37 + 11) % 256 for i in range(64))
 
 
-class FaultBackend:
+class FaultBackend(LoopbackServer):
     """A TCP server on loopback that plays a broken TLS backend.
 
     mode
@@ -117,55 +119,35 @@ class FaultBackend:
     Records per connection the bytes received (received) and whether it
     has ended."""
 
+    label = "fault backend"
+    close_on_stop = False       # handle() closes
+
     def __init__(self, mode, chain=None, key=None):
+        super().__init__(backlog=16)
         self.mode = mode
         self.chain, self.key = chain, key
         self.sent = b""
-        self._lock = threading.Lock()
         self._conns = []
-        self._socks = []
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept_loop,
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def url_ip(self):
-        return f"https://127.0.0.1:{self.port}/"
+        self.start()
 
     @property
     def connections(self):
         with self._lock:
             return [dict(c) for c in self._conns]
 
+    def describe(self):
+        return str(self.connections)
+
     def wait_for(self, predicate, timeout=5.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"fault backend :{self.port}: no "
-                                     f"{what} in {timeout}s: "
-                                     f"{self.connections}")
-            time.sleep(0.01)  # polling interval, bounded by the deadline
+        self.wait_until(lambda: predicate(self), timeout, what)
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            conn = {"received": b"", "ended": False}
-            with self._lock:
-                self._conns.append(conn)
-                self._socks.append(sock)
-            threading.Thread(target=self._serve, args=(sock, conn),
-                             daemon=True).start()
+    def on_accept(self, sock, peer, cid):
+        conn = {"received": b"", "ended": False}
+        with self._lock:
+            self._conns.append(conn)
+        return conn
 
-    def _serve(self, sock, conn):
+    def handle(self, sock, conn):
         try:
             hello = _read_record(sock, time.monotonic() + 10)
             with self._lock:
@@ -181,18 +163,9 @@ class FaultBackend:
                 self.sent = GARBAGE
                 sock.sendall(self.sent)
             elif self.mode == "stall":
-                sock.settimeout(0.1)
-                while not self._stop.is_set():
-                    try:
-                        data = sock.recv(4096)
-                    except socket.timeout:
-                        continue
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    with self._lock:
-                        conn["received"] += data
+                def keep(data):
+                    conn["received"] += data
+                self.read_until_stopped(sock, keep)
         except OSError:
             pass
         finally:
@@ -202,116 +175,37 @@ class FaultBackend:
             except OSError:
                 pass
 
-    def stop(self):
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
 
-
-class SilentServer:
+class SilentServer(LoopbackServer):
     """Accepts connections and reads them, never answers: a cache server
     that hangs."""
 
+    label = "silent server"
+
     def __init__(self):
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._socks = []
+        super().__init__()
         self.received = b""
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self.start()
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._socks.append(sock)
-            threading.Thread(target=self._drain, args=(sock,),
-                             daemon=True).start()
-
-    def _drain(self, sock):
-        sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            with self._lock:
-                self.received += data
+    def handle(self, sock, _record):
+        def keep(data):
+            self.received += data
+        self.read_until_stopped(sock, keep)
 
     def wait_received(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if self.received:
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError("nothing reached the silent cache "
-                                     f"server in {timeout}s")
-            time.sleep(0.01)  # polling interval, bounded by the deadline
-
-    def stop(self):
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        self.wait_until(lambda: self.received, timeout,
+                        "something reaching the silent cache server")
 
 
 @pytest.fixture
 def fault_backend(pki):
-    started = []
-
-    def factory(mode):
-        fb = FaultBackend(mode, pki.chain("good"), pki.key("good"))
-        started.append(fb)
-        return fb
-
-    yield factory
-    for fb in started:
-        fb.stop()
+    yield from stopped_after(
+        lambda mode: FaultBackend(mode, pki.chain("good"), pki.key("good")))
 
 
 @pytest.fixture
 def silent_server():
-    started = []
-
-    def factory():
-        s = SilentServer()
-        started.append(s)
-        return s
-
-    yield factory
-    for s in started:
-        s.stop()
+    yield from stopped_after(SilentServer)
 
 
 # ------------------------------------------------------------ helpers
@@ -347,13 +241,8 @@ def _assert_no_crash(env):
 
 def _re60(env, fb):
     """The one RE00060 line (level error), naming fb; returns its 'what'."""
-    lines = [ln for ln in env.log_lines() if "RE00060:" in ln.rest]
-    assert len(lines) == 1, ("expected exactly one RE00060 line:\n"
-                             + env.error_log())
-    assert lines[0].level == "error", lines[0].raw
-    m = RE60_RE.search(lines[0].rest)
-    assert m, lines[0].raw
-    assert m.group("backend") == f"127.0.0.1:{fb.port}", lines[0].raw
+    m = one_line(env, "RE00060", "error", RE60_RE)
+    assert m.group("backend") == f"127.0.0.1:{fb.port}", m.string
     assert not re10_lines(env), env.error_log()
     return m.group("what")
 
@@ -515,13 +404,8 @@ def _timed_get(env, path, host, timeout=8.0):
 
 
 def _re61(env, kind, port):
-    lines = [ln for ln in env.log_lines() if "RE00061:" in ln.rest]
-    assert len(lines) == 1, ("expected exactly one RE00061 line:\n"
-                             + env.error_log())
-    assert lines[0].level == "warn", lines[0].raw
-    m = RE61_RE.search(lines[0].rest)
-    assert m, lines[0].raw
-    assert m.group("spec") == f"{kind}:127.0.0.1:{port}", lines[0].raw
+    m = one_line(env, "RE00061", "warn", RE61_RE)
+    assert m.group("spec") == f"{kind}:127.0.0.1:{port}", m.string
     return m.group("what")
 
 
@@ -668,9 +552,8 @@ def test_reencrypt_20_130_bad_anchor_file_at_graceful(env, backend,
     shutil.copy(pki.ca_file, anchors)
     with open(pki.ca_file) as f:
         good_pem = f.read()
-    env.write_config(vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
-                                        ca=anchors))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test",
+                                        ca=anchors)
     assert env.get("/before").status == 200
     children = set(env.children())
     _break(anchors, how, good_pem)
@@ -705,9 +588,8 @@ def test_reencrypt_20_131_bad_anchor_file_at_bare_sigusr1(env, backend,
     be = backend("good")
     anchors = os.path.join(env.root, "conf", "anchors.pem")
     shutil.copy(pki.ca_file, anchors)
-    env.write_config(vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
-                                        ca=anchors))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test",
+                                        ca=anchors)
     assert env.get("/before").status == 200
     parent = env._pid()
     _break(anchors, "garbage", "")
@@ -715,18 +597,7 @@ def test_reencrypt_20_131_bad_anchor_file_at_bare_sigusr1(env, backend,
     env.wait_log(r"AH00526: Syntax error on line \d+ of ")
     env.wait_log(rf"ReencryptCACertificateFile: '{re.escape(anchors)}' "
                  rf"contains no PEM certificate")
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{parent}") and _alive(parent):
-        assert time.monotonic() < deadline, "the parent did not stop"
-        time.sleep(0.05)  # polling interval, bounded by the deadline
+    assert poll(lambda: not pid_alive(parent), 10), "the parent did not stop"
     env.running = False
     shutil.copy(pki.ca_file, anchors)
     _assert_no_crash(env)
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False

@@ -10,15 +10,13 @@ if every response it checked looked right.
 import os
 import signal
 
-from checks import assert_served, policy_vhost
+from checks import (assert_served, start_policy)
 
 
 def test_reencrypt_20_001_guard_refuses_a_crashed_child(env, backend, pki,
                                                          module_so):
     be = backend("good")
-    env.write_config(vhost=policy_vhost(
-        be.url_ip, "ReencryptSNI good.test", ca=pki.ca_file))
-    env.start()
+    start_policy(env, be, "ReencryptSNI good.test", ca=pki.ca_file)
     assert_served(env, be)
     children = env.children()
     assert len(children) == 1, children

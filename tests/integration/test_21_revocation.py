@@ -51,19 +51,10 @@ def _vhost_with(env, be, *directives):
             + f'\n{REV_LOG_FORMAT}\nCustomLog "{env.access_log_file}" rev')
 
 
-def _logged(env, path, timeout=5.0):
+def _logged(env, path):
     """(status, REENCRYPT_RESULT, REENCRYPT_REVOCATION) logged for path
     (polls the access log until its line is there)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in env.access_lines(0):
-            fields = line.split(" ")
-            if fields[0] == path:
-                return tuple(fields[1:])
-        assert time.monotonic() < deadline, (
-            f"no access-log line for {path}:\n"
-            + "\n".join(env.access_lines(0)))
-        time.sleep(0.02)  # polling interval, bounded by the deadline
+    return env.access_fields(path)
 
 
 # ------------------------------------------------------------- revoked
@@ -146,11 +137,8 @@ def test_reencrypt_21_005_der_and_several_crls_per_file(env, backend,
     be = backend("revoked")
     root_der = pki.crl("r5-root.der", "root", der=True)
     int_der = pki.crl("r5-int.der", "int", revoked=("revoked",), der=True)
-    both = os.path.join(pki.dir, "r5-both.pem")
-    with open(both, "wb") as out:
-        for f in _crls(pki, "r5p", int_revoked=("revoked",)):
-            with open(f, "rb") as src:
-                out.write(src.read())
+    both = pki.bundle(os.path.join(pki.dir, "r5-both.pem"),
+                      _crls(pki, "r5p", int_revoked=("revoked",)))
     env.write_config(vhost=_vhost_with(env, be, *_crl_lines(root_der,
                                                             int_der)) + f"""
 <Location /one-file>
@@ -499,11 +487,8 @@ def test_reencrypt_21_042_modssl_revocation_without_policy(
     be = backend("revoked")
     root_crl = pki.crl("r42-root.crl", "root")
     int_crl = pki.crl("r42-int.crl", "int", revoked=("revoked",))
-    both = os.path.join(pki.dir, "r42-both.pem")
-    with open(both, "wb") as out:
-        for f in (root_crl, int_crl):
-            with open(f, "rb") as src:
-                out.write(src.read())
+    both = pki.bundle(os.path.join(pki.dir, "r42-both.pem"),
+                      (root_crl, int_crl))
     env.write_config(vhost=_modssl_vhost(
         pki, be, f'SSLProxyCARevocationFile "{both}"',
         "SSLProxyCARevocationCheck leaf", engine=False))

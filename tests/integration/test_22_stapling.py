@@ -41,12 +41,10 @@ not of the module).
 """
 
 import datetime
-import http.server
 import os
 import re
 import socket
 import ssl
-import threading
 import time
 
 import pytest
@@ -54,8 +52,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
+import harness.ocsp
+from harness import stopped_after
 from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE18_RE, assert_one_re10,
-                    assert_time_near, parse_asn1_time, policy_vhost,
+                    assert_startup_error, assert_time_near, parse_asn1_time, policy_vhost,
                     re10_lines, re18_lines)
 from httpd import Response
 from libssl_backend import TLS1_2_VERSION, TLS1_3_VERSION, LibsslBackend
@@ -144,17 +144,10 @@ def _get(env, path, timeout=15.0):
 def stapling_backend(pki):
     """factory(staple, version="tls1.3", leaf=LEAF): a libssl backend
     stapling staple (bytes, or None for none) to its certificate."""
-    started = []
-
-    def factory(staple, version="tls1.3", leaf=LEAF):
-        be = LibsslBackend(pki.chain(leaf), pki.key(leaf),
-                           VERSIONS[version], staple=staple).start()
-        started.append(be)
-        return be
-
-    yield factory
-    for be in started:
-        be.stop()
+    yield from stopped_after(
+        lambda staple, version="tls1.3", leaf=LEAF: LibsslBackend(
+            pki.chain(leaf), pki.key(leaf), VERSIONS[version],
+            staple=staple).start())
 
 
 def _log_directives(env):
@@ -180,19 +173,10 @@ def _frontend(env, be, mode, *directives, reuse="disablereuse=On",
     env.start()
 
 
-def _logged(env, path, timeout=5.0):
+def _logged(env, path):
     """(status, REENCRYPT_RESULT, REENCRYPT_STAPLE, REENCRYPT_SESSION)
     logged for path (polls the access log until its line is there)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in env.access_lines(0):
-            fields = line.split(" ")
-            if fields[0] == path:
-                return tuple(fields[1:])
-        assert time.monotonic() < deadline, (
-            f"no access-log line for {path}:\n"
-            + "\n".join(env.access_lines(0)))
-        time.sleep(0.02)  # polling interval, bounded by the deadline
+    return env.access_fields(path)
 
 
 def _carrier(be, path):
@@ -843,14 +827,7 @@ def test_reencrypt_22_090_stapling_with_pin_only_refused(
               re.escape(env.conf_file), env.line_of("ReencryptEngine On"),
               re.escape(env.conf_file),
               env.line_of("ReencryptOCSPStapling")))
-    rc, out = env.configtest()
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert "Syntax OK" not in out
-    rc, out = env.start(check=False)
-    assert rc != 0, out
-    assert re.search(rx, out), f"{rx!r} not in:\n{out}"
-    assert not env.running
+    assert_startup_error(env, rx)
 
     config("Off")
     rc, out = env.configtest()
@@ -868,79 +845,24 @@ def test_reencrypt_22_091_bad_keyword(env, module_so, pki):
 
 # ------------------------------------------ a real Apache backend
 
-class OCSPResponder:
-    """An OCSP responder on 127.0.0.1 (http.server in a thread): answers
-    every POSTed OCSP request with a response of the Test Intermediate
-    CA about the serial asked for, in the certificate ID's hash, saying
-    status ("good", "revoked", "unknown" or "tryLater": a response
-    without a status); records the serials asked for (``requests``)."""
+class OCSPResponder(harness.ocsp.OCSPResponder):
+    """An OCSP responder on 127.0.0.1 (harness.ocsp): answers every
+    OCSP request with a response of the Test Intermediate CA about the
+    serial asked for, in the certificate ID's hash, saying status
+    ("good", "revoked", "unknown" or "tryLater": a response without a
+    status); records the serials asked for (``requests``)."""
 
     def __init__(self, pki, status="good"):
-        self.pki = pki
         self.status = status
-        self.requests = []
-        self._lock = threading.Lock()
-        responder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(
-                    int(self.headers.get("Content-Length", "0")))
-                der = responder.answer(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/ocsp-response")
-                self.send_header("Content-Length", str(len(der)))
-                self.end_headers()
-                self.wfile.write(der)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                       Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        daemon=True)
-        self._thread.start()
-        self.running = True
-
-    def answer(self, body):
-        req = ocsp.load_der_ocsp_request(body)
-        with self._lock:
-            self.requests.append(req.serial_number)
-            status = self.status
-        if status == "tryLater":
-            return self.pki.ocsp_response(
-                None, response_status=ocsp.OCSPResponseStatus.TRY_LATER)
-        names = [n for n, c in self.pki.certs.items()
-                 if c.cert.serial_number == req.serial_number]
-        assert len(names) == 1, req.serial_number
-        return self.pki.ocsp_response(
-            names[0], status=status, hash=req.hash_algorithm,
-            reason=x509.ReasonFlags.key_compromise)
-
-    def stop(self):
-        if self.running:
-            self.running = False
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
+        super().__init__(lambda der: pki.ocsp_answer(
+            der, status=self.status,
+            reason=x509.ReasonFlags.key_compromise))
+        self.start()
 
 
 @pytest.fixture
 def ocsp_responder(pki):
-    started = []
-
-    def factory(status="good"):
-        r = OCSPResponder(pki, status)
-        started.append(r)
-        return r
-
-    yield factory
-    for r in started:
-        r.stop()
+    yield from stopped_after(lambda status="good": OCSPResponder(pki, status))
 
 
 # the Apache backend presents pki's "frontend" certificate (CN

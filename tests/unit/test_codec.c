@@ -143,14 +143,14 @@ static void test_round_trip(void **state)
     }
 }
 
-/* A chain of the leaf only, and of the most certificates allowed */
-static void test_round_trip_chain_sizes(void **state)
+/* For each of the n sizes: a chain of that many certificates is
+ * encoded, and decoded to the same chain (want_ok) or refused */
+static void check_chain_sizes(apr_pool_t *p, const int *sizes, size_t n,
+                              int want_ok)
 {
-    apr_pool_t *p = *state;
-    int sizes[] = { 1, 2, REENCRYPT_CODEC_CHAIN_MAX };
     size_t k;
 
-    for (k = 0; k < N_ELEMS(sizes); k++) {
+    for (k = 0; k < n; k++) {
         STACK_OF(X509) *chain = sk_X509_new_null();
         unsigned int len = 0;
         unsigned char *blob;
@@ -163,12 +163,20 @@ static void test_round_trip_chain_sizes(void **state)
         }
         blob = entry_of(p, chain, &len);
         assert_non_null(blob);
-        err = decode_want(p, blob, len, 1, chain);
+        err = decode_want(p, blob, len, want_ok, want_ok ? chain : NULL);
         sk_X509_free(chain);
         if (err) {
             fail_msg("%d certificates: %s", sizes[k], err);
         }
     }
+}
+
+/* A chain of the leaf only, and of the most certificates allowed */
+static void test_round_trip_chain_sizes(void **state)
+{
+    int sizes[] = { 1, 2, REENCRYPT_CODEC_CHAIN_MAX };
+
+    check_chain_sizes(*state, sizes, N_ELEMS(sizes), 1);
 }
 
 /* Cut anywhere: refused */
@@ -404,47 +412,15 @@ static const char *mutation_one(apr_pool_t *p, const mutation_case_t *c)
     return decode_want(p, blob, len, 0, NULL);
 }
 
-static void test_mutations(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "mutation_cases");
-    for (i = 0; i < N_ELEMS(mutation_cases); i++) {
-        walk_case(&w, (int)i, mutation_cases[i].label, NULL,
-                  mutation_one(p, &mutation_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_mutations, "mutation_cases", mutation_cases, mutation_one)
 
 /* The encoder writes what it is given; the decoder takes 1 to
  * REENCRYPT_CODEC_CHAIN_MAX certificates only */
 static void test_chain_none_or_too_many(void **state)
 {
-    apr_pool_t *p = *state;
     int sizes[] = { 0, REENCRYPT_CODEC_CHAIN_MAX + 1, 40 };
-    size_t k;
 
-    for (k = 0; k < N_ELEMS(sizes); k++) {
-        STACK_OF(X509) *chain = sk_X509_new_null();
-        unsigned int len = 0;
-        unsigned char *blob;
-        const char *err;
-        int i;
-
-        assert_non_null(chain);
-        for (i = 0; i < sizes[k]; i++) {
-            assert_true(sk_X509_push(chain, fx.cert[i % FIXTURE_CHAIN]));
-        }
-        blob = entry_of(p, chain, &len);
-        sk_X509_free(chain);
-        assert_non_null(blob);
-        err = decode_want(p, blob, len, 0, NULL);
-        if (err) {
-            fail_msg("%d certificates: %s", sizes[k], err);
-        }
-    }
+    check_chain_sizes(*state, sizes, N_ELEMS(sizes), 0);
 }
 
 /* An entry longer than REENCRYPT_CODEC_MAX is not made */
@@ -517,19 +493,7 @@ static const char *time_one(apr_pool_t *p, const time_case_t *c)
     return NULL;
 }
 
-static void test_u32_time(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "time_cases");
-    for (i = 0; i < N_ELEMS(time_cases); i++) {
-        walk_case(&w, (int)i, time_cases[i].label, NULL,
-                  time_one(p, &time_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_u32_time, "time_cases", time_cases, time_one)
 
 /* ------------------------------------------------------------------ */
 
@@ -548,12 +512,6 @@ int main(void)
         T(test_chain_tied_to_pool),
         T(test_u32_time),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, group_setup, group_teardown);
 }

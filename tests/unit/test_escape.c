@@ -105,19 +105,7 @@ static const char *escape_one(apr_pool_t *p, const escape_case_t *c)
     return NULL;
 }
 
-static void test_escape_cases(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "escape_cases");
-    for (i = 0; i < N_ELEMS(escape_cases); i++) {
-        walk_case(&w, (int)i, escape_cases[i].label, NULL,
-                  escape_one(p, &escape_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_escape_cases, "escape_cases", escape_cases, escape_one)
 
 /* The HTML view passes NULL for a name it does not have */
 static void test_html_null(void **state)
@@ -158,12 +146,6 @@ int main(void)
         T(test_html_null),
         T(test_longest),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, NULL, NULL);
 }

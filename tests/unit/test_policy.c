@@ -815,15 +815,8 @@ static const char *getter_case(apr_pool_t *p, const getter_case_t *c)
 static void test_policy_getters(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "policy_getters");
-    for (i = 0; i < N_ELEMS(getter_cases); i++) {
-        walk_case(&w, (int)i, getter_cases[i].label, NULL,
-                  getter_case(p, &getter_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE("policy_getters", getter_cases, getter_case, p);
     /* no policy at all is a policy that is off */
     assert_int_equal(reencrypt_policy_enabled(NULL), 0);
 }
@@ -883,19 +876,8 @@ static const char *rev_parse_case(apr_pool_t *p, const rev_parse_case_t *c)
     return NULL;
 }
 
-static void test_parse_revocation(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "parse_revocation");
-    for (i = 0; i < N_ELEMS(rev_parse_cases); i++) {
-        walk_case(&w, (int)i, rev_parse_cases[i].label, NULL,
-                  rev_parse_case(p, &rev_parse_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_parse_revocation, "parse_revocation", rev_parse_cases,
+          rev_parse_case)
 
 /* Two CRL sets, told apart by their files' digests */
 static reencrypt_crl_file_t crl_file_a = { "/a.crl", NULL, { 1 }, NULL, 0 };
@@ -997,19 +979,8 @@ static const char *rev_merge_case(apr_pool_t *p, const rev_merge_case_t *c)
     return NULL;
 }
 
-static void test_policy_revocation_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "revocation_merge");
-    for (i = 0; i < N_ELEMS(rev_merge_cases); i++) {
-        walk_case(&w, (int)i, rev_merge_cases[i].label, NULL,
-                  rev_merge_case(p, &rev_merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_revocation_merge, "revocation_merge", rev_merge_cases,
+          rev_merge_case)
 
 /* The revocation settings are part of the policy id; lint wants CRLs
  * where a check is asked for, and a chain to check. */
@@ -1190,19 +1161,7 @@ static const char *merge_case(apr_pool_t *p, const merge_case_t *c)
     return NULL;
 }
 
-static void test_policy_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_merge");
-    for (i = 0; i < N_ELEMS(merge_cases); i++) {
-        walk_case(&w, (int)i, merge_cases[i].label, NULL,
-                  merge_case(p, &merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_merge, "policy_merge", merge_cases, merge_case)
 
 /* Three levels (server, virtual host, <Location>): merging is applied
  * twice and every level keeps what it sets. */
@@ -1264,19 +1223,8 @@ static const char *sni_where_case(apr_pool_t *p, const sni_where_case_t *c)
     return NULL;
 }
 
-static void test_policy_merge_sni_where(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_merge_sni_where");
-    for (i = 0; i < N_ELEMS(sni_where_cases); i++) {
-        walk_case(&w, (int)i, sni_where_cases[i].label, NULL,
-                  sni_where_case(p, &sni_where_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_merge_sni_where, "policy_merge_sni_where",
+          sni_where_cases, sni_where_case)
 
 /* ------------------------------------------------------------------ */
 /* The client identity read from mod_ssl's directives                  */
@@ -1357,19 +1305,8 @@ static const char *client_merge_one(apr_pool_t *p,
     return NULL;
 }
 
-static void test_policy_client_merge(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "client_merge");
-    for (i = 0; i < N_ELEMS(client_merge_cases); i++) {
-        walk_case(&w, (int)i, client_merge_cases[i].label, NULL,
-                  client_merge_one(p, &client_merge_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_client_merge, "client_merge", client_merge_cases,
+          client_merge_one)
 
 /* A <Proxy> section that mod_ssl gives a proxy context of its own: its
  * settings come from its server, never from an enclosing section, and
@@ -1409,6 +1346,65 @@ static void test_policy_ssl_section(void **state)
     /* and a <Location> merged over a section keeps the section's */
     reencrypt_policy_merge(&req, &out, &other);
     assert_ptr_equal(req.client_cert_file, ID_A);
+}
+
+/* The "file:line" of the trust anchors and of the expected names, and
+ * the file names of the client certificate directives, travel with
+ * their values: the child's where it sets the value, else the parent's
+ * (apachectl -t -D DUMP_REENCRYPT shows them; REENCRYPT_PROBE loads the
+ * client certificate by its name). */
+static void test_policy_merge_list_wheres(void **state)
+{
+    apr_pool_t *p = *state;
+    reencrypt_policy_t parent, child, none, out, section;
+    reencrypt_anchors_t a = { "/a.pem", NULL, 1, { 0 } };
+    reencrypt_anchors_t b = { "/b.pem", NULL, 2, { 0 } };
+
+    reencrypt_policy_init(&parent);
+    reencrypt_policy_init(&child);
+    reencrypt_policy_init(&none);
+    parent.anchors = &a;
+    parent.anchors_where = "p.conf:1";
+    parent.verify_names = list_of(p, "p.test");
+    parent.names_where = "p.conf:2";
+    parent.client_cert_file = ID_A;
+    parent.client_cert_file_name = "/p-client.pem";
+    parent.client_chain_file = ID_B;
+    parent.client_chain_file_name = "/p-chain.pem";
+
+    reencrypt_policy_merge(&out, &parent, &none);
+    assert_ptr_equal(out.anchors, &a);
+    assert_string_equal(out.anchors_where, "p.conf:1");
+    assert_string_equal(out.names_where, "p.conf:2");
+    assert_string_equal(out.client_cert_file_name, "/p-client.pem");
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
+    assert_null(out.client_cert_path_name);
+
+    child.anchors = &b;
+    child.anchors_where = "c.conf:8";
+    child.verify_names = list_of(p, "c.test");
+    child.names_where = "c.conf:9";
+    child.client_cert_file = ID_B;
+    child.client_cert_file_name = "/c-client.pem";
+    reencrypt_policy_merge(&out, &parent, &child);
+    assert_ptr_equal(out.anchors, &b);
+    assert_string_equal(out.anchors_where, "c.conf:8");
+    assert_string_equal(out.names_where, "c.conf:9");
+    assert_string_equal(out.client_cert_file_name, "/c-client.pem");
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
+
+    /* a section of mod_ssl's own: the names of its server's files, the
+     * parent's replaced whole */
+    reencrypt_policy_init(&section);
+    reencrypt_policy_ssl_section(&section, &none);
+    reencrypt_policy_merge(&out, &parent, &section);
+    assert_null(out.client_cert_file_name);
+    assert_null(out.client_chain_file_name);
+    reencrypt_policy_init(&section);
+    reencrypt_policy_ssl_section(&section, &parent);
+    assert_string_equal(section.client_cert_file_name, "/p-client.pem");
+    reencrypt_policy_merge(&out, &none, &section);
+    assert_string_equal(out.client_chain_file_name, "/p-chain.pem");
 }
 
 /* The client identity is part of the policy's: another certificate, or
@@ -1555,19 +1551,7 @@ static const char *id_case(apr_pool_t *p, const id_case_t *c)
     return NULL;
 }
 
-static void test_policy_id(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_id");
-    for (i = 0; i < N_ELEMS(id_cases); i++) {
-        walk_case(&w, (int)i, id_cases[i].label, NULL,
-                  id_case(p, &id_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_id, "policy_id", id_cases, id_case)
 
 /* The policies that differ from BASE by one field differ from each
  * other too. */
@@ -1632,19 +1616,7 @@ static const char *id_zero_case(apr_pool_t *p, const id_zero_case_t *c)
     return NULL;
 }
 
-static void test_policy_id_off(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "policy_id_off");
-    for (i = 0; i < N_ELEMS(id_zero_cases); i++) {
-        walk_case(&w, (int)i, id_zero_cases[i].label, NULL,
-                  id_zero_case(p, &id_zero_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_policy_id_off, "policy_id_off", id_zero_cases, id_zero_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_sni_for                                                   */
@@ -1712,19 +1684,7 @@ static const char *sni_for_case(apr_pool_t *p, const sni_for_case_t *c)
     return NULL;
 }
 
-static void test_sni_for(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "sni_for");
-    for (i = 0; i < N_ELEMS(sni_for_cases); i++) {
-        walk_case(&w, (int)i, sni_for_cases[i].label, NULL,
-                  sni_for_case(p, &sni_for_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_sni_for, "sni_for", sni_for_cases, sni_for_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_expected_names                                            */
@@ -1773,19 +1733,7 @@ static const char *names_case(apr_pool_t *p, const names_case_t *c)
     return NULL;
 }
 
-static void test_expected_names(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "expected_names");
-    for (i = 0; i < N_ELEMS(names_cases); i++) {
-        walk_case(&w, (int)i, names_cases[i].label, NULL,
-                  names_case(p, &names_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_expected_names, "expected_names", names_cases, names_case)
 
 /* ------------------------------------------------------------------ */
 /* reencrypt_cache_is_networked                                        */
@@ -2095,13 +2043,22 @@ static void test_field_table(void **state)
         reencrypt_policy_init(&other);
         reencrypt_policy_merge(&out, &parent, &other);
         assert_int_equal(reencrypt_policy_get(&out, f->id), v0);
-        if (f->where != REENCRYPT_NO_WHERE) {
+        /* every row keeps the "file:line" of its value, merged with
+         * it (apachectl -t -D DUMP_REENCRYPT names every value's
+         * origin) */
+        {
             const char *const *w = (const char *const *)(const void *)
                                    ((const char *)&out + f->where);
 
+            assert_true(f->where + sizeof(const char *)
+                        <= sizeof(reencrypt_policy_t));
+            assert_int_not_equal(f->where, f->offset);
             assert_string_equal(*w, "parent.conf:1");
             reencrypt_policy_merge(&out, &parent, &child);
             assert_string_equal(*w, "child.conf:2");
+            reencrypt_policy_init(&other);
+            reencrypt_policy_merge(&out, &other, &other);
+            assert_null(*w);
         }
 
         /* in the id exactly when the row says so (on a usable policy) */
@@ -2145,6 +2102,7 @@ int main(void)
         T(test_policy_client_merge),
         T(test_policy_client_id),
         T(test_policy_ssl_section),
+        T(test_policy_merge_list_wheres),
         T(test_policy_merge_sni_where),
         T(test_policy_id),
         T(test_policy_id_all_distinct),

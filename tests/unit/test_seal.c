@@ -100,19 +100,7 @@ static const char *keys_one(apr_pool_t *p, const keys_case_t *c)
     return NULL;
 }
 
-static void test_keys_parse(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "keys_cases");
-    for (i = 0; i < N_ELEMS(keys_cases); i++) {
-        walk_case(&w, (int)i, keys_cases[i].label, NULL,
-                  keys_one(p, &keys_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_keys_parse, "keys_cases", keys_cases, keys_one)
 
 /* A line that is not text, with a NUL inside */
 static void test_keys_parse_nul(void **state)
@@ -249,19 +237,7 @@ static const char *open_one(apr_pool_t *p, const open_case_t *c)
     return NULL;
 }
 
-static void test_unseal_cases(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "open_cases");
-    for (i = 0; i < N_ELEMS(open_cases); i++) {
-        walk_case(&w, (int)i, open_cases[i].label, NULL,
-                  open_one(p, &open_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_unseal_cases, "open_cases", open_cases, open_one)
 
 /* An entry written without a key (the plain session blob) never opens. */
 static void test_unseal_plain_entry(void **state)
@@ -297,12 +273,6 @@ int main(void)
         T(test_unseal_cases),
         T(test_unseal_plain_entry),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, NULL, NULL);
 }

@@ -126,19 +126,7 @@ static const char *choose_case(apr_pool_t *p, const choose_case_t *c)
     return NULL;
 }
 
-static void test_slot_choose(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "slot_choose");
-    for (i = 0; i < N_ELEMS(choose_cases); i++) {
-        walk_case(&w, (int)i, choose_cases[i].label, NULL,
-                  choose_case(p, &choose_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_slot_choose, "slot_choose", choose_cases, choose_case)
 
 /* The free slot taken is the first at or after the start, wrapping
  * around; the rest of the choice does not depend on the start. */
@@ -342,19 +330,7 @@ static const char *fit_case(apr_pool_t *p, const fit_case_t *c)
     return NULL;
 }
 
-static void test_utf8_fit(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "utf8_fit");
-    for (i = 0; i < N_ELEMS(fit_cases); i++) {
-        walk_case(&w, (int)i, fit_cases[i].label, NULL,
-                  fit_case(p, &fit_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_utf8_fit, "utf8_fit", fit_cases, fit_case)
 
 /* A subject as the status page keeps it: 255 bytes and a NUL, from an
  * organisation of 200 two-byte characters, never ends inside one. */
@@ -387,12 +363,6 @@ int main(void)
         T(test_utf8_fit),
         T(test_utf8_copy_subject),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, NULL, NULL);
 }

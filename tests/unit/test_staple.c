@@ -412,10 +412,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parse_stapling, setup_pool,
                                         teardown_pool),
     };
-    int rc;
 
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    apr_terminate();
-    return rc;
+    UNIT_RUN(tests, group_setup, group_teardown);
 }

@@ -615,15 +615,8 @@ static const char *load_case(apr_pool_t *p, const load_case_t *c)
 static void test_anchors_load(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "anchors_load");
-    for (i = 0; i < N_ELEMS(load_cases); i++) {
-        walk_case(&w, (int)i, load_cases[i].file, NULL,
-                  load_case(p, &load_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("anchors_load", load_cases, file, load_case, p);
 }
 
 /* The digest is the SHA-256 of the file's bytes: it changes with the
@@ -1265,19 +1258,7 @@ static const char *crl_load_case(apr_pool_t *p, const crl_load_case_t *c)
     return NULL;
 }
 
-static void test_crl_load(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "crl_load");
-    for (i = 0; i < N_ELEMS(crl_load_cases); i++) {
-        walk_case(&w, (int)i, crl_load_cases[i].label, NULL,
-                  crl_load_case(p, &crl_load_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_crl_load, "crl_load", crl_load_cases, crl_load_case)
 
 /* Sets of files: appending keeps the base as it was; equal bytes give
  * equal digests. */
@@ -1312,6 +1293,14 @@ static void test_crls_add(void **state)
     assert_int_equal(two->files->nelts, 2);
     assert_int_equal(sk_X509_CRL_num(two->all), 3);
     assert_string_equal(two->where, "conf:1");
+    /* the directive of each file, in order (apachectl -t -D
+     * DUMP_REENCRYPT names them); the first set is left as it was */
+    assert_int_equal(one->wheres->nelts, 1);
+    assert_int_equal(two->wheres->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(two->wheres, 0, const char *),
+                        "conf:1");
+    assert_string_equal(APR_ARRAY_IDX(two->wheres, 1, const char *),
+                        "conf:2");
 }
 
 /* What a loaded file says of each of its CRLs (the status views, the
@@ -1557,18 +1546,75 @@ static const char *crl_case(apr_pool_t *p, const crl_case_t *c)
     return NULL;
 }
 
-static void test_verify_crls(void **state)
+WALK_TEST(test_verify_crls, "verify_crls", crl_cases, crl_case)
+
+/* reencrypt_check_init: every value of a policy lands in the check
+ * that the handshakes and apachectl -t -D REENCRYPT_PROBE run, the
+ * defaults where the policy sets nothing. */
+static void test_check_init(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
+    reencrypt_policy_t pol;
+    reencrypt_check_t chk;
+    reencrypt_anchors_t a = { "/a.pem", NULL, 1, { 0 } };
+    reencrypt_crls_t crls = { 0 };
+    apr_array_header_t *names = apr_array_make(p, 1, sizeof(const char *));
+    apr_array_header_t *pins = apr_array_make(p, 1, sizeof(reencrypt_pin_t));
+    STACK_OF(X509) *validated = sk_X509_new_null();
 
-    walk_start(&w, "verify_crls");
-    for (i = 0; i < N_ELEMS(crl_cases); i++) {
-        walk_case(&w, (int)i, crl_cases[i].label, NULL,
-                  crl_case(p, &crl_cases[i]));
-    }
-    walk_end(&w);
+    APR_ARRAY_PUSH(names, const char *) = "good.test";
+    reencrypt_policy_init(&pol);
+    memset(&chk, 0x5a, sizeof(chk));
+    reencrypt_check_init(&chk, &pol, names, 1, 1000, NULL);
+    assert_null(chk.anchors);
+    assert_int_equal(chk.depth, REENCRYPT_DEPTH_DEFAULT);
+    assert_ptr_equal(chk.names, names);         /* CheckName On */
+    assert_int_equal(chk.names_from_sni, 1);
+    assert_null(chk.pins);
+    assert_int_equal(chk.pin_chain, 0);
+    assert_int_equal(chk.pin_only, 0);
+    assert_int_equal(chk.refuse_within, 0);
+    assert_int_equal(chk.clock_skew, 0);
+    assert_int_equal(chk.revocation, REENCRYPT_REVOCATION_OFF);
+    assert_int_equal(chk.no_crl_ok, 0);
+    assert_null(chk.crls);
+    assert_int_equal(chk.crls_unchanged, 0);
+    assert_int_equal(chk.now, 1000);
+    assert_null(chk.validated);
+    assert_int_equal(chk.want_chain, 1);
+
+    pol.engine = 1;
+    pol.anchors = &a;
+    pol.verify_depth = 2;
+    pol.check_name = 0;
+    pol.pins = pins;
+    pol.pin_scope = REENCRYPT_PIN_SCOPE_CHAIN;
+    pol.trust = REENCRYPT_TRUST_PIN_ONLY;
+    pol.refuse_within = 86400;
+    pol.clock_skew = 60;
+    crls.all = sk_X509_CRL_new_null();
+    crls.soonest_next_update = 5000;
+    pol.crls = &crls;
+    pol.revocation = REENCRYPT_REVOCATION_LEAF;
+    pol.no_crl_ok = 1;
+    reencrypt_check_init(&chk, &pol, names, 0, 2000, validated);
+    assert_ptr_equal(chk.anchors, &a);
+    assert_int_equal(chk.depth, 2);
+    assert_null(chk.names);                     /* CheckName Off */
+    assert_ptr_equal(chk.pins, pins);
+    assert_int_equal(chk.pin_chain, 1);
+    assert_int_equal(chk.pin_only, 1);
+    assert_int_equal(chk.refuse_within, 86400);
+    assert_int_equal(chk.clock_skew, 60);
+    assert_int_equal(chk.revocation, REENCRYPT_REVOCATION_LEAF);
+    assert_int_equal(chk.no_crl_ok, 1);
+    assert_ptr_equal(chk.crls, crls.all);
+    assert_int_equal(chk.crls_next_update, 5000);
+    assert_int_equal(chk.crls_unchanged, 1);   /* a stored chain */
+    assert_ptr_equal(chk.validated, validated);
+    assert_int_equal(chk.want_chain, 0);
+    sk_X509_CRL_free(crls.all);
+    sk_X509_free(validated);
 }
 
 static void test_revocation_tokens(void **state)
@@ -1775,16 +1821,9 @@ static const char *reason_case(apr_pool_t *p, const reason_case_t *c)
 static void test_reason_tokens(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
     int r, s;
 
-    walk_start(&w, "reason_tokens");
-    for (i = 0; i < N_ELEMS(reason_cases); i++) {
-        walk_case(&w, (int)i, reason_cases[i].token, NULL,
-                  reason_case(p, &reason_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("reason_tokens", reason_cases, token, reason_case, p);
 
     /* every reason has its own token of lower-case words and hyphens;
      * the refusals have a non-zero X509 error */
@@ -1841,15 +1880,8 @@ static const char *time_case(apr_pool_t *p, const time_case_t *c)
 static void test_time_str(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "time_str");
-    for (i = 0; i < N_ELEMS(time_cases); i++) {
-        walk_case(&w, (int)i, time_cases[i].want, NULL,
-                  time_case(p, &time_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("time_str", time_cases, want, time_case, p);
     assert_string_equal(reencrypt_asn1_time_str(p, NULL), "(invalid time)");
 }
 
@@ -1896,15 +1928,8 @@ static const char *name_case(apr_pool_t *p, const name_case_t *c)
 static void test_name_str(void **state)
 {
     apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
 
-    walk_start(&w, "name_str");
-    for (i = 0; i < N_ELEMS(name_cases); i++) {
-        walk_case(&w, (int)i, name_cases[i].want, NULL,
-                  name_case(p, &name_cases[i]));
-    }
-    walk_end(&w);
+    WALK_TABLE_BY("name_str", name_cases, want, name_case, p);
     assert_string_equal(reencrypt_name_str(p, NULL), "(no name)");
 }
 
@@ -1924,6 +1949,7 @@ int main(void)
         T(test_crl_info),
         T(test_verify_crls),
         T(test_revocation_tokens),
+        T(test_check_init),
         T(test_cert_matches),
         T(test_san_str),
         T(test_reason_tokens),

@@ -88,6 +88,30 @@ static void walk_end(const walk_t *w)
     assert_int_equal(w->failed, 0);
 }
 
+/* Walk the table cases, named name, with no known defect: fn(p,
+ * &cases[i]) gives each case's mismatch, cases[i].field its label. */
+#define WALK_TABLE_BY(name, cases, field, fn, p) do {                     \
+    walk_t w_;                                                            \
+    size_t i_;                                                            \
+                                                                          \
+    walk_start(&w_, (name));                                              \
+    for (i_ = 0; i_ < N_ELEMS(cases); i_++) {                             \
+        walk_case(&w_, (int)i_, (cases)[i_].field, NULL,                  \
+                  fn((p), &(cases)[i_]));                                 \
+    }                                                                     \
+    walk_end(&w_);                                                        \
+} while (0)
+
+/* The same for cases labelled by their member label. */
+#define WALK_TABLE(name, cases, fn, p) WALK_TABLE_BY(name, cases, label, fn, p)
+
+/* A test that walks the table cases with WALK_TABLE in its pool. */
+#define WALK_TEST(test, name, cases, fn)                                  \
+static void test(void **state)                                            \
+{                                                                         \
+    WALK_TABLE(name, cases, fn, (apr_pool_t *)*state);                    \
+}
+
 /* Printable form of a possibly NULL string. */
 static const char *q(apr_pool_t *p, const char *s)
 {
@@ -123,5 +147,19 @@ static int str_same(const char *a, const char *b)
                             (what), q(p, got_), needle_);                 \
     }                                                                     \
 } while (0)
+
+/* The end of a test program's main(): the group of tests, between
+ * apr_initialize() and apr_terminate(), whose result is the exit code */
+#define UNIT_RUN(tests, setup, teardown)                                  \
+    do {                                                                  \
+        int rc_;                                                          \
+                                                                          \
+        if (apr_initialize() != APR_SUCCESS) {                            \
+            return 1;                                                     \
+        }                                                                 \
+        rc_ = cmocka_run_group_tests(tests, setup, teardown);             \
+        apr_terminate();                                                  \
+        return rc_;                                                       \
+    } while (0)
 
 #endif /* UNIT_WALK_H */
