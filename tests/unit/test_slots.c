@@ -166,19 +166,8 @@ static const char *start_case(apr_pool_t *p, const start_case_t *c)
     return NULL;
 }
 
-static void test_slot_choose_start(void **state)
-{
-    apr_pool_t *p = *state;
-    walk_t w;
-    size_t i;
-
-    walk_start(&w, "slot_choose_start");
-    for (i = 0; i < N_ELEMS(start_cases); i++) {
-        walk_case(&w, (int)i, start_cases[i].label, NULL,
-                  start_case(p, &start_cases[i]));
-    }
-    walk_end(&w);
-}
+WALK_TEST(test_slot_choose_start, "slot_choose_start", start_cases,
+          start_case)
 
 /* The start of a backend and SNI: within the table, the same for the
  * same names, apart for names that differ in either part (or in where
