@@ -48,7 +48,7 @@ extern module AP_MODULE_DECLARE_DATA reencrypt_module;
 
 /** Default of ReencryptStatusBackends. */
 #define REENCRYPT_STATUS_BACKENDS_DEFAULT 64
-#define REENCRYPT_STATUS_BACKENDS_MAX     4096
+#define REENCRYPT_STATUS_BACKENDS_MAX     16384
 
 /** Server-wide settings (main server only). */
 typedef struct {

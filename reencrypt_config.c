@@ -712,7 +712,7 @@ const command_rec reencrypt_cmds[] = {
                   "first seals): seal the entries of the session cache"),
     AP_INIT_TAKE1("ReencryptStatusBackends", set_status_backends, NULL,
                   RSRC_CONF,
-                  "0..4096: backends (backend and SNI) with statistics "
+                  "0..16384: backends (backend and SNI) with statistics "
                   "(default 64, 0 turns statistics off)"),
     /* mod_ssl's, read by the module too (see note_client_certs) */
     AP_INIT_TAKE1("SSLProxyMachineCertificateFile", note_client_certs, NULL,

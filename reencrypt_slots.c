@@ -35,18 +35,43 @@ static int idle(const reencrypt_slot_facts_t *f, apr_int64_t now,
     return f->in_use && now - f->last_used >= idle_min;
 }
 
+int reencrypt_slot_start(const char *backend, const char *sni, int n)
+{
+    /* FNV-1a, 32 bits, over backend, a NUL, and sni: the same in every
+     * process and every generation, so that slots restored after a
+     * restart are found where they are */
+    apr_uint32_t h = 2166136261u;
+    const unsigned char *s;
+
+    if (n <= 0) {
+        return 0;
+    }
+    for (s = (const unsigned char *)(backend ? backend : ""); *s; s++) {
+        h = (h ^ *s) * 16777619u;
+    }
+    h = (h ^ 0) * 16777619u;
+    for (s = (const unsigned char *)(sni ? sni : ""); *s; s++) {
+        h = (h ^ *s) * 16777619u;
+    }
+    return (int)(h % (apr_uint32_t)n);
+}
+
 int reencrypt_slot_choose(const reencrypt_slot_facts_t *slots, int n,
-                          int client_named, apr_int64_t now,
+                          int start, int client_named, apr_int64_t now,
                           apr_int64_t idle_min, int *reclaim)
 {
     int i, free_at = -1, lru = -1, lru_client = -1, clients = 0;
 
     *reclaim = 0;
+    if (start < 0 || start >= n) {
+        start = 0;
+    }
     for (i = 0; i < n; i++) {
         const reencrypt_slot_facts_t *f = &slots[i];
 
         if (!f->in_use) {
-            if (free_at < 0) {
+            /* the first free one at or after start, wrapping around */
+            if (free_at < 0 || (free_at < start && i >= start)) {
                 free_at = i;
             }
             continue;

@@ -45,17 +45,28 @@ typedef struct {
 int reencrypt_slot_client_share(int n);
 
 /**
+ * Where the search for the slot of a backend and SNI starts among n
+ * slots (n > 0): a hash (FNV-1a) of both, modulo n. A backend and SNI
+ * take the first free slot from there on (wrapping around), and since a
+ * slot once taken is never free again, a look-up may stop at the first
+ * free slot it meets: with room in the table it reads a few slots, not
+ * all of them.
+ */
+int reencrypt_slot_start(const char *backend, const char *sni, int n);
+
+/**
  * The slot a backend and SNI that hold none should take, among n slots:
- * a free one, else the one unused longest, if unused for at least
- * idle_min seconds at now (ties: the lowest index). A client-named SNI
- * (client_named) takes neither once reencrypt_slot_client_share(n)
- * slots are client-named: then only the client-named slot unused
- * longest (and for idle_min). Returns the index, or -1 when none may be
- * taken; *reclaim is set to 1 when the slot is taken from another
- * backend and SNI, else 0.
+ * the first free one at or after start (wrapping around; start from
+ * reencrypt_slot_start()), else the one unused longest, if unused for
+ * at least idle_min seconds at now (ties: the lowest index). A
+ * client-named SNI (client_named) takes neither once
+ * reencrypt_slot_client_share(n) slots are client-named: then only the
+ * client-named slot unused longest (and for idle_min). Returns the
+ * index, or -1 when none may be taken; *reclaim is set to 1 when the
+ * slot is taken from another backend and SNI, else 0.
  */
 int reencrypt_slot_choose(const reencrypt_slot_facts_t *slots, int n,
-                          int client_named, apr_int64_t now,
+                          int start, int client_named, apr_int64_t now,
                           apr_int64_t idle_min, int *reclaim);
 
 /**

@@ -49,6 +49,7 @@
 #include "util_mutex.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -93,8 +94,10 @@ void reencrypt_status_set_crl_files(apr_pool_t *pconf,
 /* The names of the slots, and of the files mod_slotmem_shm persists
  * them in: a new layout of status_slot_t takes a new name, because
  * mod_slotmem_shm restores a shorter file of an older layout as it is
- * (AH02552) and the slots would be read out of step. */
-#define STATUS_SLOTMEM     "mod_reencrypt-status-4"
+ * (AH02552) and the slots would be read out of step; so does a new
+ * placement of backends in the slots (-5: from reencrypt_slot_start(),
+ * where -4 took the lowest free slot). */
+#define STATUS_SLOTMEM     "mod_reencrypt-status-5"
 #define STATUS_OTHER       "mod_reencrypt-status-other"
 /* The segments the children count in. They are not persisted: the
  * parent copies them into the two above when a generation ends (see
@@ -170,7 +173,9 @@ static void status_copy(ap_slotmem_instance_t *to_slots,
         status_slot_t *to = slotmem_at(to_slots, i);
         status_slot_t *from = slotmem_at(from_slots, i);
 
-        if (to && from) {
+        /* a free slot of the source is free in the destination too: it
+         * was copied from there, or both are new (and zero) */
+        if (to && from && apr_atomic_read32(&from->in_use) != SLOT_FREE) {
             memcpy(to, from, sizeof(*to));
             counts_copy(&to->n, &from->n);
         }
@@ -216,7 +221,9 @@ static apr_status_t status_cleanup(void *data)
 /* The slots as copied from the last generation's persisted copy, made
  * safe before any child uses them: each generation gets a segment of its
  * own, so nothing else touches it yet. The copy may have been taken
- * while an old child was counting or a slot changing hands. */
+ * while an old child was counting or a slot changing hands: such a slot
+ * is held by nobody from now on (SLOT_DEAD), and is not made free, which
+ * would cut the way to the slots taken after it (see slot_probe). */
 static void slots_restored(void)
 {
     unsigned int i;
@@ -227,8 +234,12 @@ static void slots_restored(void)
         if (!sl) {
             continue;
         }
+        if (sl->in_use == SLOT_FREE) {
+            continue;
+        }
         if (sl->in_use != SLOT_IN_USE) {
             memset(sl, 0, sizeof(*sl));
+            sl->in_use = SLOT_DEAD;
             continue;
         }
         sl->busy = 0;
@@ -426,16 +437,34 @@ static status_slot_t *slot_pin_names(unsigned int i, const char *backend,
 }
 
 /* The slot (index + 1) that seems to hold backend and SNI, or 0: to be
- * confirmed by slot_pin_names(). Runs without the global mutex. */
-static unsigned int slot_find(const char *backend, const char *sni)
+ * confirmed by slot_pin_names(). Runs without the global mutex. The
+ * search starts where reencrypt_slot_start() says and stops at the
+ * first free slot: a backend and SNI take the first free slot from
+ * their start on (or, with none free, one that changes hands), and a
+ * slot once taken is never free again, so none of theirs lies past a
+ * free one. *free_at is set to that free slot, or -1 when every slot
+ * was read. */
+static unsigned int slot_probe(const char *backend, const char *sni,
+                               int *free_at)
 {
     status_slot_t *sl;
-    unsigned int i;
+    unsigned int i, k;
 
-    for (i = 0; i < nslots; i++) {
-        if ((sl = slot_at(i)) != NULL
-            && apr_atomic_read32(&sl->in_use) == SLOT_IN_USE
-            && !strcmp(sl->backend, backend) && !strcmp(sl->sni, sni)) {
+    *free_at = -1;
+    i = (unsigned int)reencrypt_slot_start(backend, sni, (int)nslots);
+    for (k = 0; k < nslots; k++, i = (i + 1 < nslots) ? i + 1 : 0) {
+        apr_uint32_t state;
+
+        if ((sl = slot_at(i)) == NULL) {
+            continue;
+        }
+        state = apr_atomic_read32(&sl->in_use);
+        if (state == SLOT_FREE) {
+            *free_at = (int)i;
+            return 0;
+        }
+        if (state == SLOT_IN_USE && !strcmp(sl->backend, backend)
+            && !strcmp(sl->sni, sni)) {
             return i + 1;
         }
     }
@@ -451,46 +480,80 @@ static void slot_touch(status_slot_t *sl)
     }
 }
 
-/* Give backend and SNI a slot, under the global mutex: a free one, or
- * one that another backend and SNI left idle (reencrypt_slot_choose).
- * Returns it pinned, or NULL when there is none to take. */
-static status_slot_t *slot_take(reencrypt_conn_t *st, const char *backend,
-                                const char *sni, int client_named)
+/* Where a backend and SNI with no slot and no free slot to take may go
+ * (reencrypt_slot_choose over every slot), or -1. Only when the table
+ * is full, or for an SNI from a client's Host (whose share is counted
+ * over every slot). The facts are malloc()ed, not taken from the
+ * connection's pool: mod_proxy gives each backend's connections a pool
+ * allocator of their own, which would keep that memory for each
+ * backend for good. */
+static int slot_choose_all(int start, int client_named, apr_int64_t now,
+                           int *reclaim, apr_int64_t *idle_since)
 {
-    apr_int64_t now = (apr_int64_t)apr_time_sec(apr_time_now());
     reencrypt_slot_facts_t *facts;
-    status_other_t *other = other_rec();
-    status_slot_t *sl = NULL;
-    const char *was = NULL;
-    apr_pool_t *tp;
     unsigned int i;
-    int at, reclaim;
+    int at;
 
-    apr_pool_create(&tp, st->c->pool);
-    facts = apr_pcalloc(tp, sizeof(*facts) * nslots);
+    *reclaim = 0;
+    facts = malloc(sizeof(*facts) * nslots);
+    if (!facts) {
+        return -1;
+    }
     for (i = 0; i < nslots; i++) {
         status_slot_t *f = slot_at(i);
+        apr_uint32_t state = f ? apr_atomic_read32(&f->in_use) : SLOT_IN_USE;
 
-        facts[i].in_use = !f || f->in_use != SLOT_FREE;
-        facts[i].client_named = f && f->client_named;
-        facts[i].last_used = f ? (apr_int64_t)apr_atomic_read64(
-                                     &f->last_used) : now;
+        facts[i].in_use = state != SLOT_FREE;
+        facts[i].client_named = f && state != SLOT_DEAD && f->client_named;
+        /* a slot held by nobody is the oldest of all */
+        facts[i].last_used = !f ? now : state == SLOT_DEAD ? 0
+                             : (apr_int64_t)apr_atomic_read64(&f->last_used);
     }
-    at = reencrypt_slot_choose(facts, (int)nslots, client_named, now,
-                               REENCRYPT_SLOT_IDLE_MIN, &reclaim);
+    at = reencrypt_slot_choose(facts, (int)nslots, start, client_named, now,
+                               REENCRYPT_SLOT_IDLE_MIN, reclaim);
+    if (at >= 0) {
+        *idle_since = facts[at].last_used;
+    }
+    free(facts);
+    return at;
+}
+
+/* Give backend and SNI a slot, under the global mutex: free_at, the
+ * first free slot from their start on (slot_probe), or one that another
+ * backend and SNI left idle (reencrypt_slot_choose). Returns it pinned,
+ * or NULL when there is none to take. */
+static status_slot_t *slot_take(reencrypt_conn_t *st, const char *backend,
+                                const char *sni, int client_named,
+                                int free_at)
+{
+    apr_int64_t now = (apr_int64_t)apr_time_sec(apr_time_now());
+    apr_int64_t idle_since = now;
+    status_other_t *other = other_rec();
+    status_slot_t *sl = NULL;
+    char was[sizeof(sl->backend) + sizeof(sl->sni) + 8];
+    int at = free_at, reclaim = 0;
+
+    *was = '\0';
+    if (free_at < 0 || client_named) {
+        at = slot_choose_all(reencrypt_slot_start(backend, sni,
+                                                  (int)nslots),
+                             client_named, now, &reclaim, &idle_since);
+    }
     if (at >= 0 && (sl = slot_at((unsigned int)at)) != NULL && reclaim) {
-        if (apr_atomic_cas32(&sl->in_use, SLOT_MOVING, SLOT_IN_USE)
-            != SLOT_IN_USE) {
+        apr_uint32_t held = apr_atomic_read32(&sl->in_use);
+
+        if ((held != SLOT_IN_USE && held != SLOT_DEAD)
+            || apr_atomic_cas32(&sl->in_use, SLOT_MOVING, held) != held) {
             sl = NULL;
         }
         else if (apr_atomic_read32(&sl->busy)) {
             /* counted into right now: not idle after all */
-            apr_atomic_set32(&sl->in_use, SLOT_IN_USE);
+            apr_atomic_set32(&sl->in_use, held);
             sl = NULL;
         }
-        else {
-            was = apr_psprintf(tp, "%s SNI %s", sl->backend,
-                               *sl->sni ? sl->sni : "(none)");
+        else if (held == SLOT_IN_USE) {
+            apr_snprintf(was, sizeof(was), "%s SNI %s", sl->backend,
+                         *sl->sni ? sl->sni : "(none)");
         }
     }
     if (!sl) {
@@ -501,7 +564,6 @@ static status_slot_t *slot_take(reencrypt_conn_t *st, const char *backend,
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00030)
                       "backend %s: no free statistics slot (raise "
                       "ReencryptStatusBackends)", backend);
-        apr_pool_destroy(tp);
         return NULL;
     }
     memset((char *)sl + SLOT_CLEARED_FROM, 0,
@@ -514,16 +576,15 @@ static status_slot_t *slot_take(reencrypt_conn_t *st, const char *backend,
     st->slot = at + 1;
     apr_atomic_inc32(&sl->busy);            /* the caller's pin */
     apr_atomic_set32(&sl->in_use, SLOT_IN_USE);   /* after the names */
-    if (was) {
+    if (*was) {
         if (other) {
             apr_atomic_inc64(&other->reclaims);
         }
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, st->c, RELOGNO(00051)
                       "backend %s: statistics slot %d taken over from %s, "
                       "idle for %" APR_INT64_T_FMT "s", backend, at + 1, was,
-                      now - facts[at].last_used);
+                      now - idle_since);
     }
-    apr_pool_destroy(tp);
     return sl;
 }
 
@@ -542,6 +603,7 @@ static status_slot_t *slot_of(reencrypt_conn_t *st, int may_take)
                                   == REENCRYPT_SNI_HOST;
     status_slot_t *sl = NULL;
     unsigned int found;
+    int free_at;
 
     if (!slots) {
         return NULL;
@@ -556,7 +618,7 @@ static status_slot_t *slot_of(reencrypt_conn_t *st, int may_take)
     else if (st->slot < 0) {
         return NULL;                /* none to be had: counted as other */
     }
-    if ((found = slot_find(backend, sni)) != 0
+    if ((found = slot_probe(backend, sni, &free_at)) != 0
         && (sl = slot_pin_names(found - 1, backend, sni,
                                 &st->slot_gen)) != NULL) {
         st->slot = (int)found;
@@ -565,13 +627,13 @@ static status_slot_t *slot_of(reencrypt_conn_t *st, int may_take)
     if (!may_take || apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
         return NULL;
     }
-    if ((found = slot_find(backend, sni)) != 0
+    if ((found = slot_probe(backend, sni, &free_at)) != 0
         && (sl = slot_pin_names(found - 1, backend, sni,
                                 &st->slot_gen)) != NULL) {
         st->slot = (int)found;
     }
     else {
-        sl = slot_take(st, backend, sni, client_named);
+        sl = slot_take(st, backend, sni, client_named, free_at);
     }
     apr_global_mutex_unlock(status_mutex);
     return sl;
@@ -743,17 +805,26 @@ static int by_expiry(const void *a, const void *b)
 void reencrypt_status_snapshot(apr_pool_t *p, snapshot_t *snap)
 {
     unsigned int i;
-
     status_other_t *other;
+    unsigned int used = 0;
 
-    snap->rows = apr_array_make(p, 8, sizeof(status_slot_t));
     memset(&snap->other, 0, sizeof(snap->other));
     snap->now = (apr_int64_t)apr_time_sec(apr_time_now());
     snap->on = slots != NULL;
     snap->capacity = nslots;
     if (!slots || apr_global_mutex_lock(status_mutex) != APR_SUCCESS) {
+        snap->rows = apr_array_make(p, 1, sizeof(status_slot_t));
         return;
     }
+    /* the rows in one allocation of the right size: with thousands of
+     * backends, an array grown by doubling would take twice the room */
+    for (i = 0; i < nslots; i++) {
+        status_slot_t *sl = slot_at(i);
+
+        used += sl && sl->in_use == SLOT_IN_USE;
+    }
+    snap->rows = apr_array_make(p, used ? (int)used : 1,
+                                sizeof(status_slot_t));
     for (i = 0; i < nslots; i++) {
         status_slot_t *sl = slot_at(i);
 

@@ -27,10 +27,15 @@
 #include "reencrypt_status.h"
 
 /* What a slot's in_use says. A slot changes hands (SLOT_MOVING) only
- * under the global mutex. */
+ * under the global mutex. A slot once taken is never SLOT_FREE again
+ * until its segment is made anew: one caught changing hands when it
+ * was copied for the next generation comes back SLOT_DEAD (held by
+ * nobody, the first to be taken again when no slot is free), so that a
+ * look-up may stop at the first free slot (reencrypt_slot_start()). */
 #define SLOT_FREE   0
 #define SLOT_IN_USE 1
 #define SLOT_MOVING 2
+#define SLOT_DEAD   3
 
 /* The counters of a backend and SNI, or of all that have no slot. */
 typedef struct {

@@ -160,14 +160,15 @@ static void json_crl_files(request_rec *r, apr_int64_t now)
 }
 
 /* One backend, without its counters */
-static void json_backend(request_rec *r, const snapshot_t *snap,
-                         const status_slot_t *sl, int first)
+static void json_backend(request_rec *r, apr_pool_t *p,
+                         const snapshot_t *snap, const status_slot_t *sl,
+                         int first)
 {
     ap_rprintf(r, "%s\n  {\"backend\": %s, \"sni\": %s, "
                "\"sni_from_client\": %s, \"expiring\": %s"
                ", \"warn_within_seconds\": %" APR_INT64_T_FMT ",",
-               first ? "" : ",", reencrypt_escape_json(r->pool, sl->backend),
-               json_str_or_null(r->pool, sl->sni),
+               first ? "" : ",", reencrypt_escape_json(p, sl->backend),
+               json_str_or_null(p, sl->sni),
                sl->client_named ? "true" : "false",
                expiring(sl, snap->now) ? "true" : "false",
                sl->warn_within);
@@ -178,15 +179,15 @@ static void json_backend(request_rec *r, const snapshot_t *snap,
                    "\"not_after_unix\": %" APR_INT64_T_FMT ", "
                    "\"seconds_left\": %" APR_INT64_T_FMT ", "
                    "\"chain_length\": %d},",
-                   reencrypt_escape_json(r->pool, sl->subject),
-                   reencrypt_escape_json(r->pool, sl->issuer),
-                   reencrypt_escape_json(r->pool, sl->sans),
-                   reencrypt_escape_json(r->pool, sl->serial),
-                   reencrypt_escape_json(r->pool, sl->pin),
-                   reencrypt_escape_json(r->pool,
-                                         iso(r->pool, sl->not_before)),
-                   reencrypt_escape_json(r->pool,
-                                         iso(r->pool, sl->not_after)),
+                   reencrypt_escape_json(p, sl->subject),
+                   reencrypt_escape_json(p, sl->issuer),
+                   reencrypt_escape_json(p, sl->sans),
+                   reencrypt_escape_json(p, sl->serial),
+                   reencrypt_escape_json(p, sl->pin),
+                   reencrypt_escape_json(p,
+                                         iso(p, sl->not_before)),
+                   reencrypt_escape_json(p,
+                                         iso(p, sl->not_after)),
                    sl->not_after, sl->not_after - snap->now,
                    (int)sl->chain_len);
     }
@@ -196,26 +197,26 @@ static void json_backend(request_rec *r, const snapshot_t *snap,
     ap_rprintf(r, "\n   \"last_handshake\": {\"time\": %s, "
                "\"time_unix\": %" APR_INT64_T_FMT ", \"result\": %s, "
                "\"protocol\": %s, \"cipher\": %s},",
-               json_str_or_null(r->pool, iso(r->pool, sl->last_time)),
+               json_str_or_null(p, iso(p, sl->last_time)),
                sl->last_time,
-               reencrypt_escape_json(r->pool, sl->last_result),
-               reencrypt_escape_json(r->pool, sl->protocol),
-               reencrypt_escape_json(r->pool, sl->cipher));
+               reencrypt_escape_json(p, sl->last_result),
+               reencrypt_escape_json(p, sl->protocol),
+               reencrypt_escape_json(p, sl->cipher));
     if (sl->full_time) {
         ap_rprintf(r, "\n   \"last_full_handshake\": {\"time\": %s, "
                    "\"time_unix\": %" APR_INT64_T_FMT ", "
                    "\"revocation\": %s, \"staple\": %s, "
                    "\"staple_next_update\": %s, "
                    "\"staple_next_update_unix\": %s},",
-                   reencrypt_escape_json(r->pool,
-                                         iso(r->pool, sl->full_time)),
+                   reencrypt_escape_json(p,
+                                         iso(p, sl->full_time)),
                    sl->full_time,
-                   reencrypt_escape_json(r->pool, sl->revocation),
-                   reencrypt_escape_json(r->pool, sl->staple),
-                   json_str_or_null(r->pool, iso(r->pool,
+                   reencrypt_escape_json(p, sl->revocation),
+                   reencrypt_escape_json(p, sl->staple),
+                   json_str_or_null(p, iso(p,
                                         sl->staple_next_update)),
                    sl->staple_next_update
-                       ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                       ? apr_psprintf(p, "%" APR_INT64_T_FMT,
                                       sl->staple_next_update)
                        : "null");
     }
@@ -226,6 +227,7 @@ static void json_backend(request_rec *r, const snapshot_t *snap,
 
 static void render_json(request_rec *r, const snapshot_t *snap)
 {
+    apr_pool_t *rp;     /* each row's strings, cleared at the next */
     int i;
 
     ap_set_content_type(r, "application/json");
@@ -238,11 +240,13 @@ static void render_json(request_rec *r, const snapshot_t *snap)
                snap->other.reclaims, snap->other.overflows);
     json_counts(r, &snap->other.n);
     ap_rputs(", \"backends\": [", r);
+    apr_pool_create(&rp, r->pool);
     for (i = 0; i < snap->rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
                                                  status_slot_t);
 
-        json_backend(r, snap, sl, i == 0);
+        apr_pool_clear(rp);
+        json_backend(r, rp, snap, sl, i == 0);
         ap_rputs("\n   \"counters\": ", r);
         json_counts(r, &sl->n);
         ap_rputs("}", r);
@@ -358,33 +362,38 @@ static void prom_reasons(request_rec *r, const char *name,
     }
 }
 
-static void prom_backend_info(request_rec *r, const snapshot_t *snap)
+static void prom_backend_info(request_rec *r, const snapshot_t *snap,
+                              const char *const *ids)
 {
+    apr_pool_t *rp;     /* each row's strings, cleared at the next */
     int i;
 
     prom_head(r, "reencrypt_backend_info", "gauge",
               "Certificate and last handshake of a backend, and what the "
               "revocation check and the OCSP staple of its last full "
               "handshake said, as labels.");
+    apr_pool_create(&rp, r->pool);
     for (i = 0; i < snap->rows->nelts; i++) {
         const status_slot_t *sl = &APR_ARRAY_IDX(snap->rows, i,
                                                  status_slot_t);
 
+        apr_pool_clear(rp);
         ap_rprintf(r, "reencrypt_backend_info{%s,subject=\"%s\","
                    "issuer=\"%s\",serial=\"%s\",pin=\"%s\",protocol=\"%s\","
                    "cipher=\"%s\",result=\"%s\",revocation=\"%s\","
                    "staple=\"%s\"} 1\n",
-                   prom_ids(r->pool, sl),
-                   reencrypt_escape_prom(r->pool, sl->subject),
-                   reencrypt_escape_prom(r->pool, sl->issuer),
-                   reencrypt_escape_prom(r->pool, sl->serial),
-                   reencrypt_escape_prom(r->pool, sl->pin),
-                   reencrypt_escape_prom(r->pool, sl->protocol),
-                   reencrypt_escape_prom(r->pool, sl->cipher),
-                   reencrypt_escape_prom(r->pool, sl->last_result),
-                   reencrypt_escape_prom(r->pool, sl->revocation),
-                   reencrypt_escape_prom(r->pool, sl->staple));
+                   ids[i],
+                   reencrypt_escape_prom(rp, sl->subject),
+                   reencrypt_escape_prom(rp, sl->issuer),
+                   reencrypt_escape_prom(rp, sl->serial),
+                   reencrypt_escape_prom(rp, sl->pin),
+                   reencrypt_escape_prom(rp, sl->protocol),
+                   reencrypt_escape_prom(rp, sl->cipher),
+                   reencrypt_escape_prom(rp, sl->last_result),
+                   reencrypt_escape_prom(rp, sl->revocation),
+                   reencrypt_escape_prom(rp, sl->staple));
     }
+    apr_pool_destroy(rp);
 }
 
 /* The per-backend gauges of one value each, in the order they are
@@ -421,7 +430,8 @@ static apr_int64_t slot_i64(const status_slot_t *sl, apr_size_t off)
     return v;
 }
 
-static void prom_backend_gauges(request_rec *r, const snapshot_t *snap)
+static void prom_backend_gauges(request_rec *r, const snapshot_t *snap,
+                                const char *const *ids)
 {
     apr_size_t g;
     int i;
@@ -438,11 +448,11 @@ static void prom_backend_gauges(request_rec *r, const snapshot_t *snap)
             }
             if (prom_gauges[g].value == PROM_EXPIRING) {
                 ap_rprintf(r, "%s{%s} %d\n", prom_gauges[g].name,
-                           prom_ids(r->pool, sl), expiring(sl, snap->now));
+                           ids[i], expiring(sl, snap->now));
             }
             else {
                 ap_rprintf(r, "%s{%s} %" APR_INT64_T_FMT "\n",
-                           prom_gauges[g].name, prom_ids(r->pool, sl),
+                           prom_gauges[g].name, ids[i],
                            slot_i64(sl, prom_gauges[g].value));
             }
         }
@@ -450,7 +460,8 @@ static void prom_backend_gauges(request_rec *r, const snapshot_t *snap)
 }
 
 /* The counters of every slot, and of what no slot holds */
-static void prom_counters(request_rec *r, const snapshot_t *snap)
+static void prom_counters(request_rec *r, const snapshot_t *snap,
+                          const char *const *row_ids)
 {
     apr_array_header_t *ids;
     int i;
@@ -462,7 +473,7 @@ static void prom_counters(request_rec *r, const snapshot_t *snap)
                                                  status_slot_t);
         prom_counts_t *pc = apr_array_push(ids);
 
-        pc->ids = prom_ids(r->pool, sl);
+        pc->ids = row_ids[i];
         pc->n = &sl->n;
     }
     if (snap->on) {
@@ -520,10 +531,20 @@ static void prom_slots(request_rec *r, const snapshot_t *snap)
 
 static void render_prometheus(request_rec *r, const snapshot_t *snap)
 {
+    /* the labels that name each backend, made once for all the lines
+     * that name it */
+    const char **ids = apr_palloc(r->pool, sizeof(*ids)
+                                  * (apr_size_t)(snap->rows->nelts + 1));
+    int i;
+
+    for (i = 0; i < snap->rows->nelts; i++) {
+        ids[i] = prom_ids(r->pool, &APR_ARRAY_IDX(snap->rows, i,
+                                                  status_slot_t));
+    }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    prom_backend_info(r, snap);
-    prom_backend_gauges(r, snap);
-    prom_counters(r, snap);
+    prom_backend_info(r, snap, ids);
+    prom_backend_gauges(r, snap, ids);
+    prom_counters(r, snap, ids);
     prom_slots(r, snap);
     prom_crl_files(r);
 }
@@ -590,7 +611,8 @@ static const char *token_class(const char *token, int staple)
 
 /* What the revocation check and the staple of the last full handshake
  * said: the last lines of a backend's "Last handshake" cell */
-static void html_revocation(request_rec *r, const status_slot_t *sl)
+static void html_revocation(request_rec *r, apr_pool_t *p,
+                            const status_slot_t *sl)
 {
     if (!sl->full_time) {
         ap_rputs("<br>(no full handshake yet)", r);
@@ -599,12 +621,12 @@ static void html_revocation(request_rec *r, const status_slot_t *sl)
     ap_rprintf(r, "<br>CRL <span class=\"tag %s\">%s</span><br>"
                "staple <span class=\"tag %s\">%s</span>",
                token_class(sl->revocation, 0),
-               reencrypt_escape_html(r->pool, sl->revocation),
+               reencrypt_escape_html(p, sl->revocation),
                token_class(sl->staple, 1),
-               reencrypt_escape_html(r->pool, sl->staple));
+               reencrypt_escape_html(p, sl->staple));
     if (sl->staple_next_update) {
         ap_rprintf(r, "<br>staple until %s",
-                   reencrypt_escape_html(r->pool, iso(r->pool,
+                   reencrypt_escape_html(p, iso(p,
                                          sl->staple_next_update)));
     }
 }
@@ -699,7 +721,7 @@ static void html_head(request_rec *r, const snapshot_t *snap)
 }
 
 /* One backend's row */
-static void html_row(request_rec *r, const snapshot_t *snap,
+static void html_row(request_rec *r, apr_pool_t *p, const snapshot_t *snap,
                      const status_slot_t *sl)
 {
     int bad = sum(sl->n.refused) > 0
@@ -710,26 +732,26 @@ static void html_row(request_rec *r, const snapshot_t *snap,
 
     ap_rprintf(r, "<tr class=\"%s\"><td><b>%s</b><br>"
                "<span class=\"small\">SNI %s%s</span></td>",
-               cls, reencrypt_escape_html(r->pool, sl->backend),
-               *sl->sni ? reencrypt_escape_html(r->pool, sl->sni)
+               cls, reencrypt_escape_html(p, sl->backend),
+               *sl->sni ? reencrypt_escape_html(p, sl->sni)
                         : "(none)",
                sl->client_named ? " (client's Host)" : "");
     if (sl->not_after) {
         ap_rprintf(r, "<td>%s<br><span class=\"small\">issuer %s<br>"
                    "%s<br>serial %s &middot; chain %d<br>%s</span></td>",
-                   reencrypt_escape_html(r->pool, sl->subject),
-                   reencrypt_escape_html(r->pool, sl->issuer),
-                   reencrypt_escape_html(r->pool, sl->sans),
-                   reencrypt_escape_html(r->pool, sl->serial),
+                   reencrypt_escape_html(p, sl->subject),
+                   reencrypt_escape_html(p, sl->issuer),
+                   reencrypt_escape_html(p, sl->sans),
+                   reencrypt_escape_html(p, sl->serial),
                    (int)sl->chain_len,
-                   reencrypt_escape_html(r->pool, sl->pin));
+                   reencrypt_escape_html(p, sl->pin));
         ap_rprintf(r, "<td class=\"when\">%s<br>"
                    "<span class=\"tag %s\">%s</span></td>",
-                   reencrypt_escape_html(r->pool,
-                                         iso(r->pool, sl->not_after)),
+                   reencrypt_escape_html(p,
+                                         iso(p, sl->not_after)),
                    expiring(sl, snap->now)
                        || sl->not_after <= snap->now ? "warn" : "ok",
-                   reencrypt_escape_html(r->pool, left_str(r->pool,
+                   reencrypt_escape_html(p, left_str(p,
                                          sl->not_after - snap->now)));
     }
     else {
@@ -740,12 +762,12 @@ static void html_row(request_rec *r, const snapshot_t *snap,
                !strncmp(sl->last_result, "ok", 2) ? "ok"
                : (!strncmp(sl->last_result, "report", 6) ? "warn"
                                                          : "bad"),
-               reencrypt_escape_html(r->pool, sl->last_result),
-               reencrypt_escape_html(r->pool,
-                                     iso(r->pool, sl->last_time)),
-               reencrypt_escape_html(r->pool, sl->protocol),
-               reencrypt_escape_html(r->pool, sl->cipher));
-    html_revocation(r, sl);
+               reencrypt_escape_html(p, sl->last_result),
+               reencrypt_escape_html(p,
+                                     iso(p, sl->last_time)),
+               reencrypt_escape_html(p, sl->protocol),
+               reencrypt_escape_html(p, sl->cipher));
+    html_revocation(r, p, sl);
     ap_rputs("</span></td>", r);
     html_counts(r, &sl->n);
     ap_rputs("</tr>\n", r);
@@ -754,6 +776,7 @@ static void html_row(request_rec *r, const snapshot_t *snap,
 static void render_html(request_rec *r, const snapshot_t *snap)
 {
     const status_counts_t *other = &snap->other.n;
+    apr_pool_t *rp;     /* each row's strings, cleared at the next */
     int i;
 
     html_head(r, snap);
@@ -769,8 +792,11 @@ static void render_html(request_rec *r, const snapshot_t *snap)
              "<th>Expires</th><th>Last handshake</th>"
              "<th>Handshakes<br>full / resumed</th><th>Reuses</th>"
              "<th>Refusals</th><th>Report-only</th></tr>\n", r);
+    apr_pool_create(&rp, r->pool);
     for (i = 0; i < snap->rows->nelts; i++) {
-        html_row(r, snap, &APR_ARRAY_IDX(snap->rows, i, status_slot_t));
+        apr_pool_clear(rp);
+        html_row(r, rp, snap, &APR_ARRAY_IDX(snap->rows, i,
+                                             status_slot_t));
     }
     if (any_count(other)) {
         /* what no slot holds: refusals of backends and SNIs that never

@@ -1285,13 +1285,13 @@ ProxyPass /good/ https://127.0.0.1:9/
 
 
 @pytest.mark.parametrize("value,message", [
-    ("4097", "ReencryptStatusBackends"),
+    ("16385", "ReencryptStatusBackends"),
     ("-1", "ReencryptStatusBackends"),
     ("many", "ReencryptStatusBackends"),
 ])
 def test_reencrypt_15_072_status_backends_syntax(env, module_so, pki, value,
                                                  message):
-    """ReencryptStatusBackends takes 0..4096, at server level only."""
+    """ReencryptStatusBackends takes 0..16384, at server level only."""
     env.write_config(server=_server(slots=value), vhost=f"""
 SSLProxyEngine On
 ReencryptEngine On
@@ -1411,11 +1411,13 @@ ProxyPass /fresh/ {be.url_ip} disablereuse=On
 
 
 @pytest.mark.parametrize("old_name", ["mod_reencrypt-status",
-                                      "mod_reencrypt-status-3"])
+                                      "mod_reencrypt-status-3",
+                                      "mod_reencrypt-status-4"])
 def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
         env, backend, module_so, pki, old_name):
     """A persisted copy of the slots under a name an earlier release used
-    (mod_reencrypt-status, mod_reencrypt-status-3: shorter slots) is left
+    (mod_reencrypt-status, mod_reencrypt-status-3: shorter slots;
+    mod_reencrypt-status-4: slots placed otherwise) is left
     alone: the server starts with empty statistics rather than reading
     that copy out of step (mod_slotmem_shm restores a file shorter than
     the slots as it is), and then counts as usual."""

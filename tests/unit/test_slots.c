@@ -118,8 +118,8 @@ static const char *choose_case(apr_pool_t *p, const choose_case_t *c)
 {
     reencrypt_slot_facts_t facts[16];
     int n = parse_slots(c->slots, facts, 16), reclaim = -7;
-    int got = reencrypt_slot_choose(facts, n, c->client_named, NOW, IDLE,
-                                    &reclaim);
+    int got = reencrypt_slot_choose(facts, n, 0, c->client_named, NOW,
+                                    IDLE, &reclaim);
 
     WANT_INT("slot", got, c->want);
     WANT_INT("reclaim", reclaim, c->want_reclaim);
@@ -127,6 +127,86 @@ static const char *choose_case(apr_pool_t *p, const choose_case_t *c)
 }
 
 WALK_TEST(test_slot_choose, "slot_choose", choose_cases, choose_case)
+
+/* The free slot taken is the first at or after the start, wrapping
+ * around; the rest of the choice does not depend on the start. */
+typedef struct {
+    const char *label;
+    const char *slots;
+    int start;
+    int client_named;
+    int want;
+    int want_reclaim;
+} start_case_t;
+
+static const start_case_t start_cases[] = {
+    { "start on a free slot", "f f f f", 2, 0, 2, 0 },
+    { "the first free one after the start", "f u5 u5 f", 1, 0, 3, 0 },
+    { "none after the start: wrap around", "u5 f u5 u5", 2, 0, 1, 0 },
+    { "start on the last slot, free", "u5 u5 f", 2, 0, 2, 0 },
+    { "start past the end: from 0", "u5 f f", 7, 0, 1, 0 },
+    { "negative start: from 0", "f u5 f", -3, 0, 0, 0 },
+    { "full: the least recently used, wherever the start",
+      "u70 u100 u61", 2, 0, 1, 1 },
+    { "client name, share not full: the first free after the start",
+      "f c5 f f", 2, 1, 2, 0 },
+    { "client name, share full: its own, not a free one",
+      "c100 c70 f f", 3, 1, 0, 1 },
+};
+
+static const char *start_case(apr_pool_t *p, const start_case_t *c)
+{
+    reencrypt_slot_facts_t facts[16];
+    int n = parse_slots(c->slots, facts, 16), reclaim = -7;
+    int got = reencrypt_slot_choose(facts, n, c->start, c->client_named,
+                                    NOW, IDLE, &reclaim);
+
+    WANT_INT("slot", got, c->want);
+    WANT_INT("reclaim", reclaim, c->want_reclaim);
+    return NULL;
+}
+
+WALK_TEST(test_slot_choose_start, "slot_choose_start", start_cases,
+          start_case)
+
+/* The start of a backend and SNI: within the table, the same for the
+ * same names, apart for names that differ in either part (or in where
+ * one ends and the other starts), and spread over the table. */
+static void test_slot_start(void **state)
+{
+    int seen[64], i, used = 0;
+    char name[32];
+
+    (void)state;
+    assert_int_equal(reencrypt_slot_start("127.0.0.1:8443", "a.test", 1),
+                     0);
+    assert_int_equal(reencrypt_slot_start("127.0.0.1:8443", "a.test", 0),
+                     0);
+    assert_int_equal(reencrypt_slot_start(NULL, NULL, 64),
+                     reencrypt_slot_start("", "", 64));
+    assert_int_equal(reencrypt_slot_start("b:1", "s", 16384),
+                     reencrypt_slot_start("b:1", "s", 16384));
+    assert_int_not_equal(reencrypt_slot_start("ab", "c", 16384),
+                         reencrypt_slot_start("a", "bc", 16384));
+    /* FNV-1a of "b:1", NUL, "s": a fixed value, the same in every build
+     * (the slots a generation restores were placed with it) */
+    assert_int_equal(reencrypt_slot_start("b:1", "s", 1000000007),
+                     (int)(0xc8c85a3du % 1000000007u));
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 640; i++) {
+        int at;
+
+        snprintf(name, sizeof(name), "s%d.scale.test", i);
+        at = reencrypt_slot_start("127.0.0.1:20000", name, 64);
+        assert_true(at >= 0 && at < 64);
+        seen[at]++;
+    }
+    for (i = 0; i < 64; i++) {
+        used += seen[i] > 0;
+        assert_true(seen[i] < 40);      /* 10 on average */
+    }
+    assert_true(used >= 60);
+}
 
 static void test_slot_client_share(void **state)
 {
@@ -137,6 +217,7 @@ static void test_slot_client_share(void **state)
     assert_int_equal(reencrypt_slot_client_share(16), 8);
     assert_int_equal(reencrypt_slot_client_share(64), 32);
     assert_int_equal(reencrypt_slot_client_share(4096), 2048);
+    assert_int_equal(reencrypt_slot_client_share(16384), 8192);
 }
 
 /* Whatever the table, what is chosen is a slot of the table, taken
@@ -162,7 +243,8 @@ static void test_slot_choose_bounded(void **state)
             facts[i].last_used = NOW - (apr_int64_t)(rand_r(&seed) % 120);
             before += facts[i].client_named;
         }
-        got = reencrypt_slot_choose(facts, n, client, NOW, IDLE, &reclaim);
+        got = reencrypt_slot_choose(facts, n, (int)(rand_r(&seed) % 8),
+                                    client, NOW, IDLE, &reclaim);
         if (got < 0) {
             assert_int_equal(reclaim, 0);
             continue;
@@ -263,6 +345,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_slot_choose),
+        T(test_slot_choose_start),
+        T(test_slot_start),
         T(test_slot_client_share),
         T(test_slot_choose_bounded),
         T(test_utf8_fit),
