@@ -260,6 +260,34 @@ static int listed(scope_t *sc, const reencrypt_policy_t *base)
     return sc->switched_off;
 }
 
+/* A <Location> or <Proxy> section sec of s at path, merged over base,
+ * when it is to be listed; labelled by its opening line in the
+ * configuration tree (name, else match_name), else by fallback */
+static void add_section(apr_pool_t *p, apr_array_header_t *out,
+                        server_rec *s, const reencrypt_policy_t *base,
+                        ap_conf_vector_t *sec, scope_kind_e kind,
+                        const char *path, const char *name,
+                        const char *match_name, const char *fallback)
+{
+    const ap_directive_t *node;
+    scope_t sc;
+
+    memset(&sc, 0, sizeof(sc));
+    if (!merged_section(&sc, base, sec) || !listed(&sc, base)) {
+        return;
+    }
+    node = section_of(p, s, name, path);
+    if (!node) {
+        node = section_of(p, s, match_name, path);
+    }
+    sc.kind = kind;
+    sc.s = s;
+    sc.label = node ? apr_psprintf(p, "%s \"%s\">", node->directive, path)
+                    : fallback;
+    sc.where = node_where(p, node);
+    APR_ARRAY_PUSH(out, scope_t) = sc;
+}
+
 static void add_locations(apr_pool_t *p, apr_array_header_t *out,
                           server_rec *s, const reencrypt_policy_t *base)
 {
@@ -270,26 +298,13 @@ static void add_locations(apr_pool_t *p, apr_array_header_t *out,
         ap_conf_vector_t *sec = APR_ARRAY_IDX(core->sec_url, i,
                                               ap_conf_vector_t *);
         core_dir_config *cd = ap_get_core_module_config(sec);
-        const ap_directive_t *node;
-        scope_t sc;
 
-        memset(&sc, 0, sizeof(sc));
-        if (!cd || !cd->d || !merged_section(&sc, base, sec)
-            || !listed(&sc, base)) {
-            continue;
+        if (cd && cd->d) {
+            add_section(p, out, s, base, sec, SCOPE_LOCATION, cd->d,
+                        "<Location", "<LocationMatch",
+                        apr_psprintf(p, "<Location %s\"%s\">",
+                                     cd->r ? "~ " : "", cd->d));
         }
-        node = section_of(p, s, "<Location", cd->d);
-        if (!node) {
-            node = section_of(p, s, "<LocationMatch", cd->d);
-        }
-        sc.kind = SCOPE_LOCATION;
-        sc.s = s;
-        sc.label = node ? apr_psprintf(p, "%s \"%s\">", node->directive,
-                                       cd->d)
-                        : apr_psprintf(p, "<Location %s\"%s\">",
-                                       cd->r ? "~ " : "", cd->d);
-        sc.where = node_where(p, node);
-        APR_ARRAY_PUSH(out, scope_t) = sc;
     }
 }
 
@@ -303,26 +318,14 @@ static void add_proxy_sections(apr_pool_t *p, apr_array_header_t *out,
         ap_conf_vector_t *sec = APR_ARRAY_IDX(psf->sec_proxy, i,
                                               ap_conf_vector_t *);
         proxy_dir_conf *pd = proxy_dir(sec);
-        const ap_directive_t *node;
-        scope_t sc;
 
-        memset(&sc, 0, sizeof(sc));
-        if (!pd || !pd->p || !merged_section(&sc, base, sec)
-            || !listed(&sc, base)) {
-            continue;
+        if (pd && pd->p) {
+            add_section(p, out, s, base, sec, SCOPE_PROXY, pd->p, "<Proxy",
+                        "<ProxyMatch",
+                        apr_psprintf(p, "%s \"%s\">",
+                                     pd->r ? "<ProxyMatch" : "<Proxy",
+                                     pd->p));
         }
-        node = section_of(p, s, "<Proxy", pd->p);
-        if (!node) {
-            node = section_of(p, s, "<ProxyMatch", pd->p);
-        }
-        sc.kind = SCOPE_PROXY;
-        sc.s = s;
-        sc.label = apr_psprintf(p, "%s \"%s\">",
-                                node ? node->directive
-                                     : pd->r ? "<ProxyMatch" : "<Proxy",
-                                pd->p);
-        sc.where = node_where(p, node);
-        APR_ARRAY_PUSH(out, scope_t) = sc;
     }
 }
 
