@@ -299,28 +299,29 @@ static apr_status_t guard_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (st->reneg_refused) {
         return APR_ECONNABORTED;
     }
-    if (cur->r && st->r != cur->r && st->established_id
-        && reencrypt_policy_stapling(&st->policy)
-           == REENCRYPT_STAPLING_REQUIRE
-        && st->staple_next_update
-        && apr_time_now() >= st->staple_next_update) {
-        /* must-staple: a connection lives no longer than the staple it
-         * was verified with (or the session it resumed) */
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00091)
-                      "backend %s: pooled connection's OCSP staple is past "
-                      "its nextUpdate; opening a new one for %s",
-                      st->backend_name ? st->backend_name : "?",
-                      cur->r->uri);
-        return APR_ECONNABORTED;
-    }
-    if (cur->r && st->r != cur->r
-        && !conn_fits(st, cur->policy_id, cur->sni)) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00011)
-                      "backend %s: pooled connection was handshaked under "
-                      "another policy or SNI; opening a new one for %s",
-                      st->backend_name ? st->backend_name : "?",
-                      cur->r->uri);
-        return APR_ECONNABORTED;
+    if (cur->r && st->r != cur->r) {
+        /* a request about to reuse this pooled connection */
+        if (st->established_id && st->staple_next_update
+            && reencrypt_policy_stapling(&st->policy)
+               == REENCRYPT_STAPLING_REQUIRE
+            && apr_time_now() >= st->staple_next_update) {
+            /* must-staple: a connection lives no longer than the staple
+             * it was verified with (or the session it resumed) */
+            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00091)
+                          "backend %s: pooled connection's OCSP staple is "
+                          "past its nextUpdate; opening a new one for %s",
+                          st->backend_name ? st->backend_name : "?",
+                          cur->r->uri);
+            return APR_ECONNABORTED;
+        }
+        if (!conn_fits(st, cur->policy_id, cur->sni)) {
+            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, f->c, RELOGNO(00011)
+                          "backend %s: pooled connection was handshaked "
+                          "under another policy or SNI; opening a new one "
+                          "for %s", st->backend_name ? st->backend_name : "?",
+                          cur->r->uri);
+            return APR_ECONNABORTED;
+        }
     }
     rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
     if (st->reneg_refused) {
