@@ -9,10 +9,9 @@ from harness import HarnessError, poll
 
 
 def free_port():
-    """A port of the ephemeral range that is free now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below the ephemeral range and not handed out
+    before by this process (see pick_ports)."""
+    return pick_ports(1)[0]
 
 
 def listening(port, host="127.0.0.1"):
@@ -34,17 +33,29 @@ def port_free(port):
     return not listening(port)
 
 
+# Ports handed out by this process. A port is chosen free but bound
+# later (Apache's Listen, a backend's given port), so two choices made
+# before either binds must not meet; servers bound to port 0 take theirs
+# from the ephemeral range (32768 and up on Linux), which is never
+# chosen here.
+_handed_out = set()
+
+
 def pick_ports(n, low=20000, high=32000):
-    """n free ports below the ephemeral range, so that no outgoing
-    connection can sit on one of them while a server is not yet
-    listening there."""
+    """n free ports below the ephemeral range, never one this process
+    handed out before, so that neither an outgoing connection nor a
+    server bound to port 0 can sit on one of them while its own server
+    is not yet listening there."""
     rng = random.SystemRandom()
+    if len(_handed_out) > (high - low) // 2:
+        _handed_out.clear()         # long bound or released by now
     ports = []
     for _ in range(1000 * n):       # bounded: a busy range fails loudly
         if len(ports) == n:
+            _handed_out.update(ports)
             return ports
         p = rng.randrange(low, high)
-        if p not in ports and port_free(p):
+        if p not in ports and p not in _handed_out and port_free(p):
             ports.append(p)
     raise HarnessError(f"no {n} free ports in {low}-{high}")
 

@@ -1,8 +1,9 @@
 """A private Apache httpd 2.4 instance for the integration tests.
 
 HttpdEnv is a harness.apache.Apache (ServerRoot in a fresh temporary
-directory, an ephemeral loopback port, the event MPM with a single child
-process, driven with ``apache2 -f <conf> -k start|stop|graceful``) whose
+directory, a free loopback port below the ephemeral range, the event MPM
+with a single child process, driven with
+``apache2 -f <conf> -k start|stop|graceful``) whose
 configuration is rendered from a frontend virtual host chosen by the
 test, and whose error log is guarded: lines at warn level or above that
 the test did not declare (expect_log) fail it (conftest.py).
