@@ -102,11 +102,26 @@ static const char *set_field(cmd_parms *cmd, void *dcfg, const char *arg)
  *    the process pool and used again when the file has the same size,
  *    modification time and SHA-256; otherwise it is parsed anew, and the
  *    old copy freed (no configuration refers to it any more).
+ * httpd unloads the module when it clears the configuration pool and
+ * loads it again for the next reading, not always at the same address:
+ * a kept copy holds no pointer to the module's code (no cleanup of the
+ * module's on its pool, nothing the next reading would call). Its
+ * OpenSSL objects are freed by the module's code of the moment when the
+ * copy is replaced, and left to the end of the process otherwise.
  * RE00092 says, at start-up, how many directives share how many files.
  */
 typedef const char *file_parse_fn(apr_pool_t *p, const char *directive,
                                   const char *path, const char *buf,
                                   apr_size_t len, const void **out);
+
+/* What is kept of one kind of file, and how (only ever called at once
+ * from the module's current code; never stored in a kept copy) */
+typedef struct {
+    const char *name;           /* "anchors", "crls" */
+    file_parse_fn *parse;       /* parsed objects freed by a cleanup... */
+    void (*unmanage)(apr_pool_t *p, const void *parsed);  /* ...not now */
+    void (*release)(const void *parsed);                  /* frees them */
+} file_kind_t;
 
 typedef struct {
     apr_pool_t *pool;           /* the copy's own, from the process pool */
@@ -158,13 +173,13 @@ static int same_file(const kept_file_t *k, apr_off_t size, apr_time_t mtime)
     return k && k->size == size && k->mtime == mtime;
 }
 
-static const char *shared_file(cmd_parms *cmd, const char *kind,
+static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
                                const char *path, apr_size_t max,
-                               file_parse_fn *parse, const void **out)
+                               const void **out)
 {
     apr_pool_t *process = cmd->server->process->pool;
-    file_cache_t *fc = file_cache(cmd->pool, kind);
-    apr_hash_t *kept = kept_files(process, kind);
+    file_cache_t *fc = file_cache(cmd->pool, kind->name);
+    apr_hash_t *kept = kept_files(process, kind->name);
     kept_file_t *k = apr_hash_get(fc->this_read, path, APR_HASH_KEY_STRING);
     kept_file_t *old;
     unsigned char md[32];
@@ -198,12 +213,13 @@ static const char *shared_file(cmd_parms *cmd, const char *kind,
     else {
         apr_pool_create(&np, process);
         apr_pool_tag(np, "reencrypt_file");
-        if ((err = parse(np, cmd->cmd->name, path, buf, len, out))
+        if ((err = kind->parse(np, cmd->cmd->name, path, buf, len, out))
             != NULL) {
             err = apr_pstrdup(cmd->pool, err);
             apr_pool_destroy(np);
             return err;
         }
+        kind->unmanage(np, *out);
         k = apr_pcalloc(np, sizeof(*k));
         k->pool = np;
         k->parsed = *out;
@@ -213,6 +229,7 @@ static const char *shared_file(cmd_parms *cmd, const char *kind,
         apr_hash_set(kept, old ? path : apr_pstrdup(process, path),
                      APR_HASH_KEY_STRING, k);
         if (old) {
+            kind->release(old->parsed);
             apr_pool_destroy(old->pool);
         }
     }
@@ -246,6 +263,33 @@ static const char *parse_crls(apr_pool_t *p, const char *directive,
     return err;
 }
 
+static void unmanage_anchors(apr_pool_t *p, const void *parsed)
+{
+    reencrypt_anchors_unmanage(p, parsed);
+}
+
+static void release_anchors(const void *parsed)
+{
+    reencrypt_anchors_free(parsed);
+}
+
+static void unmanage_crls(apr_pool_t *p, const void *parsed)
+{
+    reencrypt_crl_file_unmanage(p, parsed);
+}
+
+static void release_crls(const void *parsed)
+{
+    reencrypt_crl_file_free(parsed);
+}
+
+static const file_kind_t anchors_kind = {
+    "anchors", parse_anchors, unmanage_anchors, release_anchors
+};
+static const file_kind_t crls_kind = {
+    "crls", parse_crls, unmanage_crls, release_crls
+};
+
 /* Largest files read (the parsers say it again in their own words) */
 #define ANCHORS_READ_MAX (16 * 1024 * 1024)
 #define CRLS_READ_MAX    (64 * 1024 * 1024)
@@ -276,8 +320,7 @@ static const char *set_ca_file(cmd_parms *cmd, void *dcfg, const char *arg)
         return NULL;
     }
     pol->anchors_where = where(cmd);
-    err = shared_file(cmd, "anchors", path, ANCHORS_READ_MAX, parse_anchors,
-                      &parsed);
+    err = shared_file(cmd, &anchors_kind, path, ANCHORS_READ_MAX, &parsed);
     pol->anchors = parsed;
     return err;
 }
@@ -299,8 +342,7 @@ static const char *set_crl_file(cmd_parms *cmd, void *dcfg, const char *arg)
         /* -D DUMP_CONFIG only prints: do not insist on the file */
         return NULL;
     }
-    err = shared_file(cmd, "crls", path, CRLS_READ_MAX, parse_crls,
-                      &parsed);
+    err = shared_file(cmd, &crls_kind, path, CRLS_READ_MAX, &parsed);
     if (err) {
         return err;
     }

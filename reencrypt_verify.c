@@ -239,6 +239,16 @@ const char *reencrypt_anchors_load(apr_pool_t *p, const char *directive,
     return reencrypt_anchors_parse(p, directive, path, buf, len, out);
 }
 
+void reencrypt_anchors_unmanage(apr_pool_t *p, const reencrypt_anchors_t *a)
+{
+    apr_pool_cleanup_kill(p, a->store, store_cleanup);
+}
+
+void reencrypt_anchors_free(const reencrypt_anchors_t *a)
+{
+    X509_STORE_free(a->store);
+}
+
 const char *reencrypt_anchors_parse(apr_pool_t *p, const char *directive,
                                     const char *path, const char *buf,
                                     apr_size_t len,
@@ -320,6 +330,17 @@ static apr_status_t crls_cleanup(void *data)
 {
     sk_X509_CRL_pop_free((STACK_OF(X509_CRL) *)data, X509_CRL_free);
     return APR_SUCCESS;
+}
+
+void reencrypt_crl_file_unmanage(apr_pool_t *p,
+                                 const reencrypt_crl_file_t *f)
+{
+    apr_pool_cleanup_kill(p, f->crls, crls_cleanup);
+}
+
+void reencrypt_crl_file_free(const reencrypt_crl_file_t *f)
+{
+    sk_X509_CRL_pop_free(f->crls, X509_CRL_free);
 }
 
 /* Sort a CRL's list of revoked certificates now: OpenSSL sorts it on the

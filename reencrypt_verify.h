@@ -178,6 +178,18 @@ const char *reencrypt_crl_file_parse(apr_pool_t *p, const char *directive,
                                      apr_size_t len,
                                      const reencrypt_crl_file_t **out);
 
+/** The CRLs of f are no longer freed by the cleanup on p, the pool f was
+ *  loaded from: reencrypt_crl_file_free() frees them. For a copy kept in
+ *  a pool that outlives the module's code (httpd unloads and loads the
+ *  module again at each reading of the configuration), where a cleanup
+ *  of the module's would be called at an address the module may no
+ *  longer have. */
+void reencrypt_crl_file_unmanage(apr_pool_t *p,
+                                 const reencrypt_crl_file_t *f);
+
+/** Free the CRLs of f, unmanaged before; f is not to be used after. */
+void reencrypt_crl_file_free(const reencrypt_crl_file_t *f);
+
 /** A scope's CRL set: base's files (base may be NULL) and then file's,
  *  as a new set from p (base is left as it is). */
 const reencrypt_crls_t *reencrypt_crls_add(apr_pool_t *p,
@@ -194,6 +206,14 @@ const char *reencrypt_anchors_parse(apr_pool_t *p, const char *directive,
                                     const char *path, const char *buf,
                                     apr_size_t len,
                                     const reencrypt_anchors_t **out);
+
+/** The store of a is no longer freed by the cleanup on p, the pool a
+ *  was loaded from: reencrypt_anchors_free() frees it (see
+ *  reencrypt_crl_file_unmanage). */
+void reencrypt_anchors_unmanage(apr_pool_t *p, const reencrypt_anchors_t *a);
+
+/** Free the store of a, unmanaged before; a is not to be used after. */
+void reencrypt_anchors_free(const reencrypt_anchors_t *a);
 
 /** Verify leaf (with the untrusted certificates the backend sent, which
  *  may include the leaf itself) against chk. Fills *v; strings are

@@ -563,3 +563,54 @@ def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
         assert len(lines) == n, env.error_log()
         assert lines[-1].raw.endswith(want.replace(
             "(2 kept", f"({kept} kept")), env.error_log()
+
+
+def _module_address(env):
+    """Where the parent process has mod_reencrypt mapped (its first line
+    in /proc/<pid>/maps)."""
+    with open(f"/proc/{env.pid}/maps") as f:
+        for ln in f:
+            if ln.rstrip().endswith(env.module):
+                return ln.split("-")[0]
+    raise AssertionError(f"{env.module} not mapped in pid {env.pid}")
+
+
+def test_reencrypt_01_091_kept_files_outlive_the_module_address(
+        env, backend, pki, module_so):
+    """httpd unloads the module when it clears its configuration and
+    loads it again for the next reading, at another address when the
+    modules loaded before it change. The copies of trust anchor and CRL
+    files kept from one reading to the next must not point into the
+    module as it was mapped then. Four graceful restarts, each changing
+    both files (the kept copies are replaced and freed) and loading the
+    module first, then last: the same parent process serves through the
+    policy after each, and the module did move. (When a kept copy freed
+    itself through a cleanup of the module's, the first restart killed
+    the parent: a call to the module's old address.)"""
+    from checks import assert_served, policy_vhost
+    be = backend("good")
+    ca = os.path.join(pki.dir, "anchors-01-091.pem")
+    with open(pki.ca_file) as src, open(ca, "w") as dst:
+        dst.write(src.read())
+    crl = pki.crl("crl-01-091.pem")
+    vh = policy_vhost(be.url_ip, f'ReencryptCARevocationFile "{crl}"',
+                      "ReencryptRevocationCheck Leaf",
+                      "ReencryptSNI good.test", ca=ca)
+    env.write_config(vhost=vh, reencrypt="after")
+    env.start()
+    assert_served(env, be)
+    parent = env.pid
+    addresses = {_module_address(env)}
+    with open(pki.other_ca_file) as f:
+        other_ca = f.read()
+    for i, order in enumerate(("before", "after", "before", "after")):
+        with open(ca, "a") as f:
+            f.write(other_ca)           # another size: parsed anew
+        pki.crl("crl-01-091.pem", serials=range(1000, 1001 + i))
+        env.write_config(vhost=vh, reencrypt=order)
+        env.graceful()
+        assert env.pid == parent, env.error_log()
+        addresses.add(_module_address(env))
+        assert_served(env, be)
+    assert len(addresses) > 1, (
+        f"the module never moved ({addresses}): this test shows nothing")

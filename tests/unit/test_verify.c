@@ -1303,6 +1303,41 @@ static void test_crls_add(void **state)
                         "conf:2");
 }
 
+/* A copy kept across readings of the configuration owns its OpenSSL
+ * objects once unmanaged: the pool it was loaded from goes, they stay
+ * usable, and reencrypt_*_free() frees them (ASan and valgrind see a
+ * double free or a use after free otherwise). */
+static void test_unmanage(void **state)
+{
+    apr_pool_t *p = *state, *sp;
+    static const int ids[] = { K_ROOT, K_INT, K_NONE };
+    const reencrypt_anchors_t *a = NULL;
+    const reencrypt_crl_file_t *f = NULL;
+    reencrypt_anchors_t a_copy;
+    reencrypt_crl_file_t f_copy;
+    const char *bytes, *path = tmp_path(p, "unmanaged.crl");
+    apr_size_t len;
+
+    bytes = crls_bytes(p, ids, 0, &len);
+    assert_true(write_file(path, bytes, len));
+    assert_int_equal(apr_pool_create(&sp, p), APR_SUCCESS);
+    assert_null(reencrypt_anchors_load(sp, DIRECTIVE,
+                                       tmp_path(p, "bundle3.pem"), &a));
+    assert_null(reencrypt_crl_file_load(sp, "X", path, &f));
+    unlink(path);
+    reencrypt_anchors_unmanage(sp, a);
+    reencrypt_crl_file_unmanage(sp, f);
+    a_copy = *a;
+    f_copy = *f;
+    apr_pool_destroy(sp);
+    assert_int_equal(sk_X509_OBJECT_num(X509_STORE_get0_objects(
+                         a_copy.store)), 3);
+    assert_int_equal(sk_X509_CRL_num(f_copy.crls), 2);
+    assert_non_null(X509_CRL_get_issuer(sk_X509_CRL_value(f_copy.crls, 1)));
+    reencrypt_anchors_free(&a_copy);
+    reencrypt_crl_file_free(&f_copy);
+}
+
 /* What a loaded file says of each of its CRLs (the status views, the
  * expiry warning), and the soonest nextUpdate of a file and of a set. */
 static void test_crl_info(void **state)
@@ -1946,6 +1981,7 @@ int main(void)
         T(test_verify),
         T(test_crl_load),
         T(test_crls_add),
+        T(test_unmanage),
         T(test_crl_info),
         T(test_verify_crls),
         T(test_revocation_tokens),
