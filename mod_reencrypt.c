@@ -148,11 +148,11 @@ static void reencrypt_register_hooks(apr_pool_t *p)
                        APR_HOOK_MIDDLE);
     /* statistics in mod_slotmem_shm's shared memory: created before its
      * post_config registers the pool cleanup that persists and removes
-     * them, and saved by a cleanup registered after it, which therefore
-     * runs before it (reencrypt_status.c) */
+     * them, and closed to counting by a cleanup registered after it,
+     * which therefore runs before it (reencrypt_status.c) */
     ap_hook_post_config(reencrypt_status_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
-    ap_hook_post_config(reencrypt_status_post_config_save, after_slotmem,
+    ap_hook_post_config(reencrypt_status_post_config_close, after_slotmem,
                         NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(reencrypt_status_child_init, NULL, NULL,
                        APR_HOOK_MIDDLE);

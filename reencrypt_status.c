@@ -92,26 +92,19 @@ void reencrypt_status_set_crl_files(apr_pool_t *pconf,
 
 #define STATUS_MUTEX_TYPE  "reencrypt-status"
 /* The names of the slots, and of the files mod_slotmem_shm persists
- * them in: a new layout of status_slot_t takes a new name, because
- * mod_slotmem_shm restores a shorter file of an older layout as it is
- * (AH02552) and the slots would be read out of step; so does a new
- * placement of backends in the slots (-5: from reencrypt_slot_start(),
- * where -4 took the lowest free slot). */
-#define STATUS_SLOTMEM     "mod_reencrypt-status-5"
-#define STATUS_OTHER       "mod_reencrypt-status-other"
-/* The segments the children count in. They are not persisted: the
- * parent copies them into the two above when a generation ends (see
- * status_save), so that mod_slotmem_shm saves a segment nobody writes
- * to. */
-#define STATUS_LIVE        "mod_reencrypt-status-2-live"
-#define STATUS_LIVE_OTHER  "mod_reencrypt-status-other-live"
+ * them in: a new layout of status_slot_t or status_other_t takes a new
+ * name, because mod_slotmem_shm restores a shorter file of an older
+ * layout as it is (AH02552) and the slots would be read out of step; so
+ * does a new placement of backends in the slots (-5: from
+ * reencrypt_slot_start(), where -4 took the lowest free slot; -6: one
+ * segment, counted in and persisted, where -5 kept a second copy for
+ * the parent to persist). */
+#define STATUS_SLOTMEM     "mod_reencrypt-status-6"
+#define STATUS_OTHER       "mod_reencrypt-status-other-2"
 
 static const ap_slotmem_provider_t *slotmem;
 static ap_slotmem_instance_t *slots;
 static ap_slotmem_instance_t *other_mem;
-/* the persisted copies, written by the parent process only */
-static ap_slotmem_instance_t *saved_slots;
-static ap_slotmem_instance_t *saved_other;
 static apr_global_mutex_t *status_mutex;
 static unsigned int nslots;
 
@@ -144,61 +137,62 @@ static status_other_t *other_rec(void)
     return slotmem_at(other_mem, 0);
 }
 
-static void counts_copy(status_counts_t *to, status_counts_t *from)
-{
-    apr_uint64_t *t = (apr_uint64_t *)to;
-    apr_uint64_t *f = (apr_uint64_t *)from;
-    apr_size_t i;
+/* How long the parent waits, when a generation ends, for the children
+ * counting at that moment to finish (each finishes in a few atomic
+ * operations and one short write under the mutex; only a child that
+ * died in the middle never does). */
+#define CLOSE_WAIT_STEP   (APR_USEC_PER_SEC / 1000)
+#define CLOSE_WAIT_STEPS  1000
 
-    for (i = 0; i < sizeof(*to) / sizeof(apr_uint64_t); i++) {
-        t[i] = apr_atomic_read64(&f[i]);
+/* Whoever counts into the slots or the "other" record announces it
+ * first (writers + 1), then checks that the generation has not ended
+ * (closed); status_close() writes closed first, then reads writers.
+ * With sequentially consistent atomics at least one of the two sees
+ * the other: a writer that saw closed 0 is waited for, and one that
+ * comes later stays out. */
+static int writer_enter(void)
+{
+    status_other_t *o = other_rec();
+
+    if (!o) {
+        return 0;
     }
+    apr_atomic_inc32(&o->writers);
+    if (apr_atomic_read32(&o->closed)) {
+        apr_atomic_dec32(&o->writers);
+        return 0;
+    }
+    return 1;
 }
 
-/* Copy the slots and the "other" record from one pair of segments to
- * the other. Children may be counting in the source (the old generation
- * finishing its requests after a graceful restart): counters are read
- * atomically, and the rest is made safe by slots_restored() before any
- * child uses the copy. */
-static void status_copy(ap_slotmem_instance_t *to_slots,
-                        ap_slotmem_instance_t *to_other,
-                        ap_slotmem_instance_t *from_slots,
-                        ap_slotmem_instance_t *from_other)
+static void writer_leave(void)
 {
-    status_other_t *to_o = slotmem_at(to_other, 0);
-    status_other_t *from_o = slotmem_at(from_other, 0);
-    unsigned int i;
-
-    for (i = 0; i < nslots; i++) {
-        status_slot_t *to = slotmem_at(to_slots, i);
-        status_slot_t *from = slotmem_at(from_slots, i);
-
-        /* a free slot of the source is free in the destination too: it
-         * was copied from there, or both are new (and zero) */
-        if (to && from && apr_atomic_read32(&from->in_use) != SLOT_FREE) {
-            memcpy(to, from, sizeof(*to));
-            counts_copy(&to->n, &from->n);
-        }
-    }
-    if (to_o && from_o) {
-        to_o->reclaims = apr_atomic_read64(&from_o->reclaims);
-        to_o->overflows = apr_atomic_read64(&from_o->overflows);
-        counts_copy(&to_o->n, &from_o->n);
-    }
+    apr_atomic_dec32(&other_rec()->writers);
 }
 
 /* When a generation ends (graceful restart, restart or stop), in the
- * parent process, before mod_slotmem_shm persists its segments: copy
- * what the children counted into the persisted segments. mod_slotmem_shm
+ * parent process, before mod_slotmem_shm persists the segments: stop
+ * the counting and wait for whoever is counting now. mod_slotmem_shm
  * saves a segment with a checksum and restores it only if the checksum
- * matches; a segment that children of the old generation are still
- * counting in while it is saved would fail that check (AH02551) and the
- * next generation would start from zero. */
-static apr_status_t status_save(void *data)
+ * matches: a segment that children of the old generation (finishing
+ * their requests after a graceful restart) wrote to while it was saved
+ * would fail that check (AH02551) and the next generation would start
+ * from zero. What the old children would count from now on is not
+ * counted; they count in a segment nobody reads any more anyway (the
+ * next generation gets a new one, restored from the saved copy). */
+static apr_status_t status_close(void *data)
 {
+    status_other_t *o = other_rec();
+    int i;
+
     (void)data;
-    if (slots && saved_slots && saved_other) {
-        status_copy(saved_slots, saved_other, slots, other_mem);
+    if (!o) {
+        return APR_SUCCESS;
+    }
+    apr_atomic_set32(&o->closed, 1);
+    for (i = 0; i < CLOSE_WAIT_STEPS && apr_atomic_read32(&o->writers);
+         i++) {
+        apr_sleep(CLOSE_WAIT_STEP);
     }
     return APR_SUCCESS;
 }
@@ -208,8 +202,6 @@ static apr_status_t status_cleanup(void *data)
     (void)data;
     slots = NULL;
     other_mem = NULL;
-    saved_slots = NULL;
-    saved_other = NULL;
     slotmem = NULL;
     status_mutex = NULL;
     nslots = 0;
@@ -218,16 +210,22 @@ static apr_status_t status_cleanup(void *data)
 
 #define TERMINATE(field) ((field)[sizeof(field) - 1] = '\0')
 
-/* The slots as copied from the last generation's persisted copy, made
- * safe before any child uses them: each generation gets a segment of its
- * own, so nothing else touches it yet. The copy may have been taken
- * while an old child was counting or a slot changing hands: such a slot
- * is held by nobody from now on (SLOT_DEAD), and is not made free, which
- * would cut the way to the slots taken after it (see slot_probe). */
+/* The slots as restored from the last generation's persisted copy,
+ * made safe before any child uses them: each generation gets a segment
+ * of its own, so nothing else touches it yet. A slot may have been
+ * changing hands when that generation ended (or a child died holding
+ * it): such a slot is held by nobody from now on (SLOT_DEAD), and is
+ * not made free, which would cut the way to the slots taken after it
+ * (see slot_probe). Nobody is counting, and counting is open. */
 static void slots_restored(void)
 {
+    status_other_t *o = other_rec();
     unsigned int i;
 
+    if (o) {
+        o->closed = 0;
+        o->writers = 0;
+    }
     for (i = 0; i < nslots; i++) {
         status_slot_t *sl = slot_at(i);
 
@@ -288,29 +286,18 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "loaded");
         return OK;
     }
-    rv = slotmem->create(&saved_slots, name, sizeof(status_slot_t),
+    rv = slotmem->create(&slots, name, sizeof(status_slot_t),
                          (unsigned int)wanted,
                          AP_SLOTMEM_TYPE_PREGRAB | AP_SLOTMEM_TYPE_PERSIST,
                          pconf);
     if (rv == APR_SUCCESS) {
         name = STATUS_OTHER;
-        rv = slotmem->create(&saved_other, name, sizeof(status_other_t), 1,
+        rv = slotmem->create(&other_mem, name, sizeof(status_other_t), 1,
                              AP_SLOTMEM_TYPE_PREGRAB
                              | AP_SLOTMEM_TYPE_PERSIST, pconf);
     }
-    if (rv == APR_SUCCESS) {
-        name = STATUS_LIVE;
-        rv = slotmem->create(&slots, name, sizeof(status_slot_t),
-                             (unsigned int)wanted, AP_SLOTMEM_TYPE_PREGRAB,
-                             pconf);
-    }
-    if (rv == APR_SUCCESS) {
-        name = STATUS_LIVE_OTHER;
-        rv = slotmem->create(&other_mem, name, sizeof(status_other_t), 1,
-                             AP_SLOTMEM_TYPE_PREGRAB, pconf);
-    }
     if (rv != APR_SUCCESS) {
-        slots = other_mem = saved_slots = saved_other = NULL;
+        slots = other_mem = NULL;
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00028)
                      "cannot create the shared memory slots %s for backend "
                      "statistics (%d backends)", name, wanted);
@@ -323,8 +310,7 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     nslots = (unsigned int)wanted;
     /* this generation starts from what the last one counted (restored
-     * by mod_slotmem_shm) and counts in segments of its own */
-    status_copy(slots, other_mem, saved_slots, saved_other);
+     * by mod_slotmem_shm) in segments of its own */
     slots_restored();
     apr_pool_cleanup_register(pconf, NULL, status_cleanup,
                               apr_pool_cleanup_null);
@@ -335,14 +321,14 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
  * persists the segments and then removes them: a cleanup registered now
  * runs before that one (pool cleanups run in reverse order), while the
  * segments are still there. */
-int reencrypt_status_post_config_save(apr_pool_t *pconf, apr_pool_t *plog,
-                                      apr_pool_t *ptemp, server_rec *s)
+int reencrypt_status_post_config_close(apr_pool_t *pconf, apr_pool_t *plog,
+                                       apr_pool_t *ptemp, server_rec *s)
 {
     (void)plog;
     (void)ptemp;
     (void)s;
-    if (saved_slots) {
-        apr_pool_cleanup_register(pconf, NULL, status_save,
+    if (other_mem) {
+        apr_pool_cleanup_register(pconf, NULL, status_close,
                                   apr_pool_cleanup_null);
     }
     return OK;
@@ -714,7 +700,7 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
                               ? (apr_int64_t)apr_time_sec(
                                     st->staple_next_update) : 0;
 
-    if (!slots) {
+    if (!slots || !writer_enter()) {
         return;
     }
     /* Only a handshake that passed takes a slot: with ReencryptSNI Host
@@ -725,6 +711,7 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
         if ((other = other_rec()) != NULL) {
             count_handshake(&other->n, st, refused);
         }
+        writer_leave();
         return;
     }
     count_handshake(&sl->n, st, refused);
@@ -740,6 +727,7 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
                       && !strcmp(sl->staple, staple)
                       && sl->staple_next_update == staple_next))) {
         slot_unpin(sl);
+        writer_leave();
         return;
     }
     if (apr_global_mutex_lock(status_mutex) == APR_SUCCESS) {
@@ -763,6 +751,7 @@ void reencrypt_status_handshake(reencrypt_conn_t *st, X509 *leaf,
         apr_pool_destroy(tp);
     }
     slot_unpin(sl);
+    writer_leave();
 }
 
 void reencrypt_status_reuse(reencrypt_conn_t *st)
@@ -772,6 +761,9 @@ void reencrypt_status_reuse(reencrypt_conn_t *st)
 
     if (!slots || st->slot == 0) {
         return;                     /* its handshake was not counted */
+    }
+    if (!writer_enter()) {
+        return;                     /* the generation has ended */
     }
     /* the handshake passed: the connection may take a slot again if its
      * own changed hands while it sat in the pool */
@@ -783,6 +775,7 @@ void reencrypt_status_reuse(reencrypt_conn_t *st)
     else if ((other = other_rec()) != NULL) {
         apr_atomic_inc64(&other->n.reuses);
     }
+    writer_leave();
 }
 
 /* ------------------------------------------------------------------ */

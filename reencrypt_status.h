@@ -33,8 +33,8 @@ int reencrypt_status_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp);
 int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s);
-int reencrypt_status_post_config_save(apr_pool_t *pconf, apr_pool_t *plog,
-                                      apr_pool_t *ptemp, server_rec *s);
+int reencrypt_status_post_config_close(apr_pool_t *pconf, apr_pool_t *plog,
+                                       apr_pool_t *ptemp, server_rec *s);
 void reencrypt_status_child_init(apr_pool_t *p, server_rec *s);
 int reencrypt_status_handler(request_rec *r);
 int reencrypt_status_hook(request_rec *r, int flags);

@@ -1412,12 +1412,14 @@ ProxyPass /fresh/ {be.url_ip} disablereuse=On
 
 @pytest.mark.parametrize("old_name", ["mod_reencrypt-status",
                                       "mod_reencrypt-status-3",
-                                      "mod_reencrypt-status-4"])
+                                      "mod_reencrypt-status-4",
+                                      "mod_reencrypt-status-5"])
 def test_reencrypt_15_081_slots_of_an_older_layout_are_not_restored(
         env, backend, module_so, pki, old_name):
     """A persisted copy of the slots under a name an earlier release used
     (mod_reencrypt-status, mod_reencrypt-status-3: shorter slots;
-    mod_reencrypt-status-4: slots placed otherwise) is left
+    mod_reencrypt-status-4: slots placed otherwise; mod_reencrypt-status-5:
+    the copy the parent kept besides the segment counted in) is left
     alone: the server starts with empty statistics rather than reading
     that copy out of step (mod_slotmem_shm restores a file shorter than
     the slots as it is), and then counts as usual."""
