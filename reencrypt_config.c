@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 
 #include "mod_reencrypt.h"
+#include "reencrypt_version.h"
 #include "reencrypt_config.h"
 #include "reencrypt_notes.h"
 #include "reencrypt_session.h"
@@ -153,9 +154,14 @@ static file_cache_t *file_cache(apr_pool_t *pconf, const char *kind)
     return fc;
 }
 
-static apr_hash_t *kept_files(apr_pool_t *process, const char *kind)
+/* The copies kept in the process pool, by path. The key names the
+ * release: another build of the module, loaded by a graceful restart,
+ * does not take copies whose layout it may not share. */
+static apr_hash_t *kept_files(apr_pool_t *process, apr_pool_t *ptemp,
+                              const char *kind)
 {
-    const char *key = apr_pstrcat(process, "reencrypt-kept-", kind, NULL);
+    const char *key = apr_pstrcat(ptemp, "reencrypt-kept-",
+                                  REENCRYPT_VERSION "-", kind, NULL);
     void *data = NULL;
     apr_hash_t *h;
 
@@ -164,7 +170,8 @@ static apr_hash_t *kept_files(apr_pool_t *process, const char *kind)
         return data;
     }
     h = apr_hash_make(process);
-    apr_pool_userdata_set(h, key, apr_pool_cleanup_null, process);
+    apr_pool_userdata_set(h, apr_pstrdup(process, key),
+                          apr_pool_cleanup_null, process);
     return h;
 }
 
@@ -179,7 +186,7 @@ static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
 {
     apr_pool_t *process = cmd->server->process->pool;
     file_cache_t *fc = file_cache(cmd->pool, kind->name);
-    apr_hash_t *kept = kept_files(process, kind->name);
+    apr_hash_t *kept = kept_files(process, cmd->temp_pool, kind->name);
     kept_file_t *k = apr_hash_get(fc->this_read, path, APR_HASH_KEY_STRING);
     kept_file_t *old;
     unsigned char md[32];
@@ -190,9 +197,9 @@ static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
     const char *err;
 
     fc->directives++;
-    if (k && apr_stat(&fi, path, APR_FINFO_SIZE | APR_FINFO_MTIME,
-                      cmd->temp_pool) == APR_SUCCESS
-        && same_file(k, fi.size, fi.mtime)) {
+    if (k) {
+        /* one reading, one copy per path: scopes read earlier hold it,
+         * even if the file changed since */
         *out = k->parsed;
         return NULL;
     }
@@ -212,7 +219,8 @@ static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
     }
     else {
         apr_pool_create(&np, process);
-        apr_pool_tag(np, "reencrypt_file");
+        /* the tag is the pool's own: the module may move */
+        apr_pool_tag(np, apr_pstrdup(np, "reencrypt_file"));
         if ((err = kind->parse(np, cmd->cmd->name, path, buf, len, out))
             != NULL) {
             err = apr_pstrdup(cmd->pool, err);
@@ -237,6 +245,30 @@ static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
                  APR_HASH_KEY_STRING, k);
     *out = k->parsed;
     return NULL;
+}
+
+/* After a reading: free the kept copies of files this reading did not
+ * name (the configuration that named them is gone). */
+static void forget_unnamed(apr_pool_t *pconf, apr_pool_t *process,
+                           apr_pool_t *ptemp, const file_kind_t *kind)
+{
+    const file_cache_t *fc = file_cache(pconf, kind->name);
+    apr_hash_t *kept = kept_files(process, ptemp, kind->name);
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(ptemp, kept); hi; hi = apr_hash_next(hi)) {
+        const void *path;
+        void *val;
+        kept_file_t *k;
+
+        apr_hash_this(hi, &path, NULL, &val);
+        k = val;
+        if (!apr_hash_get(fc->this_read, path, APR_HASH_KEY_STRING)) {
+            apr_hash_set(kept, path, APR_HASH_KEY_STRING, NULL);
+            kind->release(k->parsed);
+            apr_pool_destroy(k->pool);
+        }
+    }
 }
 
 static const char *parse_anchors(apr_pool_t *p, const char *directive,
@@ -1267,6 +1299,8 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                  "share %u files (%d kept from the previous reading of the "
                  "configuration)", ac->directives,
                  apr_hash_count(ac->this_read), ac->kept);
+    forget_unnamed(pconf, s->process->pool, ptemp, &anchors_kind);
+    forget_unnamed(pconf, s->process->pool, ptemp, &crls_kind);
     return OK;
 }
 

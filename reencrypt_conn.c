@@ -26,6 +26,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "http_main.h"
 
 #include <openssl/ssl.h>
 
@@ -83,6 +84,30 @@ const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
 
 static int ssl_ex_idx = -1;
 
+/* OpenSSL's ex_data indexes last as long as the process, the module's
+ * statics as long as one reading of the configuration (httpd loads the
+ * module again for each): an index taken anew at each reading would
+ * lengthen every SSL object's ex_data at each restart. The index is
+ * kept in the process pool, with no pointer into the module (no argp,
+ * no callbacks). */
+int reencrypt_conn_ex_index(const char *key, int class_index)
+{
+    void *data = NULL;
+    int *idx;
+
+    apr_pool_userdata_get(&data, key, ap_pglobal);
+    if (data) {
+        return *(int *)data;
+    }
+    idx = apr_palloc(ap_pglobal, sizeof(*idx));
+    *idx = CRYPTO_get_ex_new_index(class_index, 0, NULL, NULL, NULL, NULL);
+    if (*idx >= 0) {
+        apr_pool_userdata_set(idx, apr_pstrdup(ap_pglobal, key),
+                              apr_pool_cleanup_null, ap_pglobal);
+    }
+    return *idx;
+}
+
 int reencrypt_conn_init(apr_pool_t *pconf, apr_pool_t *plog,
                         apr_pool_t *ptemp)
 {
@@ -90,8 +115,8 @@ int reencrypt_conn_init(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     if (ssl_ex_idx < 0) {
-        ssl_ex_idx = SSL_get_ex_new_index(0, "mod_reencrypt connection",
-                                          NULL, NULL, NULL);
+        ssl_ex_idx = reencrypt_conn_ex_index("reencrypt-ex-index-ssl",
+                                             CRYPTO_EX_INDEX_SSL);
         if (ssl_ex_idx < 0) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          RELOGNO(00005) "cannot allocate an OpenSSL ex_data "

@@ -104,6 +104,10 @@ reencrypt_conn_t *reencrypt_conn_get(conn_rec *c);
 const reencrypt_policy_t *reencrypt_policy_of(ap_conf_vector_t *dir_conf,
                                               server_rec *s);
 
+/** An OpenSSL ex_data index of class class_index (CRYPTO_EX_INDEX_*),
+ *  taken once per process and kept under key in the process pool. */
+int reencrypt_conn_ex_index(const char *key, int class_index);
+
 /** Make the OpenSSL ex_data index that ties an SSL to its state. */
 int reencrypt_conn_init(apr_pool_t *pconf, apr_pool_t *plog,
                         apr_pool_t *ptemp);

@@ -171,8 +171,8 @@ int reencrypt_session_init_server(server_rec *s, apr_pool_t *p,
     }
     /* computed once here, in the parent, for the connections' keys */
     if (ctx_ex_idx < 0) {
-        ctx_ex_idx = SSL_CTX_get_ex_new_index(0, "mod_reencrypt settings",
-                                              NULL, NULL, NULL);
+        ctx_ex_idx = reencrypt_conn_ex_index("reencrypt-ex-index-ssl-ctx",
+                                             CRYPTO_EX_INDEX_SSL_CTX);
     }
     if (ctx_ex_idx >= 0) {
         SSL_CTX_set_ex_data(ctx, ctx_ex_idx,

@@ -101,10 +101,24 @@ void reencrypt_status_set_crl_files(apr_pool_t *pconf,
  * the parent to persist). */
 #define STATUS_SLOTMEM     "mod_reencrypt-status-6"
 #define STATUS_OTHER       "mod_reencrypt-status-other-2"
+/* Who is counting, and whether the generation still counts: a segment
+ * of each generation's own, never persisted, so that what the children
+ * of an ended generation do with it never touches a segment being
+ * saved (see status_close). */
+#define STATUS_GATE        "mod_reencrypt-status-gate"
+
+typedef struct {
+    /* set by the parent when the generation ends, before mod_slotmem_shm
+     * saves the segments: nobody counts any more */
+    apr_uint32_t closed;
+    /* users counting into the slots or the "other" record right now */
+    apr_uint32_t writers;
+} status_gate_t;
 
 static const ap_slotmem_provider_t *slotmem;
 static ap_slotmem_instance_t *slots;
 static ap_slotmem_instance_t *other_mem;
+static ap_slotmem_instance_t *gate_mem;
 static apr_global_mutex_t *status_mutex;
 static unsigned int nslots;
 
@@ -137,29 +151,37 @@ static status_other_t *other_rec(void)
     return slotmem_at(other_mem, 0);
 }
 
+static status_gate_t *gate_rec(void)
+{
+    return slotmem_at(gate_mem, 0);
+}
+
 /* How long the parent waits, when a generation ends, for the children
- * counting at that moment to finish (each finishes in a few atomic
- * operations and one short write under the mutex; only a child that
- * died in the middle never does). */
+ * counting at that moment: each is done in a few atomic operations and
+ * one short write under the mutex (which a view may hold for a few
+ * milliseconds while it copies the slots). Only a child that died
+ * while counting never is: it costs each end of a generation this long,
+ * until the next generation starts with a new gate. */
 #define CLOSE_WAIT_STEP   (APR_USEC_PER_SEC / 1000)
-#define CLOSE_WAIT_STEPS  1000
+#define CLOSE_WAIT_STEPS  250
 
 /* Whoever counts into the slots or the "other" record announces it
  * first (writers + 1), then checks that the generation has not ended
  * (closed); status_close() writes closed first, then reads writers.
  * With sequentially consistent atomics at least one of the two sees
  * the other: a writer that saw closed 0 is waited for, and one that
- * comes later stays out. */
+ * comes later stays out. Both words are in the gate, not in a segment
+ * that is saved. */
 static int writer_enter(void)
 {
-    status_other_t *o = other_rec();
+    status_gate_t *g = gate_rec();
 
-    if (!o) {
+    if (!g) {
         return 0;
     }
-    apr_atomic_inc32(&o->writers);
-    if (apr_atomic_read32(&o->closed)) {
-        apr_atomic_dec32(&o->writers);
+    apr_atomic_inc32(&g->writers);
+    if (apr_atomic_read32(&g->closed)) {
+        apr_atomic_dec32(&g->writers);
         return 0;
     }
     return 1;
@@ -167,7 +189,7 @@ static int writer_enter(void)
 
 static void writer_leave(void)
 {
-    apr_atomic_dec32(&other_rec()->writers);
+    apr_atomic_dec32(&gate_rec()->writers);
 }
 
 /* When a generation ends (graceful restart, restart or stop), in the
@@ -178,21 +200,31 @@ static void writer_leave(void)
  * their requests after a graceful restart) wrote to while it was saved
  * would fail that check (AH02551) and the next generation would start
  * from zero. What the old children would count from now on is not
- * counted; they count in a segment nobody reads any more anyway (the
- * next generation gets a new one, restored from the saved copy). */
+ * counted; the next generation counts in segments of its own, restored
+ * from the saved ones. */
 static apr_status_t status_close(void *data)
 {
-    status_other_t *o = other_rec();
+    status_gate_t *g = gate_rec();
+    apr_uint32_t left;
     int i;
 
     (void)data;
-    if (!o) {
+    if (!g) {
         return APR_SUCCESS;
     }
-    apr_atomic_set32(&o->closed, 1);
-    for (i = 0; i < CLOSE_WAIT_STEPS && apr_atomic_read32(&o->writers);
+    apr_atomic_set32(&g->closed, 1);
+    for (i = 0; i < CLOSE_WAIT_STEPS && apr_atomic_read32(&g->writers);
          i++) {
         apr_sleep(CLOSE_WAIT_STEP);
+    }
+    if ((left = apr_atomic_read32(&g->writers)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+                     RELOGNO(00101) "backend statistics: %u counting "
+                     "after %d ms at the end of the generation (a child "
+                     "that died while counting, or one that is slow): "
+                     "what is saved may fail mod_slotmem_shm's checksum "
+                     "and start empty (AH02551)", (unsigned)left,
+                     CLOSE_WAIT_STEPS * (int)(CLOSE_WAIT_STEP / 1000));
     }
     return APR_SUCCESS;
 }
@@ -202,6 +234,7 @@ static apr_status_t status_cleanup(void *data)
     (void)data;
     slots = NULL;
     other_mem = NULL;
+    gate_mem = NULL;
     slotmem = NULL;
     status_mutex = NULL;
     nslots = 0;
@@ -216,16 +249,11 @@ static apr_status_t status_cleanup(void *data)
  * changing hands when that generation ended (or a child died holding
  * it): such a slot is held by nobody from now on (SLOT_DEAD), and is
  * not made free, which would cut the way to the slots taken after it
- * (see slot_probe). Nobody is counting, and counting is open. */
+ * (see slot_probe). */
 static void slots_restored(void)
 {
-    status_other_t *o = other_rec();
     unsigned int i;
 
-    if (o) {
-        o->closed = 0;
-        o->writers = 0;
-    }
     for (i = 0; i < nslots; i++) {
         status_slot_t *sl = slot_at(i);
 
@@ -296,8 +324,13 @@ int reencrypt_status_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              AP_SLOTMEM_TYPE_PREGRAB
                              | AP_SLOTMEM_TYPE_PERSIST, pconf);
     }
+    if (rv == APR_SUCCESS) {
+        name = STATUS_GATE;
+        rv = slotmem->create(&gate_mem, name, sizeof(status_gate_t), 1,
+                             AP_SLOTMEM_TYPE_PREGRAB, pconf);
+    }
     if (rv != APR_SUCCESS) {
-        slots = other_mem = NULL;
+        slots = other_mem = gate_mem = NULL;
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, RELOGNO(00028)
                      "cannot create the shared memory slots %s for backend "
                      "statistics (%d backends)", name, wanted);
@@ -327,7 +360,7 @@ int reencrypt_status_post_config_close(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     (void)s;
-    if (other_mem) {
+    if (gate_mem) {
         apr_pool_cleanup_register(pconf, NULL, status_close,
                                   apr_pool_cleanup_null);
     }

@@ -87,11 +87,6 @@ typedef struct {
 
 /* What no slot holds, and how the slots fared: one record. */
 typedef struct {
-    /* set by the parent when the generation ends, before mod_slotmem_shm
-     * saves the segments: nobody counts any more (see status_close) */
-    apr_uint32_t closed;
-    /* users counting into the slots or this record right now */
-    apr_uint32_t writers;
     apr_uint64_t reclaims;      /* slots given to another backend/SNI */
     apr_uint64_t overflows;     /* passed connections that found no slot */
     status_counts_t n;

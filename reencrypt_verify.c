@@ -375,7 +375,10 @@ static int crl_file_info(apr_pool_t *p, reencrypt_crl_file_t *f)
         unsigned int mdlen = 0;
 
         memset(in, 0, sizeof(*in));
-        in->issuer = reencrypt_name_str(p, X509_CRL_get_issuer(crl));
+        /* a copy of its own, never the module's literal: the file may
+         * be kept while the module moves (see reencrypt_crl_file_unmanage) */
+        in->issuer = apr_pstrdup(p, reencrypt_name_str(
+                                        p, X509_CRL_get_issuer(crl)));
         in->last_update = reencrypt_asn1_time_t(
                               X509_CRL_get0_lastUpdate(crl));
         in->next_update = next ? reencrypt_asn1_time_t(next) : 0;

@@ -586,7 +586,9 @@ def test_reencrypt_01_091_kept_files_outlive_the_module_address(
     module first, then last: the same parent process serves through the
     policy after each, and the module did move. (When a kept copy freed
     itself through a cleanup of the module's, the first restart killed
-    the parent: a call to the module's old address.)"""
+    the parent: a call to the module's old address.) Then a reading
+    without the CRL file, which frees its kept copy, and one with it
+    again."""
     from checks import assert_served, policy_vhost
     be = backend("good")
     ca = os.path.join(pki.dir, "anchors-01-091.pem")
@@ -608,6 +610,16 @@ def test_reencrypt_01_091_kept_files_outlive_the_module_address(
             f.write(other_ca)           # another size: parsed anew
         pki.crl("crl-01-091.pem", serials=range(1000, 1001 + i))
         env.write_config(vhost=vh, reencrypt=order)
+        env.graceful()
+        assert env.pid == parent, env.error_log()
+        addresses.add(_module_address(env))
+        assert_served(env, be)
+    # a reading that no longer names the CRL file frees its kept copy;
+    # the next one that names it again reads it anew
+    for order, directives in (("before", [d for d in vh.split("\n")
+                                          if "Revocation" not in d]),
+                              ("after", vh.split("\n"))):
+        env.write_config(vhost="\n".join(directives), reencrypt=order)
         env.graceful()
         assert env.pid == parent, env.error_log()
         addresses.add(_module_address(env))
