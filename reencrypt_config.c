@@ -133,7 +133,9 @@ typedef struct {
 } kept_file_t;
 
 typedef struct {
-    apr_hash_t *this_read;      /* path -> kept_file_t *, this reading */
+    apr_hash_t *this_read;      /* this reading's: path -> kept_file_t *
+                                 * for files, arguments -> pin set for
+                                 * ReencryptPin lines */
     int directives;             /* that named a file */
     int kept;                   /* files taken from the previous reading */
 } file_cache_t;
@@ -440,6 +442,38 @@ static const char *set_sni(cmd_parms *cmd, void *dcfg, const char *arg)
                                &pol->sni_name);
 }
 
+/* A scope's first ReencryptPin line: within one reading, every line with
+ * the same arguments gets the same set (10,000 scopes pinning the same
+ * keys hold one), parsed once. RE00092 says how many. */
+static const char *shared_pins(cmd_parms *cmd, reencrypt_policy_t *pol,
+                               int argc, char *const argv[])
+{
+    file_cache_t *sets = file_cache(cmd->pool, "pins");
+    apr_array_header_t *pins;
+    const char *key = "", *err;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        key = apr_pstrcat(cmd->temp_pool, key, i ? " " : "", argv[i], NULL);
+    }
+    sets->directives++;
+    pins = apr_hash_get(sets->this_read, key, APR_HASH_KEY_STRING);
+    if (!pins) {
+        pins = apr_array_make(cmd->pool, argc, sizeof(reencrypt_pin_t));
+        for (i = 0; i < argc; i++) {
+            if ((err = reencrypt_parse_pins(cmd->temp_pool, argv[i],
+                                            pins))) {
+                return apr_pstrdup(cmd->pool, err);
+            }
+        }
+        apr_hash_set(sets->this_read, apr_pstrdup(cmd->pool, key),
+                     APR_HASH_KEY_STRING, pins);
+    }
+    pol->pins = pins;
+    pol->pins_where = where(cmd);
+    return NULL;
+}
+
 static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
                            char *const argv[])
 {
@@ -465,17 +499,19 @@ static const char *set_pin(cmd_parms *cmd, void *dcfg, int argc,
         return apr_psprintf(cmd->pool, "%s: pins cannot go with 'none' in "
                             "the same scope", cmd->cmd->name);
     }
-    /* several directives in one scope add up; an inner scope replaces */
-    if (!pol->pins) {
-        pol->pins = apr_array_make(cmd->pool, argc, sizeof(reencrypt_pin_t));
-        pol->pins_where = where(cmd);
-    }
-    for (i = 0; i < argc; i++) {
-        if ((err = reencrypt_parse_pins(cmd->pool, argv[i], pol->pins))) {
-            return err;
+    /* several directives in one scope add up (to a copy of the set, which
+     * other scopes may share); an inner scope replaces */
+    if (pol->pins) {
+        pol->pins = apr_array_copy(cmd->pool, pol->pins);
+        for (i = 0; i < argc; i++) {
+            if ((err = reencrypt_parse_pins(cmd->pool, argv[i],
+                                            pol->pins))) {
+                return err;
+            }
         }
+        return NULL;
     }
-    return NULL;
+    return shared_pins(cmd, pol, argc, argv);
 }
 
 static const char *set_session_cache(cmd_parms *cmd, void *dcfg,
@@ -1285,6 +1321,7 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
 {
     check_ctx_t cx;
     const file_cache_t *ac = file_cache(pconf, "anchors");
+    const file_cache_t *pc = file_cache(pconf, "pins");
 
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -1297,8 +1334,10 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00092)
                  "trust anchors: %d ReencryptCACertificateFile directives "
                  "share %u files (%d kept from the previous reading of the "
-                 "configuration)", ac->directives,
-                 apr_hash_count(ac->this_read), ac->kept);
+                 "configuration); pins: %d ReencryptPin directives share "
+                 "%u pin sets", ac->directives,
+                 apr_hash_count(ac->this_read), ac->kept, pc->directives,
+                 apr_hash_count(pc->this_read));
     forget_unnamed(pconf, s->process->pool, ptemp, &anchors_kind);
     forget_unnamed(pconf, s->process->pool, ptemp, &crls_kind);
     return OK;

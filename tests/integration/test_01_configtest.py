@@ -526,28 +526,33 @@ def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
     that name another: the files are loaded once each, and every scope
     shares its file's store; the second reading of the configuration at
     start keeps both stores of the first (RE00092 at start, LogLevel
-    debug: 302 directives, 2 files, 2 kept). A graceful restart keeps
+    debug: 302 directives, 2 files, 2 kept). Their ReencryptPin lines,
+    two different ones, make 2 pin sets. A graceful restart keeps
     both again; after one file's modification time changed, only the
     other one is kept (a file is kept when its path, size, modification
     time and SHA-256 are the same)."""
     sections = []
+    pins = f"{pki.pin('good')} {pki.pin('wild')}"
     for i in range(300):
         sections.append(f'<Proxy "https://127.2.{i // 250}.{i % 250 + 1}/">\n'
                         f'    ReencryptEngine On\n'
                         f'    ReencryptCACertificateFile "{pki.ca_file}"\n'
+                        f'    ReencryptPin {pins}\n'
                         f'</Proxy>')
     for i in range(2):
         sections.append(f'<Proxy "https://127.3.0.{i + 1}/">\n'
                         f'    ReencryptEngine On\n'
                         f'    ReencryptCACertificateFile '
                         f'"{pki.other_ca_file}"\n'
+                        f'    ReencryptPin {pki.pin("deep")} {pki.pin("ip")}\n'
                         f'</Proxy>')
     env.write_config(vhost="SSLProxyEngine On\n" + "\n".join(sections),
                      loglevel="warn reencrypt:debug")
     env.start()
     want = ("RE00092: trust anchors: 302 ReencryptCACertificateFile "
             "directives share 2 files (2 kept from the previous reading of "
-            "the configuration)")
+            "the configuration); pins: 302 ReencryptPin directives share 2 "
+            "pin sets")
     m = env.wait_log(r"RE00092: .*$")
     assert m.group(0) == want, env.error_log()
     for n, kept in ((2, 2), (3, 1)):

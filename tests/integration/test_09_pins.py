@@ -15,9 +15,10 @@ import re
 
 import pytest
 
-from checks import (asn1_time, assert_refused, assert_refused_reads,
-                    assert_served, assert_startup_error, policy_vhost,
-                    re10_lines, start_policy)
+from checks import (PROXY_HANDSHAKE_FAILURE_TAGS, RE10_RE, asn1_time,
+                    assert_refused, assert_refused_reads, assert_served,
+                    assert_startup_error, policy_vhost, re10_lines,
+                    start_policy)
 from httpd import LOG_LINE_RE, LogLine
 from test_01_configtest import assert_syntax_error, vhost as config_vhost
 
@@ -252,6 +253,40 @@ def test_reencrypt_09_023_inner_scope_pins_are_not_a_union(
     _assert_inner_pins(env, be, pki, f"{a} {b}",
                        f"{pki.pin('good-next')} {pki.pin('good')}",
                        (a, b), "/outer", "/inner/y")
+
+
+def test_reencrypt_09_024_shared_pin_set_not_widened_by_another_scope(
+        env, backend, module_so, pki):
+    """Scopes whose ReencryptPin lines are the same share one parsed set;
+    a scope that adds a second line adds to a copy of its own. /a and /b
+    have the same line of two unrelated pins, /b a second line with the
+    backend's pin: /b is served, /a (read first, and again after /b) is
+    still refused. Had /b's line gone into the shared set, /a would let
+    the backend through."""
+    be = backend("good")
+    a, b = _unrelated(pki)
+    env.write_config(vhost=policy_vhost(be.url_ip, "ReencryptSNI good.test",
+                                        ca=pki.ca_file) + f"""
+<Location /a>
+    ReencryptPin {a} {b}
+</Location>
+<Location /b>
+    ReencryptPin {a} {b}
+    ReencryptPin {pki.pin('good')}
+</Location>
+<Location /c>
+    ReencryptPin {a} {b}
+</Location>""")
+    env.start()
+    assert_served(env, be, path="/b/x")
+    for path in ("/a/x", "/c/x"):
+        before = len(be.requests)
+        r = env.get(path)
+        assert r.status == 502, (path, r.status, env.error_log())
+        assert len(be.requests) == before, be.describe()
+    env.expect_log("RE00010", *PROXY_HANDSHAKE_FAILURE_TAGS)
+    assert [m.group("reason") for m in map(RE10_RE.search, (
+        ln.rest for ln in re10_lines(env)))] == ["pin-mismatch"] * 2
 
 
 # ---------------------------------------------------------------- rotation
