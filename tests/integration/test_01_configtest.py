@@ -522,18 +522,18 @@ def test_reencrypt_01_082_session_cache_key_set_twice(env, module_so, pki):
 
 
 def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
-    """300 <Proxy> scopes that name the same trust anchor file, and 2
+    """1,000 <Proxy> scopes that name the same trust anchor file, and 2
     that name another: the files are loaded once each, and every scope
     shares its file's store; the second reading of the configuration at
     start keeps both stores of the first (RE00092 at start, LogLevel
-    debug: 302 directives, 2 files, 2 kept). Their ReencryptPin lines,
+    debug: 1,002 directives, 2 files, 2 kept). Their ReencryptPin lines,
     two different ones, make 2 pin sets. A graceful restart keeps
     both again; after one file's modification time changed, only the
     other one is kept (a file is kept when its path, size, modification
     time and SHA-256 are the same)."""
     sections = []
     pins = f"{pki.pin('good')} {pki.pin('wild')}"
-    for i in range(300):
+    for i in range(1000):
         sections.append(f'<Proxy "https://127.2.{i // 250}.{i % 250 + 1}/">\n'
                         f'    ReencryptEngine On\n'
                         f'    ReencryptCACertificateFile "{pki.ca_file}"\n'
@@ -549,9 +549,9 @@ def test_reencrypt_01_090_scopes_share_one_anchor_store(env, module_so, pki):
     env.write_config(vhost="SSLProxyEngine On\n" + "\n".join(sections),
                      loglevel="warn reencrypt:debug")
     env.start()
-    want = ("RE00092: trust anchors: 302 ReencryptCACertificateFile "
+    want = ("RE00092: trust anchors: 1002 ReencryptCACertificateFile "
             "directives share 2 files (2 kept from the previous reading of "
-            "the configuration); pins: 302 ReencryptPin directives share 2 "
+            "the configuration); pins: 1002 ReencryptPin directives share 2 "
             "pin sets")
     m = env.wait_log(r"RE00092: .*$")
     assert m.group(0) == want, env.error_log()
