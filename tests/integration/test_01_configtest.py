@@ -593,7 +593,8 @@ def test_reencrypt_01_091_kept_files_outlive_the_module_address(
     itself through a cleanup of the module's, the first restart killed
     the parent: a call to the module's old address.) Then a reading
     without the CRL file, which frees its kept copy, and one with it
-    again."""
+    again. Under make check-asan the module does not move; the run
+    checks the same restarts for use after free."""
     from checks import assert_served, policy_vhost
     be = backend("good")
     ca = os.path.join(pki.dir, "anchors-01-091.pem")
@@ -629,5 +630,11 @@ def test_reencrypt_01_091_kept_files_outlive_the_module_address(
         assert env.pid == parent, env.error_log()
         addresses.add(_module_address(env))
         assert_served(env, be)
+    if os.environ.get("REENCRYPT_APACHE_PRELOAD"):
+        # under the sanitizers' preloaded runtime the instrumented module
+        # (several MB) lands at one address every time; what this run
+        # adds is AddressSanitizer watching the kept copies being
+        # replaced and freed
+        return
     assert len(addresses) > 1, (
         f"the module never moved ({addresses}): this test shows nothing")
