@@ -1408,6 +1408,23 @@ static void *APR_THREAD_FUNC probe_thread(apr_thread_t *t, void *data)
     return NULL;
 }
 
+/* Without threads: every probe in this one, one after the other, each
+ * still bound by the deadline. Returns 0 (no thread left behind). */
+static int probe_here(apr_array_header_t *probes)
+{
+    int i;
+
+    for (i = 0; i < probes->nelts; i++) {
+        probe_t *pr = APR_ARRAY_IDX(probes, i, probe_t *);
+
+        if (pr->pool) {
+            probe_one(pr);
+        }
+        pr->final = 1;
+    }
+    return 0;
+}
+
 /* Run every probe, REENCRYPT_PROBE_THREADS at a time, all of them done
  * by the deadline: each connection and handshake waits only as long as
  * is left of the bound. Returns 0 when every thread ended, or 1 when
@@ -1430,15 +1447,7 @@ static int run_probes(apr_pool_t *p, apr_array_header_t *probes,
     if (apr_thread_mutex_create(&set->mutex, APR_THREAD_MUTEX_DEFAULT, p)
         != APR_SUCCESS
         || apr_thread_cond_create(&set->cond, p) != APR_SUCCESS) {
-        for (i = 0; i < probes->nelts; i++) {
-            probe_t *pr = APR_ARRAY_IDX(probes, i, probe_t *);
-
-            if (pr->pool) {
-                probe_one(pr);
-            }
-            pr->final = 1;
-        }
-        return 0;
+        return probe_here(probes);
     }
     apr_thread_mutex_lock(set->mutex);
     for (i = 0; i < n; i++) {
@@ -1450,15 +1459,7 @@ static int run_probes(apr_pool_t *p, apr_array_header_t *probes,
     }
     if (!started) {
         apr_thread_mutex_unlock(set->mutex);
-        for (i = 0; i < probes->nelts; i++) {
-            probe_t *pr = APR_ARRAY_IDX(probes, i, probe_t *);
-
-            if (pr->pool) {
-                probe_one(pr);
-            }
-            pr->final = 1;
-        }
-        return 0;
+        return probe_here(probes);
     }
     /* a little past the deadline: the threads notice it and end */
     while (set->running > 0) {
