@@ -1186,6 +1186,23 @@ static const char *crls_bytes(apr_pool_t *p, const int *ids, int der,
     return out;
 }
 
+/* The CRLs of ids written to the file name in tmpdir (DER if der),
+ * loaded with reencrypt_crl_file_load() into p, and the file removed */
+static const reencrypt_crl_file_t *crl_file_of(apr_pool_t *p,
+                                               const char *name,
+                                               const int *ids, int der)
+{
+    const reencrypt_crl_file_t *f = NULL;
+    const char *path = tmp_path(p, name), *bytes;
+    apr_size_t len;
+
+    bytes = crls_bytes(p, ids, der, &len);
+    assert_true(write_file(path, bytes, len));
+    assert_null(reencrypt_crl_file_load(p, "X", path, &f));
+    unlink(path);
+    return f;
+}
+
 typedef struct {
     const char *label;
     const char *name;            /* file name in tmpdir */
@@ -1267,20 +1284,11 @@ static void test_crls_add(void **state)
     apr_pool_t *p = *state;
     static const int a_ids[] = { K_ROOT, K_INT, K_NONE };
     static const int b_ids[] = { K_INT_GOOD, K_NONE };
-    const reencrypt_crl_file_t *a = NULL, *b = NULL, *a2 = NULL;
+    const reencrypt_crl_file_t *a = crl_file_of(p, "a.crl", a_ids, 0);
+    const reencrypt_crl_file_t *b = crl_file_of(p, "b.crl", b_ids, 1);
+    const reencrypt_crl_file_t *a2 = crl_file_of(p, "a.crl", a_ids, 0);
     const reencrypt_crls_t *one, *two;
-    const char *bytes, *pa = tmp_path(p, "a.crl"), *pb = tmp_path(p, "b.crl");
-    apr_size_t len;
 
-    bytes = crls_bytes(p, a_ids, 0, &len);
-    assert_true(write_file(pa, bytes, len));
-    bytes = crls_bytes(p, b_ids, 1, &len);
-    assert_true(write_file(pb, bytes, len));
-    assert_null(reencrypt_crl_file_load(p, "X", pa, &a));
-    assert_null(reencrypt_crl_file_load(p, "X", pb, &b));
-    assert_null(reencrypt_crl_file_load(p, "X", pa, &a2));
-    unlink(pa);
-    unlink(pb);
     assert_memory_equal(a->digest, a2->digest, sizeof(a->digest));
     assert_memory_not_equal(a->digest, b->digest, sizeof(a->digest));
 
@@ -1312,19 +1320,14 @@ static void test_unmanage(void **state)
     apr_pool_t *p = *state, *sp;
     static const int ids[] = { K_ROOT, K_INT, K_NONE };
     const reencrypt_anchors_t *a = NULL;
-    const reencrypt_crl_file_t *f = NULL;
+    const reencrypt_crl_file_t *f;
     reencrypt_anchors_t a_copy;
     reencrypt_crl_file_t f_copy;
-    const char *bytes, *path = tmp_path(p, "unmanaged.crl");
-    apr_size_t len;
 
-    bytes = crls_bytes(p, ids, 0, &len);
-    assert_true(write_file(path, bytes, len));
     assert_int_equal(apr_pool_create(&sp, p), APR_SUCCESS);
     assert_null(reencrypt_anchors_load(sp, DIRECTIVE,
                                        tmp_path(p, "bundle3.pem"), &a));
-    assert_null(reencrypt_crl_file_load(sp, "X", path, &f));
-    unlink(path);
+    f = crl_file_of(sp, "unmanaged.crl", ids, 0);
     reencrypt_anchors_unmanage(sp, a);
     reencrypt_crl_file_unmanage(sp, f);
     a_copy = *a;
@@ -1345,22 +1348,12 @@ static void test_crl_info(void **state)
     apr_pool_t *p = *state;
     static const int a_ids[] = { K_ROOT, K_INT_GOOD, K_NONE };
     static const int b_ids[] = { K_INT_EXPIRED, K_NONE };
-    const reencrypt_crl_file_t *a = NULL, *b = NULL;
+    const reencrypt_crl_file_t *a = crl_file_of(p, "ia.crl", a_ids, 0);
+    const reencrypt_crl_file_t *b = crl_file_of(p, "ib.der", b_ids, 1);
     const reencrypt_crl_info_t *in;
     const reencrypt_crls_t *one, *two;
-    const char *bytes, *pa = tmp_path(p, "ia.crl"), *pb = tmp_path(p, "ib.der");
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    apr_size_t len;
-
-    bytes = crls_bytes(p, a_ids, 0, &len);
-    assert_true(write_file(pa, bytes, len));
-    bytes = crls_bytes(p, b_ids, 1, &len);
-    assert_true(write_file(pb, bytes, len));
-    assert_null(reencrypt_crl_file_load(p, "X", pa, &a));
-    assert_null(reencrypt_crl_file_load(p, "X", pb, &b));
-    unlink(pa);
-    unlink(pb);
 
     assert_int_equal(a->info->nelts, 2);
     in = &APR_ARRAY_IDX(a->info, 0, reencrypt_crl_info_t);
