@@ -133,6 +133,8 @@ static void reencrypt_register_hooks(apr_pool_t *p)
     ap_hook_post_config(reencrypt_post_config, NULL, NULL, APR_HOOK_LAST);
     ap_hook_post_config(reencrypt_config_warnings, NULL, NULL,
                         APR_HOOK_MIDDLE);
+    ap_hook_post_config(reencrypt_config_shared_files, NULL, NULL,
+                        APR_HOOK_MIDDLE);
     ap_hook_post_config(reencrypt_notes_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     /* after the notes cache: marks the CRL warnings it says as said */

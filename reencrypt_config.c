@@ -182,6 +182,13 @@ static int same_file(const kept_file_t *k, apr_off_t size, apr_time_t mtime)
     return k && k->size == size && k->mtime == mtime;
 }
 
+/* Free a kept copy, with the module's code of the moment */
+static void kept_free(const file_kind_t *kind, kept_file_t *k)
+{
+    kind->release(k->parsed);
+    apr_pool_destroy(k->pool);
+}
+
 static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
                                const char *path, apr_size_t max,
                                const void **out)
@@ -239,8 +246,7 @@ static const char *shared_file(cmd_parms *cmd, const file_kind_t *kind,
         apr_hash_set(kept, old ? path : apr_pstrdup(process, path),
                      APR_HASH_KEY_STRING, k);
         if (old) {
-            kind->release(old->parsed);
-            apr_pool_destroy(old->pool);
+            kept_free(kind, old);
         }
     }
     apr_hash_set(fc->this_read, apr_pstrdup(cmd->pool, path),
@@ -267,8 +273,7 @@ static void forget_unnamed(apr_pool_t *pconf, apr_pool_t *process,
         k = val;
         if (!apr_hash_get(fc->this_read, path, APR_HASH_KEY_STRING)) {
             apr_hash_set(kept, path, APR_HASH_KEY_STRING, NULL);
-            kind->release(k->parsed);
-            apr_pool_destroy(k->pool);
+            kept_free(kind, k);
         }
     }
 }
@@ -1320,9 +1325,8 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     check_ctx_t cx;
-    const file_cache_t *ac = file_cache(pconf, "anchors");
-    const file_cache_t *pc = file_cache(pconf, "pins");
 
+    (void)pconf;
     (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
@@ -1331,6 +1335,21 @@ int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
     cx.warn = 1;
     walk_scopes(&cx, s, ptemp);     /* errors were said by check_config */
     warn_session_cache(&cx, s, ptemp);
+    return OK;
+}
+
+/* Once a reading is complete: say what its scopes share (RE00092), and
+ * free the kept copies of files it no longer names. */
+int reencrypt_config_shared_files(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s)
+{
+    const file_cache_t *ac = file_cache(pconf, "anchors");
+    const file_cache_t *pc = file_cache(pconf, "pins");
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, RELOGNO(00092)
                  "trust anchors: %d ReencryptCACertificateFile directives "
                  "share %u files (%d kept from the previous reading of the "

@@ -30,6 +30,10 @@ int reencrypt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s);
 int reencrypt_config_warnings(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s);
+/** RE00092 (what the scopes share), and the kept copies of files the
+ *  reading no longer names freed. */
+int reencrypt_config_shared_files(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s);
 /** Collect the CRL files of every policy (reencrypt_crl_files) and say
  *  RE00082 for those about to expire; after the notes cache exists. */
 int reencrypt_crl_post_config(apr_pool_t *pconf, apr_pool_t *plog,
